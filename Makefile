@@ -1,0 +1,48 @@
+# medvl: `make demo` runs all five papers, `make test` runs every test. Both install on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+MEDVL  := $(VENV)/bin/medvl
+STAMP  := $(VENV)/.medvl-installed
+PAPERS := m3g_answer_generation perturbed_report_discrimination meems loss_relaxation vlm_feature_probing
+export MPLBACKEND := Agg
+
+.PHONY: install demo test unit notebooks bench lint lab clean
+
+install: $(STAMP)
+
+# Reinstalls only when the project's dependency files change.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name medvl --display-name "medvl (.venv)" >/dev/null
+	@touch $@
+
+demo: install
+	@for p in $(PAPERS); do $(MEDVL) run $$p --out runs/demo/$$p || exit 1; done
+	@$(MEDVL) summary runs/demo
+
+# nbval over notebooks/ first (each notebook executed once), then unit tests and the smoke
+# tests, which read the metrics.json those executions recorded.
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider notebooks tests \
+	    --nbval-lax --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
+
+unit: install
+	$(PY) -m pytest -q tests -m "not notebook"
+
+notebooks: install
+	$(MEDVL) refresh $(PAPERS)
+
+bench: install
+	@for b in benchmarks/bench_*.py; do [ -f $$b ] && $(PY) $$b || true; done
+
+lint: install
+	$(VENV)/bin/ruff check medvl_core tests benchmarks
+
+lab: install
+	cd notebooks && ../$(VENV)/bin/jupyter lab
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,270 @@
+"""`medvl` command line: list, run, batch, compare, summary."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import yaml
+
+from .errors import MedvlError, ParameterError
+from .io import atomic_write_json, atomic_write_text
+from .notebook import check_overrides, notebook_parameters
+from .papers import PAPERS, get_paper, published
+from .runs import RUN_DIR_ENV, read_metrics
+
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+
+
+def main(argv=None) -> int:
+    """Entry point of the `medvl` console script."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except MedvlError as exc:
+        print(f"medvl: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medvl", description="Run the medvl executable papers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the papers and their parameters").set_defaults(func=cmd_list)
+
+    run = sub.add_parser("run", help="execute a paper notebook with papermill into a run folder")
+    run.add_argument("paper")
+    run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="override one parameter (VALUE is parsed as YAML)")
+    run.add_argument("-f", "--params-file", action="append", default=[], help="YAML file of parameters")
+    run.add_argument("--out", help="run folder (default runs/<paper>/<timestamp>)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=cmd_run)
+
+    batch = sub.add_parser("batch", help="run a parameter sweep (grid) and tabulate all runs")
+    batch.add_argument("sweep")
+    batch.add_argument("--jobs", type=int, default=1)
+    batch.add_argument("--out", help="sweep folder (default runs/sweeps/<sweep name>)")
+    batch.set_defaults(func=cmd_batch)
+
+    compare = sub.add_parser("compare", help="published vs reproduced numbers for a run folder")
+    compare.add_argument("paper")
+    compare.add_argument("run_dir")
+    compare.set_defaults(func=cmd_compare)
+
+    refresh = sub.add_parser("refresh", help="re-execute notebooks with default parameters and commit-ready outputs")
+    refresh.add_argument("papers", nargs="*", help="paper ids (default: all)")
+    refresh.set_defaults(func=cmd_refresh)
+
+    summary = sub.add_parser("summary", help="headline metric and runtime of every run under a folder")
+    summary.add_argument("folder")
+    summary.set_defaults(func=cmd_summary)
+    return parser
+
+
+def cmd_list(args) -> int:
+    """Print each paper id, title and parameter names."""
+    for paper in PAPERS.values():
+        names = ", ".join(notebook_parameters(paper.notebook)) if paper.notebook.exists() else "(notebook missing)"
+        print(f"{paper.id:34s} {paper.title}\n{'':34s} parameters: {names}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    """Validate parameters, execute the notebook, report success or the failing cell."""
+    paper = get_paper(args.paper)
+    overrides = {}
+    for file in args.params_file:
+        overrides.update(load_params_file(paper.params_file(file) if not Path(file).exists() else Path(file)))
+    overrides.update({name: _parse_value(value) for name, value in args.param})
+    out = Path(args.out) if args.out else Path("runs") / paper.id / time.strftime("%Y%m%d-%H%M%S")
+    return execute(paper.id, overrides, out, progress=not args.quiet)
+
+
+def load_params_file(path: Path) -> dict:
+    """A YAML mapping of parameter overrides, or a clear error naming the file."""
+    if not path.is_file():
+        raise ParameterError(f"params file {path} not found; give a path or a name under papers/<paper>/params/")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParameterError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ParameterError(f"{path} must be a mapping of parameter names to values")
+    return data
+
+
+def _parse_value(text: str):
+    """Parse a -p VALUE as YAML (numbers, booleans, lists), keeping plain words as strings."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return text if isinstance(value, dict) else value
+
+
+def execute(paper_id: str, overrides: dict, out: Path, progress: bool = True) -> int:
+    """Run one paper notebook with papermill into `out`; exit status 0 ok, 1 failed cell, 2 bad input."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    paper = get_paper(paper_id)
+    params = check_overrides(notebook_parameters(paper.notebook), overrides, f"paper {paper.id}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "figures").mkdir(exist_ok=True)
+    atomic_write_text(out / "params.yaml", yaml.safe_dump(params, sort_keys=False))
+    output = out / f"{paper.id}.ipynb"
+    started = time.time()
+    os.environ[RUN_DIR_ENV] = str(out.resolve())
+    status = {"paper": paper.id, "status": "running", "overrides": overrides}
+    atomic_write_json(out / "run.json", status)
+    try:
+        papermill.execute_notebook(str(paper.notebook), str(output), parameters=overrides,
+                                   progress_bar=progress, cwd=str(paper.notebook.parent))
+    except PapermillExecutionError as exc:
+        atomic_write_json(out / "run.json", {**status, "status": "failed", "runtime_s": time.time() - started,
+                                             "error": f"{exc.ename}: {exc.evalue}"})
+        print(f"medvl: {paper.id} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}", file=sys.stderr)
+        print(f"medvl: partial notebook: {output}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        os.environ.pop(RUN_DIR_ENV, None)
+    atomic_write_json(out / "run.json", {**status, "status": "ok", "runtime_s": round(time.time() - started, 1)})
+    print(f"medvl: {paper.id} done in {time.time() - started:.0f} s -> {out}")
+    return 0
+
+
+def cmd_batch(args) -> int:
+    """Expand a sweep's grid, run missing combinations (N at a time), write results.csv/.md."""
+    sweep_path = Path(args.sweep)
+    sweep = load_params_file(sweep_path)
+    if "paper" not in sweep:
+        raise ParameterError(f"{sweep_path} needs a `paper:` key naming one of: {', '.join(PAPERS)}")
+    paper = get_paper(sweep["paper"])
+    base = dict(sweep.get("params") or {})
+    if sweep.get("params_file"):
+        base = {**load_params_file(paper.params_file(sweep["params_file"])), **base}
+    runs = expand_grid(base, sweep.get("grid") or {})
+    defaults = notebook_parameters(paper.notebook)
+    for params in runs:
+        check_overrides(defaults, params, f"paper {paper.id} in {sweep_path}")
+    out = Path(args.out) if args.out else Path("runs") / "sweeps" / sweep_path.stem
+    todo = [(params, out / run_name(params, sweep.get("grid") or {})) for params in runs]
+    pending = [(p, d) for p, d in todo if not is_complete(d)]
+    print(f"medvl: {len(todo)} runs in {out}, {len(todo) - len(pending)} already complete, running {len(pending)}")
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        codes = list(pool.map(lambda item: _run_subprocess(paper.id, *item), pending))
+    table = results_table([d for _, d in todo], sorted((sweep.get("grid") or {}).keys()))
+    atomic_write_text(out / "results.csv", table.to_csv(index=False))
+    atomic_write_text(out / "results.md", table.to_markdown(index=False) + "\n")
+    print(table.to_string(index=False))
+    return EXIT_FAILED if any(codes) else 0
+
+
+def expand_grid(base: dict, grid: dict) -> list[dict]:
+    """Every combination of the grid's value lists on top of the base parameters."""
+    for name, values in grid.items():
+        if not isinstance(values, list):
+            raise ParameterError(f"grid entry {name!r} must be a list of values, got {values!r}")
+    names = list(grid)
+    return [{**base, **dict(zip(names, combo))} for combo in itertools.product(*(grid[n] for n in names))]
+
+
+def run_name(params: dict, grid: dict) -> str:
+    """Folder name for one grid point, e.g. 'seed=1,threshold=0.3'."""
+    parts = [f"{name}={params[name]}" for name in sorted(grid)] or ["default"]
+    return re.sub(r"[^A-Za-z0-9_.=,+-]", "_", ",".join(parts))
+
+
+def is_complete(run_dir: Path) -> bool:
+    """A run is complete when run.json says ok and metrics.json exists."""
+    try:
+        status = json.loads((run_dir / "run.json").read_text())["status"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return status == "ok" and (run_dir / "metrics.json").is_file()
+
+
+def _run_subprocess(paper_id: str, params: dict, run_dir: Path) -> int:
+    """One run in its own process (own kernel env), parameters passed through a params file."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    params_file = run_dir / "overrides.yaml"
+    atomic_write_text(params_file, yaml.safe_dump(params, sort_keys=False))
+    cmd = [sys.executable, "-m", "medvl_core.cli", "run", paper_id, "-f", str(params_file), "--out", str(run_dir), "--quiet"]
+    return subprocess.call(cmd)
+
+
+def results_table(run_dirs: list[Path], param_names: list[str]):
+    """One row per run: grid parameters, status, runtime and every recorded metric."""
+    import pandas as pd
+
+    rows = []
+    for run_dir in run_dirs:
+        row = {"run": run_dir.name}
+        params = yaml.safe_load((run_dir / "params.yaml").read_text()) if (run_dir / "params.yaml").exists() else {}
+        row.update({name: params.get(name) for name in param_names})
+        status = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+        row.update(status=status.get("status", "missing"), runtime_s=status.get("runtime_s"))
+        if (run_dir / "metrics.json").exists():
+            row.update({k: v for k, v in read_metrics(run_dir).items() if not isinstance(v, (dict, list))})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def cmd_refresh(args) -> int:
+    """Execute each notebook with its defaults, clean volatile metadata, replace notebooks/<id>.ipynb."""
+    from .notebook import clean_notebook
+
+    for paper_id in args.papers or list(PAPERS):
+        paper = get_paper(paper_id)
+        out = Path("runs") / "notebooks" / paper.id
+        code = execute(paper.id, {}, out)
+        if code:
+            return code
+        clean_notebook(out / f"{paper.id}.ipynb")
+        atomic_write_text(paper.notebook, (out / f"{paper.id}.ipynb").read_text())
+    return 0
+
+
+def cmd_compare(args) -> int:
+    """Print the paper's published numbers beside this run's recorded metrics."""
+    from .compare import comparison_table
+
+    paper = get_paper(args.paper)
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "metrics.json").is_file():
+        raise MedvlError(f"{run_dir}/metrics.json not found; run `medvl run {paper.id} --out {run_dir}` first")
+    print(comparison_table(published(paper.id), read_metrics(run_dir)).to_string(index=False))
+    return 0
+
+
+def cmd_summary(args) -> int:
+    """Table of paper, headline metric, value and runtime for each run folder under `folder`."""
+    import pandas as pd
+
+    folder = Path(args.folder)
+    rows = []
+    for run_json in sorted(folder.glob("*/run.json")):
+        status = json.loads(run_json.read_text())
+        paper = PAPERS.get(status.get("paper"))
+        metrics = read_metrics(run_json.parent) if (run_json.parent / "metrics.json").exists() else {}
+        headline = paper.headline if paper else "-"
+        rows.append({"paper": status.get("paper"), "status": status.get("status"), "headline metric": headline,
+                     "value": metrics.get(headline), "runtime_s": status.get("runtime_s")})
+    if not rows:
+        raise MedvlError(f"no run folders with run.json under {folder}; run `make demo` or `medvl run PAPER --out {folder}/PAPER`")
+    print(pd.DataFrame(rows).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

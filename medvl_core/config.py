@@ -1,0 +1,86 @@
+"""Paths, seeds and device choice shared by every layer."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+from .errors import MedvlError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_root() -> Path:
+    """Root of real datasets and generated synthetic worlds: $MEDVL_DATA or ~/.cache/medvl."""
+    return Path(os.environ.get("MEDVL_DATA") or Path.home() / ".cache" / "medvl").expanduser()
+
+
+def cache_dir(*parts: str) -> Path:
+    """A folder under the data root's cache (created), e.g. cache_dir("features")."""
+    path = data_root().joinpath("cache", *parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def dataset_dir(name: str) -> Path:
+    """Default on-disk place of dataset `name` under the data root (not created)."""
+    return data_root() / name
+
+
+def runs_root() -> Path:
+    """Where run folders go: $MEDVL_RUNS or ./runs."""
+    return Path(os.environ.get("MEDVL_RUNS") or "runs").expanduser()
+
+
+def papers_dir() -> Path:
+    """The repository's papers/ folder (published numbers, params)."""
+    return REPO_ROOT / "papers"
+
+
+def notebooks_dir() -> Path:
+    """Folder of the paper notebooks: $MEDVL_NOTEBOOKS (your edited copies) or the repository's notebooks/."""
+    return Path(os.environ.get("MEDVL_NOTEBOOKS") or REPO_ROOT / "notebooks").expanduser()
+
+
+def seed_everything(seed: int) -> int:
+    """Seed Python, NumPy and (if importable) torch; make cuDNN deterministic."""
+    seed = int(seed)
+    random.seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:  # pragma: no cover - numpy is a hard dependency
+        pass
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return seed
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    return seed
+
+
+def choose_device(preference: str = "auto") -> str:
+    """Resolve "auto" | "cpu" | "cuda" | "cuda:N" | "mps" to an available torch device string."""
+    import torch
+
+    preference = (preference or "auto").lower()
+    if preference == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if preference.startswith("cuda") and not torch.cuda.is_available():
+        raise MedvlError(f"device={preference!r} asked for but no CUDA GPU is visible; use device='cpu' or 'auto'")
+    if preference == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise MedvlError("device='mps' asked for but MPS is not available; use device='cpu' or 'auto'")
+    if preference not in {"cpu", "mps"} and not preference.startswith("cuda"):
+        raise MedvlError(f"unknown device {preference!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    return preference

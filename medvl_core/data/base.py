@@ -1,0 +1,37 @@
+"""A map-style dataset over a list of record dicts, decoding images lazily."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+from torch.utils.data import Dataset
+
+
+class RecordDataset(Dataset):
+    """Items are record dicts; `load` turns a stored record into the item (e.g. opens its image)."""
+
+    def __init__(self, records: Sequence[dict], label_names: Sequence[str] = (), load: Callable | None = None,
+                 transform: Callable | None = None, name: str = ""):
+        self.records = list(records)
+        self.label_names = list(label_names)
+        self._load = load
+        self.transform = transform
+        self.name = name
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        item = dict(self.records[index])
+        if self._load is not None:
+            item = self._load(item)
+        if self.transform is not None and "image" in item:
+            item["image"] = self.transform(item["image"])
+        return item
+
+    def label_matrix(self) -> np.ndarray:
+        """All items' labels as an (N, L) float array (NaN = not stated), without decoding images."""
+        if not self.label_names:
+            return np.zeros((len(self.records), 0), dtype=np.float32)
+        return np.stack([np.asarray(r["labels"], dtype=np.float32) for r in self.records])

@@ -1,0 +1,1 @@
+"""medvl_core.models layer."""

@@ -1,0 +1,72 @@
+"""Reading a paper notebook's `parameters` cell and checking overrides against it."""
+
+from __future__ import annotations
+
+import ast
+import difflib
+from pathlib import Path
+
+from .errors import ParameterError
+
+
+def notebook_parameters(path: Path) -> dict:
+    """Defaults of the notebook's `parameters` cell as Python values, in cell order."""
+    import papermill
+
+    inspected = papermill.inspect_notebook(str(path))
+    return {name: _literal(info["default"]) for name, info in inspected.items()}
+
+
+def _literal(source: str):
+    """Evaluate a literal default from the parameters cell (kept as text if not a literal)."""
+    try:
+        return ast.literal_eval(source)
+    except (ValueError, SyntaxError):
+        return source
+
+
+def check_overrides(defaults: dict, overrides: dict, where: str) -> dict:
+    """Reject unknown names and values whose type cannot stand in for the default's type."""
+    for name, value in overrides.items():
+        if name not in defaults:
+            close = difflib.get_close_matches(name, defaults, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ParameterError(f"unknown parameter {name!r} for {where}{hint}; valid: {', '.join(defaults)}")
+        if not _compatible(defaults[name], value):
+            raise ParameterError(
+                f"parameter {name!r} for {where} expects {type(defaults[name]).__name__} "
+                f"(default {defaults[name]!r}), got {value!r}"
+            )
+    return {**defaults, **overrides}
+
+
+def _compatible(default, value) -> bool:
+    """Whether `value` may replace `default` (None defaults accept anything; ints may replace floats)."""
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, type(default))
+
+
+VOLATILE_METADATA = ("papermill", "execution")
+
+
+def clean_notebook(path: Path) -> None:
+    """Strip timings and machine-specific metadata that papermill/jupyter leave in a notebook."""
+    import nbformat
+
+    from .io import atomic_write_text
+
+    nb = nbformat.read(str(path), as_version=4)
+    for key in VOLATILE_METADATA:
+        nb.metadata.pop(key, None)
+    for cell in nb.cells:
+        for key in VOLATILE_METADATA:
+            cell.metadata.pop(key, None)
+    nb.metadata.get("kernelspec", {}).update(name="python3", display_name="Python 3 (ipykernel)")
+    atomic_write_text(path, nbformat.writes(nb) + "\n")

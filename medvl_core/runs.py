@@ -1,0 +1,80 @@
+"""Run folders: where a notebook's metrics, params and figures go; `record` writes metrics.json."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import runs_root
+from .io import atomic_path, atomic_write_json
+
+RUN_DIR_ENV = "MEDVL_RUN_DIR"
+
+
+@dataclass
+class Run:
+    """A run folder: `dir` with metrics.json, params.yaml, figures/."""
+
+    paper: str
+    dir: Path
+
+    @property
+    def figures(self) -> Path:
+        path = self.dir / "figures"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def savefig(self, fig, name: str, dpi: int = 80) -> Path:
+        """Save a matplotlib figure atomically as figures/<name>.png."""
+        path = self.figures / f"{name}.png"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
+        return path
+
+
+_current: Run | None = None
+
+
+def start_run(paper: str) -> Run:
+    """Open the current run: $MEDVL_RUN_DIR (set by `medvl run`) or runs/interactive/<paper>."""
+    global _current
+    folder = Path(os.environ.get(RUN_DIR_ENV) or runs_root() / "interactive" / paper)
+    folder.mkdir(parents=True, exist_ok=True)
+    _current = Run(paper, folder)
+    return _current
+
+
+def current_run() -> Run:
+    """The run opened by `start_run` (opened on demand from $MEDVL_RUN_DIR otherwise)."""
+    if _current is None:
+        return start_run(Path(os.environ.get(RUN_DIR_ENV, "unnamed")).name)
+    return _current
+
+
+def record(**metrics) -> dict:
+    """Atomically write (merge into) the current run's metrics.json; returns the stored metrics."""
+    run = current_run()
+    path = run.dir / "metrics.json"
+    stored = read_metrics(run.dir) if path.exists() else {}
+    stored.update({key: _plain(value) for key, value in metrics.items()})
+    atomic_write_json(path, stored)
+    return stored
+
+
+def read_metrics(run_dir) -> dict:
+    """metrics.json of a run folder."""
+    return json.loads((Path(run_dir) / "metrics.json").read_text())
+
+
+def _plain(value):
+    """JSON-friendly value: numpy scalars to Python, NaN to None."""
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value

@@ -1,0 +1,127 @@
+"""`medvl` CLI on a tiny stand-in notebook (via $MEDVL_NOTEBOOKS), executed for real by papermill."""
+
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+import yaml
+
+from medvl_core import cli
+from medvl_core.notebook import check_overrides, clean_notebook, notebook_parameters
+from medvl_core.errors import ParameterError
+
+BODY = """from medvl_core import runs
+runs.start_run("meems")
+if fail:
+    raise ValueError("boom in the body")
+runs.record(value=seed * scale, seed=seed)
+print("recorded", seed * scale)"""
+
+
+@pytest.fixture
+def fake_notebooks(tmp_path, monkeypatch):
+    """A notebooks folder whose meems.ipynb is a three-cell stand-in."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("seed = 0  # random seed\nscale = 1.0  # multiplier\nfail = False  # raise")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# stand-in"), params, nbformat.v4.new_code_cell(BODY)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(folder / "meems.ipynb"))
+    monkeypatch.setenv("MEDVL_NOTEBOOKS", str(folder))
+    monkeypatch.chdir(tmp_path)
+    return folder
+
+
+def test_parameters_are_read_from_the_tagged_cell(fake_notebooks):
+    assert notebook_parameters(fake_notebooks / "meems.ipynb") == {"seed": 0, "scale": 1.0, "fail": False}
+
+
+def test_check_overrides_types_and_names():
+    defaults = {"seed": 0, "lr": 0.1, "flag": False, "name": "x", "opt": None}
+    assert check_overrides(defaults, {"lr": 1, "opt": [1]}, "p")["lr"] == 1
+    with pytest.raises(ParameterError, match="unknown parameter 'sed'.*did you mean 'seed'"):
+        check_overrides(defaults, {"sed": 1}, "p")
+    with pytest.raises(ParameterError, match="expects int"):
+        check_overrides(defaults, {"seed": "a"}, "p")
+    with pytest.raises(ParameterError, match="expects bool"):
+        check_overrides(defaults, {"flag": 1}, "p")
+
+
+def test_unknown_paper_and_parameter_exit_2_with_one_line(fake_notebooks, capsys):
+    assert cli.main(["run", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown paper 'nope'" in err[0] and "loss_relaxation" in err[0]
+    assert cli.main(["run", "meems", "-p", "bogus", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown parameter 'bogus'" in err[0] and "seed" in err[0]
+    assert cli.main(["run", "meems", "-f", "missing.yaml"]) == 2
+    assert "missing.yaml" in capsys.readouterr().err
+
+
+def test_run_writes_run_folder(fake_notebooks, tmp_path):
+    out = tmp_path / "out"
+    assert cli.main(["run", "meems", "-p", "seed", "3", "-p", "scale", "0.5", "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "metrics.json").read_text()) == {"value": 1.5, "seed": 3}
+    assert yaml.safe_load((out / "params.yaml").read_text()) == {"seed": 3, "scale": 0.5, "fail": False}
+    assert (out / "meems.ipynb").is_file() and (out / "figures").is_dir()
+    assert json.loads((out / "run.json").read_text())["status"] == "ok"
+    assert cli.main(["compare", "meems", str(out)]) == 0
+
+
+def test_failing_cell_exits_1_and_names_partial_notebook(fake_notebooks, tmp_path, capsys):
+    out = tmp_path / "bad"
+    assert cli.main(["run", "meems", "-p", "fail", "true", "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "ValueError: boom in the body" in err and str(out / "meems.ipynb") in err
+    assert (out / "meems.ipynb").is_file()
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"
+
+
+def test_batch_runs_grid_skips_complete_and_tabulates(fake_notebooks, tmp_path):
+    sweep = tmp_path / "sweep-seeds.yaml"
+    sweep.write_text("paper: meems\nparams: {scale: 2.0}\ngrid:\n  seed: [1, 2]\n")
+    out = tmp_path / "sweep"
+    assert cli.main(["batch", str(sweep), "--jobs", "2", "--out", str(out)]) == 0
+    table = (out / "results.csv").read_text().splitlines()
+    assert table[0].startswith("run,seed,status,runtime_s") and len(table) == 3
+    assert json.loads((out / "seed=2" / "metrics.json").read_text())["value"] == 4.0
+    assert "| seed=1 " in (out / "results.md").read_text()
+    mtime = (out / "seed=1" / "metrics.json").stat().st_mtime_ns
+    result = subprocess.run([sys.executable, "-m", "medvl_core.cli", "batch", str(sweep), "--out", str(out)],
+                            capture_output=True, text=True, check=True)
+    assert "2 already complete, running 0" in result.stdout
+    assert (out / "seed=1" / "metrics.json").stat().st_mtime_ns == mtime
+
+
+def test_batch_rejects_bad_grid(fake_notebooks, tmp_path, capsys):
+    sweep = tmp_path / "s.yaml"
+    sweep.write_text("paper: meems\ngrid:\n  sed: [1]\n")
+    assert cli.main(["batch", str(sweep)]) == 2
+    assert "unknown parameter 'sed'" in capsys.readouterr().err
+
+
+def test_summary_lists_headline_and_runtime(fake_notebooks, tmp_path, capsys):
+    out = tmp_path / "demo" / "meems"
+    assert cli.main(["run", "meems", "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert cli.main(["summary", str(tmp_path / "demo")]) == 0
+    text = capsys.readouterr().out
+    assert "meems" in text and "runtime_s" in text and "ok" in text
+
+
+def test_clean_notebook_strips_timings(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["papermill"] = {"duration": 1.0}
+    cell = nbformat.v4.new_code_cell("1")
+    cell.metadata["execution"] = {"iopub.status.busy": "2026"}
+    cell.metadata["papermill"] = {"duration": 0.1}
+    nb.cells = [cell]
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nb, str(path))
+    clean_notebook(path)
+    text = path.read_text()
+    assert "duration" not in text and "iopub" not in text

@@ -1,0 +1,55 @@
+import json
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from medvl_core import config, io
+from medvl_core.errors import MedvlError
+
+
+def test_data_root_follows_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("MEDVL_DATA", str(tmp_path / "d"))
+    assert config.data_root() == tmp_path / "d"
+    assert config.cache_dir("features").is_dir()
+    monkeypatch.delenv("MEDVL_DATA")
+    assert config.data_root().parts[-2:] == (".cache", "medvl")
+
+
+def test_seed_everything_repeats_all_generators():
+    def draw():
+        return random.random(), np.random.rand(), torch.rand(1).item()
+
+    config.seed_everything(7)
+    first = draw()
+    config.seed_everything(7)
+    assert draw() == first
+    config.seed_everything(8)
+    assert draw() != first
+
+
+def test_choose_device():
+    assert config.choose_device("cpu") == "cpu"
+    assert config.choose_device("auto") in {"cpu", "cuda", "mps"}
+    with pytest.raises(MedvlError, match="unknown device"):
+        config.choose_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(MedvlError, match="no CUDA GPU"):
+            config.choose_device("cuda")
+
+
+def test_atomic_write_json_roundtrip_and_numpy(tmp_path):
+    path = io.atomic_write_json(tmp_path / "a" / "m.json", {"x": np.float32(0.5), "v": np.arange(3)})
+    assert json.loads(path.read_text()) == {"v": [0, 1, 2], "x": 0.5}
+    assert [p.name for p in path.parent.iterdir()] == ["m.json"]
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    target = tmp_path / "m.json"
+    io.atomic_write_text(target, "old")
+    with pytest.raises(TypeError):
+        io.atomic_write_json(target, {"bad": object()})
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["m.json"]

@@ -1,0 +1,43 @@
+import json
+
+import numpy as np
+
+from medvl_core import runs
+from medvl_core.compare import comparison_table
+
+
+def test_record_writes_and_merges_metrics(tmp_path, monkeypatch):
+    monkeypatch.setenv(runs.RUN_DIR_ENV, str(tmp_path / "run"))
+    run = runs.start_run("meems")
+    assert run.dir == tmp_path / "run"
+    runs.record(auc=np.float64(0.75), n=np.int64(3))
+    stored = runs.record(f1=float("nan"))
+    assert stored == {"auc": 0.75, "n": 3, "f1": None}
+    assert json.loads((run.dir / "metrics.json").read_text()) == stored
+
+
+def test_start_run_defaults_to_interactive_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv(runs.RUN_DIR_ENV, raising=False)
+    monkeypatch.setenv("MEDVL_RUNS", str(tmp_path))
+    assert runs.start_run("meems").dir == tmp_path / "interactive" / "meems"
+
+
+def test_savefig_writes_png(tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    monkeypatch.setenv(runs.RUN_DIR_ENV, str(tmp_path))
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    path = runs.start_run("x").savefig(fig, "line")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_comparison_table_labels_and_missing_values():
+    published = {"headline": {"metric": "AUROC", "value": 0.9, "setting": "CheXpert", "metric_key": "auroc"},
+                 "compare": [{"label": "F1", "published": 0.5, "metric": "f1"}]}
+    table = comparison_table(published, {"auroc": 0.6}, produced_by="SynthCXR demo")
+    assert list(table["published"]) == [0.9, 0.5]
+    assert list(table["reproduced: SynthCXR demo"]) == [0.6, "not reproduced yet"]
