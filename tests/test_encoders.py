@@ -1,0 +1,192 @@
+"""Encoder factory: every spec kind gives the uniform interface; bad or unreachable specs fail fast and clearly."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from PIL import Image
+
+from medvl_core.errors import ParameterError, UnknownSpecError
+from medvl_core.models import encoders
+from medvl_core.models.encoders import build_image_encoder, build_text_encoder, parse_spec
+
+TEXTS = ["small left pleural effusion", "no pleural effusion"]
+
+
+@pytest.fixture(scope="module")
+def gray_image():
+    return Image.linear_gradient("L").resize((96, 80))
+
+
+def check_image_encoder(enc, image, batch=2):
+    """Shapes of preprocess / forward / forward_grid / encode against the encoder's declared dims."""
+    x = enc.preprocess(image)
+    assert x.shape == (3, enc.image_size, enc.image_size) and x.dtype == torch.float32
+    x = x.unsqueeze(0).repeat(batch, 1, 1, 1)
+    with torch.no_grad():
+        pooled, grid = enc(x), enc.forward_grid(x)
+    assert pooled.shape == (batch, enc.embed_dim)
+    assert grid.ndim == 4 and grid.shape[:2] == (batch, enc.grid_dim) and grid.shape[2] * grid.shape[3] > 1
+    assert enc.encode([image]).shape == (1, enc.embed_dim)
+    return pooled, grid
+
+
+def check_text_encoder(enc):
+    """Shapes of tokenize / forward / forward_tokens / encode against the encoder's declared dims."""
+    batch = enc.tokenize(TEXTS)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    assert ids.shape == mask.shape and ids.shape[0] == 2 and ids.shape[1] <= enc.max_length
+    with torch.no_grad():
+        pooled, tokens = enc(ids, mask), enc.forward_tokens(ids, mask)
+    assert pooled.shape == (2, enc.embed_dim)
+    assert tokens.shape == (2, ids.shape[1], enc.token_dim)
+    embeddings = enc.encode(TEXTS, batch_size=1)
+    assert embeddings.shape == (2, enc.embed_dim) and embeddings.device.type == "cpu"
+    return embeddings
+
+
+def test_parse_spec():
+    assert parse_spec("timm:resnet50@random") == ("timm", "resnet50", "random")
+    assert parse_spec("open_clip:ViT-B-32@openai") == ("open_clip", "ViT-B-32", "openai")
+    assert parse_spec("open_clip:hf-hub:org/name") == ("open_clip", "hf-hub:org/name", None)
+    assert parse_spec("hf:/tmp/a@b") == ("hf", "/tmp/a@b", None)
+    assert parse_spec("tiny:cnn-64") == ("tiny", "cnn-64", None)
+
+
+@pytest.mark.parametrize("spec", ["resnet50", "nope:x", "timm:", "", None])
+def test_unknown_spec_lists_accepted_forms(spec):
+    with pytest.raises(UnknownSpecError, match=r"open_clip:ARCH\[@TAG\].*timm:NAME.*bundled:minilm.*tiny:"):
+        build_image_encoder(spec)
+    assert "bundled:efficientnet_lite0" in encoders.ACCEPTED_SPECS
+
+
+def test_bad_names_are_clear():
+    with pytest.raises(UnknownSpecError, match="multiple of 32"):
+        build_text_encoder("tiny:text-33")
+    with pytest.raises(UnknownSpecError, match="image-only"):
+        build_text_encoder("timm:resnet18@random")
+    with pytest.raises(UnknownSpecError, match="timm has no model"):
+        build_image_encoder("timm:not_a_model@random")
+    with pytest.raises(UnknownSpecError, match="bundled:efficientnet_lite0"):
+        build_image_encoder("bundled:resnet")
+    with pytest.raises(ParameterError, match="image_size"):
+        build_image_encoder("bundled:efficientnet_lite0", image_size=64)
+
+
+@pytest.mark.parametrize("spec, grid_side", [("tiny:cnn", 2), ("tiny:vit-64", 4)])
+def test_tiny_image_towers(spec, grid_side, gray_image):
+    enc = build_image_encoder(spec, device="cpu", image_size=64)
+    assert not enc.training
+    _, grid = check_image_encoder(enc, gray_image)
+    assert grid.shape[2:] == (grid_side, grid_side)
+
+
+def test_tiny_text_tower():
+    enc = build_text_encoder("tiny:text-64")
+    assert (enc.embed_dim, enc.token_dim) == (64, 64)
+    check_text_encoder(enc)
+
+
+def test_bundled_efficientnet(gray_image):
+    enc = build_image_encoder("bundled:efficientnet_lite0")
+    assert (enc.embed_dim, enc.grid_dim, enc.image_size) == (1280, 1280, 224)
+    _, grid = check_image_encoder(enc, gray_image, batch=1)
+    assert grid.shape[2:] == (7, 7)
+
+
+def test_bundled_minilm():
+    enc = build_text_encoder("bundled:minilm")
+    assert (enc.embed_dim, enc.max_length) == (384, 256)
+    a, b = check_text_encoder(enc)
+    assert torch.cosine_similarity(a, b, dim=0).item() == pytest.approx(0.80, abs=0.03)
+
+
+def test_open_clip_random_init(gray_image):
+    image = build_image_encoder("open_clip:ViT-S-32")
+    assert (image.embed_dim, image.grid_dim) == (384, 384)
+    _, grid = check_image_encoder(image, gray_image, batch=1)
+    assert grid.shape[2:] == (7, 7)
+    text = build_text_encoder("open_clip:ViT-S-32")
+    assert text.max_length == 77 and text.embed_dim == image.embed_dim
+    check_text_encoder(text)
+    short = text.tokenize(TEXTS, max_length=5)
+    assert short["input_ids"].shape == (2, 77) and short["attention_mask"].sum(1).max() == 5
+
+
+def test_hf_local_folders(tmp_path, gray_image):
+    import transformers as tr
+
+    from medvl_core import assets
+
+    tokenizer = tr.AutoTokenizer.from_pretrained(assets.minilm_dir())
+    tokenizer.save_pretrained(tmp_path / "bert")
+    bert = tr.BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
+    tr.BertModel(bert).save_pretrained(tmp_path / "bert")
+    vit = tr.ViTConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
+    tr.ViTModel(vit).save_pretrained(tmp_path / "vit")
+
+    text = build_text_encoder(f"hf:{tmp_path / 'bert'}")
+    assert (text.embed_dim, text.token_dim) == (32, 32)
+    check_text_encoder(text)
+    image = build_image_encoder(f"hf:{tmp_path / 'vit'}")
+    assert (image.embed_dim, image.grid_dim, image.image_size) == (32, 32, 32)
+    _, grid = check_image_encoder(image, gray_image)
+    assert grid.shape[2:] == (4, 4)
+    with pytest.raises(UnknownSpecError, match="not a model folder"):
+        build_text_encoder(f"hf:{tmp_path / 'missing'}")
+
+
+def test_hf_dual_model_uses_its_towers(tmp_path, gray_image):
+    import transformers as tr
+
+    small = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    text_config = dict(vocab_size=99, max_position_embeddings=16, eos_token_id=2, **small)
+    config = tr.CLIPConfig(
+        text_config=text_config, vision_config=dict(image_size=32, patch_size=8, **small), projection_dim=16
+    )
+    tr.CLIPModel(config).save_pretrained(tmp_path)
+    image = build_image_encoder(f"hf:{tmp_path}")
+    assert (image.embed_dim, image.grid_dim) == (16, 32)
+    check_image_encoder(image, gray_image)
+
+
+@pytest.mark.parametrize(
+    "build, spec, alternative",
+    [
+        (build_image_encoder, "timm:resnet50", "bundled:efficientnet_lite0"),
+        (build_image_encoder, "open_clip:RN50@openai", "open_clip:RN50"),
+        (build_text_encoder, "hf:emilyalsentzer/Bio_ClinicalBERT", "bundled:minilm"),
+        (build_image_encoder, "torchvision:resnet50", "torchvision:resnet50@random"),
+    ],
+)
+def test_unreachable_hub_fails_fast(build, spec, alternative, monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(encoders, "_hub_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # no cached weights
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    start = time.monotonic()
+    with pytest.raises(UnknownSpecError, match="no network") as info:
+        build(spec)
+    assert time.monotonic() - start < 10
+    assert alternative in str(info.value)
+
+
+def test_reachability_probe_is_bounded(monkeypatch):
+    import socket
+
+    def hang(*args, **kwargs):
+        time.sleep(5)
+
+    monkeypatch.setattr(socket, "create_connection", hang)
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    monkeypatch.delenv("https_proxy", raising=False)
+    start = time.monotonic()
+    assert encoders._hub_reachable.__wrapped__("example.invalid", 443, 0.5) is False
+    assert time.monotonic() - start < 2
