@@ -10,6 +10,7 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import DataFormatError
 
 DICOM_SUFFIXES = {".dcm", ".dicom"}
+HIGH_DEPTH_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
 
 
 def load_image(path, mode: str = "L") -> Image.Image:
@@ -21,6 +22,8 @@ def load_image(path, mode: str = "L") -> Image.Image:
         return Image.fromarray(dicom_to_uint8(path)).convert(mode)
     try:
         with Image.open(path) as img:
+            if img.mode in HIGH_DEPTH_MODES:  # 16-bit PNG (PadChest...): PIL's convert would clip at 255
+                return Image.fromarray(_to_uint8(np.asarray(img))).convert(mode)
             return img.convert(mode)
     except (UnidentifiedImageError, OSError) as exc:
         raise DataFormatError(f"cannot read image {path}: {exc}; re-download or remove the file") from exc

@@ -1,18 +1,3 @@
 """The CheXpert label space shared by every chest X-ray loader (order is part of the contract)."""
 
-CHEXPERT_LABELS = (
-    "No Finding",
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-)
+from ..text.observations import CHEXPERT_LABELS  # noqa: F401  (single source of the 14 names)
