@@ -84,3 +84,15 @@ def choose_device(preference: str = "auto") -> str:
     if preference not in {"cpu", "mps"} and not preference.startswith("cuda"):
         raise MedvlError(f"unknown device {preference!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
     return preference
+
+
+def environment_summary(device: str = "auto") -> str:
+    """One line with the versions and device a notebook ran with (for its setup cell)."""
+    import platform
+
+    import torch
+
+    from . import __version__
+
+    return (f"medvl {__version__} | python {platform.python_version()} | torch {torch.__version__} | "
+            f"device {choose_device(device)} | threads {torch.get_num_threads()}")

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from medvl_core import cli
-from medvl_core.notebook import check_overrides, clean_notebook, notebook_parameters
 from medvl_core.errors import ParameterError
+from medvl_core.notebook import check_overrides, clean_notebook, notebook_parameters
 
 BODY = """from medvl_core import runs
 runs.start_run("meems")

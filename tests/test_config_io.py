@@ -53,3 +53,12 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
         io.atomic_write_json(target, {"bad": object()})
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["m.json"]
+
+
+def test_atomic_write_uses_umask_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = io.atomic_write_text(tmp_path / "x.txt", "x")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -1,0 +1,82 @@
+"""Figures shared by the notebooks (matplotlib/seaborn, modest dpi)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def image_grid(images, titles=(), ncols: int = 6, size: float = 1.8):
+    """Images (PIL or arrays) in a grid with optional titles."""
+    plt = _plt()
+    nrows = max(1, int(np.ceil(len(images) / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img, title in zip(axes.flat, images, list(titles) + [""] * len(images)):
+        ax.imshow(np.asarray(img), cmap="gray")
+        ax.set_title(title, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def heatmap_overlay(image, heat, title: str = "", alpha: float = 0.45):
+    """An image with a (coarse) heat map upsampled and overlaid, e.g. CNN activation or attention."""
+    from PIL import Image
+
+    plt = _plt()
+    img = np.asarray(image.convert("L") if hasattr(image, "convert") else image, dtype=np.float32)
+    heat = np.asarray(heat, dtype=np.float32)
+    heat = (heat - heat.min()) / max(float(heat.max() - heat.min()), 1e-12)
+    up = np.asarray(Image.fromarray((heat * 255).astype(np.uint8)).resize(img.shape[::-1][:2], Image.BILINEAR))
+    fig, axes = plt.subplots(1, 2, figsize=(7, 3.5))
+    axes[0].imshow(img, cmap="gray")
+    axes[1].imshow(img, cmap="gray")
+    axes[1].imshow(up, cmap="inferno", alpha=alpha)
+    for ax in axes:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def scatter_2d(points, labels, title: str = "", ax=None):
+    """2-D embedding scatter coloured by label (categorical)."""
+    import seaborn as sns
+
+    plt = _plt()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4))
+    sns.scatterplot(x=points[:, 0], y=points[:, 1], hue=list(labels), s=18, ax=ax, legend="brief")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6, loc="best", markerscale=0.6)
+    return ax.figure
+
+
+def histogram(values, title: str = "", xlabel: str = "", bins: int = 50, vline: float | None = None):
+    """A histogram with an optional vertical threshold line."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.hist(np.asarray(values), bins=bins, color="steelblue")
+    if vline is not None:
+        ax.axvline(vline, color="crimson", linestyle="--")
+    ax.set(title=title, xlabel=xlabel, ylabel="count")
+    fig.tight_layout()
+    return fig
+
+
+def curves(x, ys: dict, title: str = "", xlabel: str = "", ylabel: str = ""):
+    """Several named curves over the same x."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for name, y in ys.items():
+        ax.plot(x, y, label=name)
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,74 @@
+"""Smoke tests of the five paper notebooks, asserting on the metrics.json their default run records.
+
+Each notebook is executed at most once per session: when nbval collected it (`make test` runs
+`pytest notebooks tests --nbval-lax`), nbval's execution has already written
+$MEDVL_RUNS/interactive/<paper>/metrics.json; otherwise it is executed here with papermill (`medvl run`).
+"""
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+from medvl_core import cli
+from medvl_core.runs import read_metrics
+
+pytestmark = pytest.mark.notebook
+
+
+@pytest.fixture(scope="session")
+def metrics_of(request, tmp_path_factory):
+    """paper id -> metrics of its default run (from nbval's execution, or a papermill run made here)."""
+    cache = {}
+
+    def get(paper_id):
+        if paper_id not in cache:
+            ran_by_nbval = any(str(getattr(item, "fspath", "")).endswith(f"{paper_id}.ipynb")
+                               for item in request.session.items)
+            if ran_by_nbval:
+                run_dir = Path(os.environ["MEDVL_RUNS"]) / "interactive" / paper_id
+                assert (run_dir / "metrics.json").is_file(), f"nbval's execution of {paper_id} recorded no metrics"
+            else:
+                run_dir = tmp_path_factory.mktemp("runs") / paper_id
+                assert cli.execute(paper_id, {}, run_dir, progress=False) == 0
+                assert (run_dir / f"{paper_id}.ipynb").is_file() and (run_dir / "params.yaml").is_file()
+            cache[paper_id] = read_metrics(run_dir)
+        return cache[paper_id]
+
+    return get
+
+
+def test_loss_relaxation(metrics_of):
+    m = metrics_of("loss_relaxation")
+    assert m["n_reports"] == 600
+    assert 0.0 < m["near_duplicate_pair_fraction"] < 0.5
+    assert 0.0 < m["mean_pair_cosine"] < m["relaxed_at_0.75"]
+    assert m["relaxed_at_0.75"] == pytest.approx(1 / (1 + math.exp(-2.5)), abs=1e-4)
+
+
+def test_perturbed_report_discrimination(metrics_of):
+    m = metrics_of("perturbed_report_discrimination")
+    assert m["n_reports"] == 400
+    assert 0.0 < m["adjective_antonym_coverage"] < 1.0
+    assert m["nouns_per_report"] > m["verbs_per_report"] > 0
+
+
+def test_meems(metrics_of):
+    m = metrics_of("meems")
+    assert m["grid_channels"] == 1280 and m["grid_cells"] == 49
+    assert 500 < m["captioner_vocab_size"] < 5000
+    assert 0.0 < m["unk_rate"] < 0.05 and m["median_caption_tokens"] > 10
+
+
+def test_m3g_answer_generation(metrics_of):
+    m = metrics_of("m3g_answer_generation")
+    chance = 1 / m["n_cases"]
+    assert m["knn_top1_accuracy"] > 3 * chance
+    assert m["knn_top1_accuracy"] >= m["knn_top1_accuracy_random_init"]
+
+
+def test_vlm_feature_probing(metrics_of):
+    m = metrics_of("vlm_feature_probing")
+    assert m["svc_accuracy_pretrained"] > 3 / m["n_classes"]
+    assert 0.0 <= m["svc_accuracy_random"] <= 1.0 and 0.0 <= m["svc_macro_f1_pretrained"] <= 1.0
