@@ -231,9 +231,9 @@ def _hub_reachable(host: str = _HF_HOST, port: int = 443, timeout: float = 3.0) 
 
     def probe():
         try:
-            socket.create_connection((host, port), timeout=timeout).close()
-            result.append(True)
-        except OSError:
+            with socket.create_connection((host, port), timeout=timeout):
+                result.append(True)
+        except Exception:  # any failure to connect means "not reachable"
             result.append(False)
 
     # a thread bounds DNS resolution too, which ignores socket timeouts
