@@ -1,4 +1,4 @@
-"""open-i: NLM XML reports (folder or .tgz), the Kaggle CSV form, MeSH labels, and the bundled archive."""
+"""open-i: NLM XML reports (folder or .tgz), the Kaggle CSV form, the MeSH mapping, and the bundled archive."""
 
 import tarfile
 
@@ -9,12 +9,19 @@ from PIL import Image
 
 from medvl_core.data import open_dataset
 from medvl_core.data.labels import CHEXPERT_LABELS
-from medvl_core.data.openi import bundled_openi_reports, mesh_keys, mesh_labels, read_openi_xml
+from medvl_core.data.openi import bundled_openi_reports, read_openi_xml
+from medvl_core.data.openi_mesh import mesh_labels, mesh_term_labels, mesh_to_labels
 from medvl_core.errors import DataFormatError
 
 CARDIO = CHEXPERT_LABELS.index("Cardiomegaly")
 EFFUSION = CHEXPERT_LABELS.index("Pleural Effusion")
 NOFIND = CHEXPERT_LABELS.index("No Finding")
+
+
+def positives(vector) -> set[str]:
+    """Names where a 14-vector is 1."""
+    return {CHEXPERT_LABELS[i] for i in np.flatnonzero(np.asarray(vector) == 1)}
+
 
 XML = """<?xml version="1.0" encoding="utf-8"?>
 <eCitation>
@@ -140,13 +147,55 @@ def test_errors_name_the_file(tmp_path):
         open_dataset("open-i", tmp_path, split="all", views="all")
 
 
-def test_mesh_mapping():
-    assert mesh_keys("Costophrenic Angle/left/blunted") == ["costophrenic angle", "costophrenic angle/left",
-                                                             "costophrenic angle/blunted"]
-    labels = mesh_labels([["normal"], ["No Indexing"], ["Calcified Granuloma/lung"], ["Catheters, Indwelling/right"]])
-    assert labels[0, NOFIND] == 1 and np.nansum(labels[0]) == 1
-    assert np.isnan(labels[1]).all() and np.nansum(labels[2]) == 0
-    assert labels[3, CHEXPERT_LABELS.index("Support Devices")] == 1
+@pytest.mark.parametrize(
+    ("term", "expected"),
+    [
+        ("Cardiomegaly/mild", ("Cardiomegaly",)),
+        ("Cardiac Shadow/enlarged/severe", ("Cardiomegaly",)),
+        ("Cardiac Shadow/borderline", ()),
+        ("Pulmonary Atelectasis/base/left", ("Atelectasis",)),
+        ("Pleural Effusion/bilateral/small", ("Pleural Effusion",)),
+        ("Costophrenic Angle/right/blunted", ("Pleural Effusion",)),
+        ("Opacity/lung/base/left", ("Lung Opacity",)),
+        ("Density/lung/upper lobe/right/round", ("Lung Opacity", "Lung Lesion")),
+        ("Nodule/lung/lingula", ("Lung Lesion",)),
+        ("Mass/breast/large", ()),
+        ("Cicatrix/lung/apex/bilateral", ("Lung Opacity",)),
+        ("Cicatrix/pleura/right", ("Pleural Other",)),
+        ("Thickening/pleura/apex", ("Pleural Other",)),
+        ("Mediastinum/prominent", ("Enlarged Cardiomediastinum",)),
+        ("Pulmonary Congestion", ("Edema",)),
+        ("Hydropneumothorax/right", ("Pneumothorax", "Pleural Effusion")),
+        ("Fractures, Bone/ribs/left/healed", ("Fracture",)),
+        ("Catheters, Indwelling/right", ("Support Devices",)),
+        ("Surgical Instruments/mediastinum", ("Support Devices",)),
+        ("Pulmonary Fibrosis/base/bilateral", ("Lung Opacity",)),
+        ("Heart Failure", ("Edema",)),
+        ("Volume Loss/lung/left", ("Atelectasis",)),
+        ("Calcified Granuloma/lung/base/right", ()),
+        ("Thoracic Vertebrae/degenerative", ()),
+        ("normal", ("No Finding",)),
+    ],
+)
+def test_mesh_term_mapping(term, expected):
+    assert mesh_term_labels(term) == expected
+
+
+def test_mesh_to_labels_report_level():
+    assert positives(mesh_to_labels(["normal"])) == {"No Finding"}
+    assert positives(mesh_to_labels(["Catheters, Indwelling/left"])) == {"No Finding", "Support Devices"}
+    assert positives(mesh_to_labels(["Cardiomegaly/mild", "Pleural Effusion/left"])) == {"Cardiomegaly", "Pleural Effusion"}
+    # an unmapped abnormality is not normal: No Finding stays 0
+    assert positives(mesh_to_labels(["Calcified Granuloma/lung"])) == set()
+    assert np.isnan(mesh_to_labels(["No Indexing"])).all() and np.isnan(mesh_to_labels([])).all()
+
+
+def test_mesh_labels_matrix():
+    lists = [["normal"], ["No Indexing"], ["Calcified Granuloma/lung"], ["Catheters, Indwelling/right"]]
+    labels = mesh_labels(lists)
+    assert labels.shape == (4, 14) and labels.dtype == np.float32
+    assert np.array_equal(labels, np.stack([mesh_to_labels(m) for m in lists]), equal_nan=True)
+    assert mesh_labels([]).shape == (0, 14)
 
 
 def test_bundled_archive_counts():

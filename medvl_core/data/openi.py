@@ -21,46 +21,12 @@ from .cxr import (
     image_loader,
     normalize_views,
     read_table,
-    terms_matrix,
 )
 from .labels import CHEXPERT_LABELS
+from .openi_mesh import mesh_labels
 from .registry import register
 
 SECTIONS = ("findings", "impression", "indication", "comparison")
-# MeSH <major> term -> CheXpert observation. A key is the heading ("cardiomegaly") or heading/qualifier
-# ("cardiac shadow/enlarged"); a term matches on its heading or on its heading with any one of its qualifiers.
-MESH_TO_CHEXPERT = {
-    "normal": "No Finding",
-    "mediastinum/enlarged": "Enlarged Cardiomediastinum",
-    "mediastinum/widened": "Enlarged Cardiomediastinum",
-    "mediastinum/prominent": "Enlarged Cardiomediastinum",
-    "cardiomegaly": "Cardiomegaly",
-    "cardiac shadow/enlarged": "Cardiomegaly",
-    "opacity": "Lung Opacity",
-    "density": "Lung Opacity",
-    "airspace disease": "Lung Opacity",
-    "infiltrate": "Lung Opacity",
-    "nodule": "Lung Lesion",
-    "mass": "Lung Lesion",
-    "lung neoplasms": "Lung Lesion",
-    "pulmonary edema": "Edema",
-    "pulmonary congestion": "Edema",
-    "consolidation": "Consolidation",
-    "pneumonia": "Pneumonia",
-    "pulmonary atelectasis": "Atelectasis",
-    "atelectases": "Atelectasis",
-    "pneumothorax": "Pneumothorax",
-    "pleural effusion": "Pleural Effusion",
-    "costophrenic angle/blunted": "Pleural Effusion",
-    "thickening/pleura": "Pleural Other",
-    "fractures, bone": "Fracture",
-    "catheters, indwelling": "Support Devices",
-    "implanted medical device": "Support Devices",
-    "medical device": "Support Devices",
-    "tube, inserted": "Support Devices",
-    "stents": "Support Devices",
-    "pacemaker, artificial": "Support Devices",
-}
 
 
 # ---------------------------------------------------------------- XML reports
@@ -160,25 +126,7 @@ def read_openi_csv(root: Path) -> list[dict]:
     return records
 
 
-# ---------------------------------------------------------------- labels, views, images
-
-def mesh_keys(term: str) -> list[str]:
-    """Lookup keys of a MeSH term "Heading/q1/q2": "heading", "heading/q1", "heading/q2"."""
-    parts = [p.strip().lower() for p in term.split("/") if p.strip()]
-    return parts[:1] + [f"{parts[0]}/{q}" for q in parts[1:]] if parts else []
-
-
-def mesh_labels(mesh_major_lists) -> np.ndarray:
-    """(N, 14) CheXpert labels from MeSH major terms: mapped term -> 1, else 0; "No Indexing"/none -> NaN."""
-    mapping: dict[str, tuple[str, ...]] = {}
-    for key, label in MESH_TO_CHEXPERT.items():
-        mapping[label] = mapping.get(label, ()) + (key,)
-    terms = []
-    for mesh in mesh_major_lists:
-        indexed = [t for t in mesh if t.strip().lower() != "no indexing"]
-        terms.append([k for t in indexed for k in mesh_keys(t)] if indexed else None)
-    return terms_matrix(terms, mapping)
-
+# ---------------------------------------------------------------- views, images
 
 def _view_code(value) -> str:
     """Normalise a view value: FRONTAL/PA/AP/LATERAL/LL/... upper-case, L -> LATERAL, blank -> ""."""
@@ -262,7 +210,7 @@ def open_i(root: Path, split: str = "train", views=FRONTAL_VIEWS, images: bool =
     records = load_openi_reports(root, reports)
     uids = pd.Series([r["uid"] for r in records])
     records = [r for r, keep in zip(records, hash_split(uids, split), strict=True) if keep]
-    labels = mesh_labels([r["mesh_major"] for r in records])
+    labels = mesh_labels([r["mesh_major"] for r in records])  # 1 present / 0 absent / NaN row if unindexed
     keep_views = normalize_views(views)
     items = []
     for record, row in zip(records, labels, strict=True):

@@ -1,8 +1,8 @@
 """Agreement of the rule-based report labeler with Open-I's MeSH major terms (per CheXpert observation).
 
 Open-I indexers list what a report states as MeSH "major" terms ("Cardiomegaly/mild",
-"Pulmonary Atelectasis/base/left", "normal"). ``mesh_to_labels`` maps them to the 14
-observations (1 = a mapped term is present, 0 = absent: MeSH has no negatives), and
+"Pulmonary Atelectasis/base/left", "normal"). ``medvl_core.data.openi_mesh`` maps
+them to the 14 observations (1 = a mapped term is present, 0 = absent: MeSH has no negatives), and
 ``agreement_table`` compares labeler output with that reference per observation.
 Run ``python -m medvl_core.eval.labeler_agreement`` to label the 3,955 bundled reports and print it.
 """
@@ -15,108 +15,11 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from ..data.openi import bundled_openi_reports
+from ..data.openi_mesh import mesh_labels
 from ..errors import ParameterError
 from ..text.labeler import label_reports
 from ..text.observations import CHEXPERT_LABELS
-
-_INDEX = {name: i for i, name in enumerate(CHEXPERT_LABELS)}
-UNINDEXED = "no indexing"  # Open-I's marker for a report that got no MeSH terms
-
-# MeSH heading (before the first "/", lower-case) -> observation, for every qualifier.
-MESH_HEADINGS = {
-    "normal": "No Finding",
-    "cardiomegaly": "Cardiomegaly",
-    "opacity": "Lung Opacity",
-    "density": "Lung Opacity",
-    "infiltrate": "Lung Opacity",
-    "airspace disease": "Lung Opacity",
-    "pulmonary fibrosis": "Lung Opacity",
-    "lung diseases, interstitial": "Lung Opacity",
-    "nodule": "Lung Lesion",
-    "mass": "Lung Lesion",
-    "lung neoplasms": "Lung Lesion",
-    "pulmonary edema": "Edema",
-    "edema": "Edema",
-    "pulmonary congestion": "Edema",
-    "heart failure": "Edema",
-    "consolidation": "Consolidation",
-    "pneumonia": "Pneumonia",
-    "pulmonary atelectasis": "Atelectasis",
-    "atelectasis": "Atelectasis",
-    "volume loss": "Atelectasis",
-    "pneumothorax": "Pneumothorax",
-    "hydropneumothorax": ("Pneumothorax", "Pleural Effusion"),
-    "hemopneumothorax": ("Pneumothorax", "Pleural Effusion"),
-    "pleural effusion": "Pleural Effusion",
-    "hemothorax": "Pleural Effusion",
-    "fractures, bone": "Fracture",
-    "rib fractures": "Fracture",
-    "catheters, indwelling": "Support Devices",
-    "implanted medical device": "Support Devices",
-    "medical device": "Support Devices",
-    "tube, inserted": "Support Devices",
-    "surgical instruments": "Support Devices",
-    "stents": "Support Devices",
-    "sutures": "Support Devices",
-    "pacemaker, artificial": "Support Devices",
-}
-# (heading, qualifier that must be present or "", qualifier that must be absent or "", observation).
-MESH_QUALIFIED = (
-    ("cardiac shadow", "enlarged", "", "Cardiomegaly"),
-    ("heart", "enlarged", "", "Cardiomegaly"),
-    ("heart ventricles", "enlarged", "", "Cardiomegaly"),
-    ("heart atria", "enlarged", "", "Cardiomegaly"),
-    ("mediastinum", "enlarged", "", "Enlarged Cardiomediastinum"),
-    ("mediastinum", "prominent", "", "Enlarged Cardiomediastinum"),
-    ("mediastinum", "widened", "", "Enlarged Cardiomediastinum"),
-    ("costophrenic angle", "blunted", "", "Pleural Effusion"),
-    ("thickening", "pleura", "", "Pleural Other"),
-    ("cicatrix", "pleura", "", "Pleural Other"),
-    ("pleura", "", "", "Pleural Other"),
-    ("cicatrix", "", "pleura", "Lung Opacity"),
-    ("markings", "interstitial", "", "Lung Opacity"),
-    ("lung", "interstitial", "", "Lung Opacity"),
-    ("thickening", "interstitial", "", "Lung Opacity"),
-    ("opacity", "round", "", "Lung Lesion"),  # Open-I indexes a "nodular opacity/density" as Opacity|Density/round
-    ("density", "round", "", "Lung Lesion"),
-)
-_NOT_LUNG = {"breast"}  # "Mass/breast/large" is not a Lung Lesion
-
-
-def _split_term(term: str) -> tuple[str, list[str]]:
-    """'Pulmonary Atelectasis/base/left' -> ('pulmonary atelectasis', ['base', 'left'])."""
-    parts = [" ".join(p.split()).lower() for p in str(term).split("/")]
-    return parts[0], [p for p in parts[1:] if p]
-
-
-def mesh_term_labels(term: str) -> tuple[str, ...]:
-    """Observations one MeSH major term stands for (empty when it maps to none)."""
-    head, quals = _split_term(term)
-    found = MESH_HEADINGS.get(head, ())
-    found = [found] if isinstance(found, str) else list(found)
-    if head == "mass" and _NOT_LUNG & set(quals):
-        found = []
-    for heading, needed, banned, label in MESH_QUALIFIED:
-        if head == heading and (not needed or needed in quals) and not (banned and banned in quals):
-            found.append(label)
-    return tuple(dict.fromkeys(found))
-
-
-def mesh_to_labels(mesh_terms: Iterable[str]) -> np.ndarray:
-    """(14,) reference: 1 where a mapped MeSH term is present, else 0; all NaN for an unindexed report.
-
-    No Finding is 1 when every term is "normal" or a support device (CheXpert's No Finding ignores devices).
-    """
-    terms = [t for t in mesh_terms if t and str(t).strip()]
-    if not terms or any(_split_term(t)[0] == UNINDEXED for t in terms):
-        return np.full(len(CHEXPERT_LABELS), np.nan, dtype=np.float32)
-    out = np.zeros(len(CHEXPERT_LABELS), dtype=np.float32)
-    mapped = [mesh_term_labels(term) for term in terms]
-    for labels in mapped:
-        for label in labels:
-            out[_INDEX[label]] = 1.0
-    out[0] = float(all(labels in (("No Finding",), ("Support Devices",)) for labels in mapped))
-    return out
 
 
 def binarize(pred: np.ndarray, uncertain: float = 1.0) -> np.ndarray:
@@ -172,7 +75,7 @@ def openi_texts(reports: Iterable[dict]) -> list[str]:
 def label_openi(reports: Sequence[dict]) -> tuple[np.ndarray, np.ndarray, dict]:
     """(labeler output, MeSH reference, counts) for the Open-I records that have text and MeSH indexing."""
     texts = openi_texts(reports)
-    ref = np.stack([mesh_to_labels(r.get("mesh_major") or []) for r in reports])
+    ref = mesh_labels([r.get("mesh_major") or [] for r in reports])
     used = np.array([bool(t.strip()) for t in texts]) & ~np.isnan(ref[:, 0])
     pred = label_reports([t for t, u in zip(texts, used, strict=True) if u])
     counts = {"reports": len(reports), "used": int(used.sum()), "no_text": sum(not t.strip() for t in texts),
@@ -184,13 +87,6 @@ def openi_agreement(reports: Sequence[dict], uncertain: float = 1.0) -> tuple[pd
     """Label Open-I report records and compare with their MeSH; returns (table, counts of reports used)."""
     pred, ref, counts = label_openi(reports)
     return agreement_table(pred, ref, uncertain), counts
-
-
-def _load_openi() -> list[dict]:
-    """The bundled Open-I report records (3,955 XML reports shipped with torchxrayvision)."""
-    from ..data.openi import bundled_openi_reports  # eval sits above data; imported late to keep startup light
-
-    return bundled_openi_reports()
 
 
 def _cell(value) -> str:
@@ -216,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
     parser.add_argument("--uncertain", choices=("positive", "negative", "both"), default="both",
                         help="count the labeler's uncertain (-1) as positive, as negative, or show both (default)")
     args = parser.parse_args(argv)
-    pred, ref, counts = label_openi(_load_openi())
+    pred, ref, counts = label_openi(bundled_openi_reports())
     print(f"Open-I reports: {counts['reports']}; used: {counts['used']} (left out: {counts['no_text']} without "
           f"findings/impression, {counts['unindexed']} 'No Indexing'); text = FINDINGS + IMPRESSION; reference = MeSH major")
     policies = ("positive", "negative") if args.uncertain == "both" else (args.uncertain,)
