@@ -1,0 +1,512 @@
+"""One training engine for every paper: HF Accelerate, AMP, gradient accumulation, cosine LR, checkpoint/resume.
+
+Usage::
+
+    from medvl_core.train import TrainConfig, train
+
+    result = train(model, dataset, loss_fn, TrainConfig(epochs=5, batch_size=32, lr=1e-4),
+                   collate_fn=collate, val_fn=lambda model, epoch: {"val_auroc": ...})
+    result.history_frame()
+
+`loss_fn(model, batch)` returns a scalar tensor or a dict with "loss" (other scalars are logged as
+`train_<key>`). It must run the network through `model(...)`: under multi-GPU the model is wrapped
+in DistributedDataParallel and only `forward` synchronises gradients. `val_fn(model, epoch)` runs
+after each epoch in eval mode under `torch.no_grad()` on the main process; its dict goes into the
+history verbatim.
+
+Determinism: `train` seeds everything from `config.seed`; each epoch's shuffle comes from a
+`torch.Generator` seeded from (seed, epoch), and `dataset.set_epoch(epoch)` is called before the
+epoch when the dataset has it (Accelerate's loader may call it again with the same epoch: keep it
+idempotent, e.g. seed the epoch's sampling from (seed, epoch)). A checkpoint (`checkpoint_dir/last.pt`) holds model, optimizer, scheduler, scaler,
+history and every RNG state, so a run that was interrupted and resumed ends with exactly the same
+parameters as one that never stopped (same config, same hardware).
+
+Multi-GPU: the same script runs under Accelerate's launcher, e.g.::
+
+    accelerate launch --multi_gpu --num_processes 4 my_script.py      # or: accelerate config, then accelerate launch
+
+`batch_size` is per process (effective batch = batch_size * processes * grad_accum_steps) and
+`warmup_steps` counts optimizer steps. Only the main process shows progress and writes
+checkpoints. From a notebook use `launch_in_notebook(fn, *args)` (do not touch CUDA in the
+notebook before it). DDP (Accelerate's default multi-GPU mode) is what this engine is written for;
+FSDP/DeepSpeed configs are untested.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ..config import choose_device, seed_everything
+from ..errors import MedvlError, ParameterError
+from ..io import atomic_path
+
+CHECKPOINT_NAME = "last.pt"
+CHECKPOINT_FORMAT = "medvl-train-v1"
+MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+SCHEDULES = ("cosine", "constant")
+DEVICES = ("auto", "cpu", "cuda")
+# settings a checkpoint must share with the config that resumes it (epochs may grow)
+RESUME_KEYS = ("batch_size", "lr", "weight_decay", "betas", "warmup_steps", "grad_accum_steps",
+               "max_grad_norm", "seed", "drop_last", "schedule")
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters and run settings of one `train` call."""
+
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 0.0  # AdamW decoupled decay; 0 = plain Adam
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 0  # linear warm-up, in optimizer steps
+    schedule: str = "cosine"  # "cosine" (to 0 at the last step) or "constant" (after warm-up)
+    grad_accum_steps: int = 1
+    max_grad_norm: float | None = None
+    mixed_precision: str = "auto"  # "auto" = bf16 on CUDA (fp16 if no bf16), else "no"
+    seed: int = 0
+    num_workers: int = 0
+    checkpoint_dir: str | os.PathLike | None = None  # None = no checkpoints
+    checkpoint_every_epochs: int = 1
+    resume: bool = True
+    log_every: int = 10  # optimizer steps between step-log entries / progress updates
+    device: str = "auto"
+    progress: bool = True
+    drop_last: bool = False
+
+    def __post_init__(self):
+        """Validate values; raise one clear ParameterError."""
+        for name in ("epochs", "batch_size", "grad_accum_steps", "checkpoint_every_epochs", "log_every"):
+            _check(name, getattr(self, name) >= 1, ">= 1")
+        for name in ("warmup_steps", "num_workers", "weight_decay"):
+            _check(name, getattr(self, name) >= 0, ">= 0")
+        _check("lr", self.lr > 0, "> 0")
+        _check("max_grad_norm", self.max_grad_norm is None or self.max_grad_norm > 0, "> 0 or None")
+        _check("betas", len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "two values in [0, 1)")
+        _check("mixed_precision", self.mixed_precision in MIXED_PRECISION, f"one of {MIXED_PRECISION}")
+        _check("schedule", self.schedule in SCHEDULES, f"one of {SCHEDULES}")
+        _check("device", self.device in DEVICES, f"one of {DEVICES}")
+        self.betas = tuple(float(b) for b in self.betas)
+
+
+def _check(name: str, ok: bool, rule: str) -> None:
+    """Raise ParameterError for TrainConfig.`name` unless `ok`."""
+    if not ok:
+        raise ParameterError(f"TrainConfig.{name} must be {rule}; fix the value you passed")
+
+
+@dataclass
+class TrainResult:
+    """What `train` returns: per-epoch history, step log and totals."""
+
+    history: list[dict] = field(default_factory=list)
+    step_log: list[dict] = field(default_factory=list)
+    steps: int = 0  # optimizer steps taken in total (including epochs before a resume)
+    seconds: float = 0.0  # wall-clock time of this call
+    start_epoch: int = 0  # first epoch trained by this call (> 0 after a resume)
+    checkpoint: Path | None = None
+    model: Any = field(default=None, repr=False)
+
+    @property
+    def final_metrics(self) -> dict:
+        """The last epoch's history row."""
+        return dict(self.history[-1]) if self.history else {}
+
+    def history_frame(self):
+        """The history as a pandas DataFrame indexed by epoch."""
+        import pandas as pd
+
+        return pd.DataFrame(self.history).set_index("epoch") if self.history else pd.DataFrame()
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str = "cosine") -> float:
+    """Multiplier of the base lr at optimizer step `step` (0-based): linear warm-up, then cosine to 0 or constant."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def train(model: torch.nn.Module, train_dataset, loss_fn: Callable, config: TrainConfig | None = None,
+          collate_fn: Callable | None = None, val_fn: Callable | None = None, param_groups=None) -> TrainResult:
+    """Train `model` in place on `train_dataset` with `loss_fn(model, batch)`; resume from a checkpoint if any."""
+    config = config or TrainConfig()
+    t0 = time.perf_counter()
+    seed_everything(config.seed)
+    accelerator = _accelerator(config)
+    loader_len = len(_loader(train_dataset, config, collate_fn, 0, accelerator))
+    if loader_len == 0:
+        raise ParameterError(f"train_dataset has {len(train_dataset)} items, fewer than batch_size={config.batch_size} "
+                             "per process; lower batch_size or set drop_last=False")
+    total = config.epochs * math.ceil(loader_len / config.grad_accum_steps)
+    optimizer = _optimizer(model, config, param_groups)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, config.warmup_steps, total, config.schedule))
+    path = Path(config.checkpoint_dir) / CHECKPOINT_NAME if config.checkpoint_dir else None
+    state = _resume(path, model, optimizer, scheduler, config, len(train_dataset)) if config.resume else None
+    model, optimizer = accelerator.prepare(model, optimizer)
+    run = _Run(accelerator, model, optimizer, scheduler, loss_fn, config, path)
+    run.start(state, len(train_dataset))
+    for epoch in range(run.epoch, config.epochs):
+        run.epoch_loop(train_dataset, collate_fn, val_fn, epoch)
+    result = run.result()
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def launch_in_notebook(fn: Callable, *args, num_processes: int | None = None):
+    """Run `fn(*args)` on every visible GPU via accelerate.notebook_launcher; directly when <= 1 process."""
+    n = torch.cuda.device_count() if num_processes is None else int(num_processes)
+    if n <= 1:
+        return fn(*args)
+    from accelerate import notebook_launcher
+
+    return notebook_launcher(fn, args, num_processes=n)
+
+
+# --- setup -----------------------------------------------------------------------------------------
+
+
+def _distributed() -> bool:
+    """Whether this process is one of several (accelerate launch / notebook_launcher)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def _mixed_precision(config: TrainConfig, device: str) -> str:
+    """Resolve "auto" and refuse fp16 without CUDA."""
+    mp = config.mixed_precision
+    if mp == "auto":
+        if not device.startswith("cuda"):
+            return "no"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if mp == "fp16" and not device.startswith("cuda"):
+        raise ParameterError("TrainConfig.mixed_precision='fp16' needs a CUDA GPU; use 'bf16' or 'no' on this device")
+    return mp
+
+
+def _accelerator(config: TrainConfig):
+    """An Accelerator for `config`; a previous single-process run's conflicting global state is forgotten."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState, GradientState, PartialState
+
+    device = "cuda" if _distributed() and torch.cuda.is_available() else choose_device(config.device)
+    mp = _mixed_precision(config, device)
+    cpu = device == "cpu"
+    old_device = PartialState._shared_state.get("device")
+    old_mp = AcceleratorState._shared_state.get("_mixed_precision")
+    if not _distributed() and ((old_device is not None and (old_device.type == "cpu") != cpu)
+                               or (old_mp is not None and old_mp != mp)):
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
+    return Accelerator(cpu=cpu, mixed_precision=mp, gradient_accumulation_steps=config.grad_accum_steps)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """Seed of epoch `epoch`'s shuffle generator."""
+    return (int(seed) * 1_000_003 + int(epoch)) % (2**63 - 1)
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Seed NumPy and `random` in a DataLoader worker from its torch seed."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _loader(dataset, config: TrainConfig, collate_fn, epoch: int, accelerator):
+    """This epoch's shuffled DataLoader (generator seeded from (seed, epoch)), sharded by Accelerate."""
+    generator = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
+    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=generator,
+                        collate_fn=collate_fn, num_workers=config.num_workers, drop_last=config.drop_last,
+                        worker_init_fn=_seed_worker if config.num_workers else None,
+                        pin_memory=accelerator.device.type == "cuda")
+    loader = accelerator.prepare_data_loader(loader)
+    if hasattr(loader, "iteration"):  # Accelerate's loader calls dataset.set_epoch(iteration) when iterated
+        loader.iteration = epoch
+    return loader
+
+
+def _optimizer(model: torch.nn.Module, config: TrainConfig, param_groups=None) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters (or over `param_groups`, frozen ones dropped)."""
+    groups = param_groups if param_groups is not None else [{"params": list(model.parameters())}]
+    groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in groups]
+    groups = [g for g in groups if g["params"]]
+    if not groups:
+        raise ParameterError("train(): the model has no trainable parameters (all requires_grad=False); "
+                             "unfreeze some or pass param_groups")
+    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+
+
+# --- checkpoints -----------------------------------------------------------------------------------
+
+
+def _fingerprint(config: TrainConfig, n_items: int) -> dict:
+    """The settings a resumed run must share with its checkpoint."""
+    values = {k: getattr(config, k) for k in RESUME_KEYS}
+    values["betas"] = list(values["betas"])
+    return {**values, "dataset_len": int(n_items)}
+
+
+def _bad_checkpoint(path: Path, why: str) -> MedvlError:
+    """The one error for an unusable checkpoint."""
+    return MedvlError(f"checkpoint {path} cannot be resumed ({why}); delete it or pass resume=False")
+
+
+def _resume(path: Path | None, model, optimizer, scheduler, config: TrainConfig, n_items: int) -> dict | None:
+    """Load `path` into model/optimizer/scheduler if it exists; return the rest of its state."""
+    if path is None or not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the same user problem
+        raise _bad_checkpoint(path, f"unreadable: {type(err).__name__}") from err
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise _bad_checkpoint(path, "not a medvl training checkpoint")
+    _check_fingerprint(path, state.get("config") or {}, _fingerprint(config, n_items))
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise _bad_checkpoint(path, f"it does not fit this model/optimizer: {str(err).splitlines()[0]}") from err
+    return state
+
+
+def _check_fingerprint(path: Path, saved: dict, current: dict) -> None:
+    """Raise if a setting that changes the result differs between checkpoint and config."""
+    for key, value in current.items():
+        if saved.get(key) != value:
+            raise _bad_checkpoint(path, f"it was written with {key}={saved.get(key)!r}, this run has {value!r}")
+
+
+def _rng_state() -> dict:
+    """Python, NumPy, torch CPU and CUDA RNG states in a weights_only-loadable form."""
+    np_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def _set_rng_state(state: dict) -> None:
+    """Restore what `_rng_state` captured."""
+    random.setstate((state["python"][0], tuple(state["python"][1]), state["python"][2]))
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), gauss))
+    torch.set_rng_state(state["torch"])
+    if torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save(path: Path, state: dict) -> None:
+    """torch.save `state` to `path` atomically (temp file, fsync, rename)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(state, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+# --- the loop --------------------------------------------------------------------------------------
+
+
+class _Run:
+    """Mutable state of one `train` call: counters, history, logging and checkpointing."""
+
+    def __init__(self, accelerator, model, optimizer, scheduler, loss_fn, config, path):
+        """Keep the prepared objects."""
+        self.acc, self.model, self.optimizer, self.scheduler = accelerator, model, optimizer, scheduler
+        self.loss_fn, self.config, self.path = loss_fn, config, path
+        self.epoch, self.step, self.history, self.step_log = 0, 0, [], []
+        self.start_epoch, self.fingerprint, self.lr_used = 0, None, float("nan")
+
+    def start(self, state: dict | None, n_items: int) -> None:
+        """Take over a loaded checkpoint's counters, scaler and RNG states."""
+        self.fingerprint = _fingerprint(self.config, n_items)
+        if state is None:
+            return
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.history, self.step_log = list(state["history"]), list(state["step_log"])
+        if self.acc.scaler is not None and state.get("scaler"):
+            self.acc.scaler.load_state_dict(state["scaler"])
+        rngs = state["rng"]
+        _set_rng_state(rngs[self.acc.process_index % len(rngs)])
+        self.start_epoch = self.epoch
+
+    def epoch_loop(self, dataset, collate_fn, val_fn, epoch: int) -> None:
+        """Train one epoch, validate, record history, checkpoint."""
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        loader = _loader(dataset, self.config, collate_fn, epoch, self.acc)
+        t0 = time.perf_counter()
+        means, n_samples = self._train_epoch(loader, epoch)
+        seconds = time.perf_counter() - t0
+        row = {"epoch": epoch + 1, **means, "lr": self.lr_used,
+               "seconds": seconds, "samples_per_s": n_samples * self.acc.num_processes / max(seconds, 1e-9)}
+        row.update(self._validate(val_fn, epoch))
+        self.history.append(row)
+        self.epoch = epoch + 1
+        if self.path is not None and (self.epoch % self.config.checkpoint_every_epochs == 0
+                                      or self.epoch == self.config.epochs):
+            self._checkpoint()
+
+    def _train_epoch(self, loader, epoch: int):
+        """One pass over `loader`; return the mean loss terms and the number of samples seen."""
+        self.model.train()
+        bar = self._bar(loader, epoch)
+        sums, n_batches, n_samples = {}, 0, 0
+        for batch in loader:
+            terms = self._micro_step(batch)
+            for key, value in terms.items():
+                sums[key] = sums.get(key, 0.0) + value
+            n_batches, n_samples = n_batches + 1, n_samples + _batch_len(batch, self.config.batch_size)
+            if self.acc.sync_gradients:
+                self._after_optimizer_step(terms, bar)
+            bar.update(1)
+        means = self._means(sums, n_batches)
+        bar.set_postfix(loss=f"{means.get('train_loss', float('nan')):.4f}")
+        bar.close()
+        return means, n_samples
+
+    def _micro_step(self, batch) -> dict:
+        """Forward, backward and (on accumulation boundaries) optimizer step; return detached loss terms."""
+        with self.acc.accumulate(self.model):
+            with self.acc.autocast():
+                loss, extras = _split_loss(self.loss_fn(self.model, batch))
+            self.acc.backward(loss)
+            if self.acc.sync_gradients and self.config.max_grad_norm:
+                self.acc.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+            self.lr_used = self.optimizer.param_groups[0]["lr"]
+            self.optimizer.step()
+            if self.acc.sync_gradients and not self.optimizer.step_was_skipped:
+                self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return {"loss": loss.detach(), **extras}
+
+    def _after_optimizer_step(self, terms: dict, bar) -> None:
+        """Count the step; every `log_every` steps log it and refresh the progress bar."""
+        self.step += 1
+        if self.step % self.config.log_every:
+            return
+        entry = {"step": self.step, "lr": self.lr_used,
+                 **{k: float(v) for k, v in terms.items()}}
+        if not math.isfinite(entry["loss"]):
+            raise MedvlError(f"loss_fn returned a non-finite loss ({entry['loss']}) at optimizer step {self.step}; "
+                             "lower TrainConfig.lr, set max_grad_norm, or check the inputs")
+        self.step_log.append(entry)
+        bar.set_postfix(loss=f"{entry['loss']:.4f}", lr=f"{entry['lr']:.2e}")
+
+    def _means(self, sums: dict, n_batches: int) -> dict:
+        """Per-epoch means of the loss terms, averaged over processes, as train_<key> floats."""
+        if not n_batches:
+            return {}
+        keys = sorted(sums)
+        totals = torch.stack([torch.as_tensor(sums[k], dtype=torch.float64, device=self.acc.device) for k in keys])
+        totals = self.acc.reduce(totals, reduction="mean")
+        return {f"train_{k}": float(v) / n_batches for k, v in zip(keys, totals.tolist())}
+
+    def _validate(self, val_fn, epoch: int) -> dict:
+        """Run `val_fn(model, epoch)` on the main process in eval mode; share its metrics with all processes."""
+        if val_fn is None:
+            return {}
+        metrics = [None]
+        if self.acc.is_main_process:
+            net = self.acc.unwrap_model(self.model)
+            net.eval()
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                out = val_fn(net, epoch)
+            net.train()
+            metrics = [{**_scalars(out), "val_seconds": time.perf_counter() - t0}]
+        if self.acc.num_processes > 1:
+            from accelerate.utils import broadcast_object_list
+
+            broadcast_object_list(metrics)
+        return metrics[0]
+
+    def _checkpoint(self) -> None:
+        """Save everything needed to resume to `checkpoint_dir/last.pt` (main process writes)."""
+        from accelerate.utils import gather_object
+
+        rngs = gather_object([_rng_state()])
+        model_state = self.acc.get_state_dict(self.model)
+        if self.acc.is_main_process:
+            _save(self.path, {
+                "format": CHECKPOINT_FORMAT, "epoch": self.epoch, "step": self.step, "model": model_state,
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.acc.scaler.state_dict() if self.acc.scaler is not None else None,
+                "history": self.history, "step_log": self.step_log, "rng": rngs, "config": self.fingerprint,
+            })
+        self.acc.wait_for_everyone()
+
+    def _bar(self, loader, epoch: int):
+        """The epoch's tqdm bar (disabled off the main process or when progress=False)."""
+        from tqdm.auto import tqdm
+
+        show = self.config.progress and self.acc.is_local_main_process
+        return tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{self.config.epochs}", disable=not show,
+                    dynamic_ncols=True)
+
+    def result(self) -> TrainResult:
+        """The TrainResult of this call."""
+        return TrainResult(history=self.history, step_log=self.step_log, steps=self.step,
+                           start_epoch=self.start_epoch, checkpoint=self.path if self.path and self.path.exists()
+                           else None, model=self.acc.unwrap_model(self.model))
+
+
+def _split_loss(out) -> tuple[torch.Tensor, dict]:
+    """(loss, detached extra scalars) from a loss_fn result."""
+    if isinstance(out, dict):
+        if "loss" not in out:
+            raise MedvlError(f"loss_fn returned a dict without 'loss' (keys: {sorted(out)}); "
+                             "return {'loss': tensor, ...}")
+        extras = {k: v.detach().float().mean() if torch.is_tensor(v) else float(v)
+                  for k, v in out.items() if k != "loss"}
+        out = out["loss"]
+    else:
+        extras = {}
+    if not torch.is_tensor(out) or out.numel() != 1:
+        raise MedvlError(f"loss_fn must return a scalar tensor (or a dict with one under 'loss'), got {_describe(out)}")
+    return out.reshape(()), extras
+
+
+def _describe(value) -> str:
+    """Short type/shape description for error messages."""
+    return f"tensor of shape {tuple(value.shape)}" if torch.is_tensor(value) else type(value).__name__
+
+
+def _scalars(metrics) -> dict:
+    """val_fn output as a dict of plain Python scalars."""
+    if not isinstance(metrics, dict):
+        raise MedvlError(f"val_fn(model, epoch) must return a dict of metrics, got {type(metrics).__name__}")
+    return {k: v.tolist() if hasattr(v, "tolist") else v for k, v in metrics.items()}
+
+
+def _batch_len(batch, default: int) -> int:
+    """Number of samples in a collated batch (first tensor's length; `default` if none)."""
+    if torch.is_tensor(batch):
+        return int(batch.shape[0]) if batch.ndim else default
+    values = batch.values() if isinstance(batch, dict) else batch if isinstance(batch, list | tuple) else ()
+    for value in values:
+        if torch.is_tensor(value) and value.ndim:
+            return int(value.shape[0])
+        if isinstance(value, list):
+            return len(value)
+    return default
+
+
+__all__ = ["TrainConfig", "TrainResult", "train", "launch_in_notebook", "lr_factor", "CHECKPOINT_NAME"]
