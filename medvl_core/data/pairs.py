@@ -1,0 +1,157 @@
+"""Image-report pairs for contrastive training: per-epoch sentence sampling, augmentation, batch collation."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import DataFormatError, ParameterError
+from ..text.sentences import sample_sentences, split_sentences
+from .transforms import ShrinkTo, paper_augmentation, two_views
+
+
+class ImageTextPairs(Dataset):
+    """Wrap a dataset with `image` (PIL) and `text` items -> dict(image tensor, text, id, index[, views]).
+
+    Each epoch (`set_epoch`) draws `sentences_per_report` random sentences of every report (None = the full text)
+    and a fresh augmentation, both deterministic from (seed, epoch, index). `slip=True` adds "views": two more
+    independent augmentations (`augment`, or `paper_augmentation()` when None) as a (2, 3, H, W) tensor.
+    Images are first shrunk to the preprocess's resize size (cheap augmentation); `cache_images=True` keeps those
+    decoded, shrunk images and the texts in memory (small datasets; the engine uses num_workers=0 on CPU).
+    With DataLoader workers, use non-persistent workers so each epoch's copy sees the new epoch.
+    """
+
+    def __init__(
+        self,
+        dataset,
+        preprocess,
+        tokenizer=None,
+        sentences_per_report: int | None = 3,
+        augment=None,
+        seed: int = 0,
+        slip: bool = False,
+        cache_images: bool = False,
+        max_length: int = 128,
+    ):
+        if sentences_per_report is not None and (
+            isinstance(sentences_per_report, bool)
+            or not isinstance(sentences_per_report, int | np.integer)
+            or sentences_per_report < 1
+        ):
+            raise ParameterError(f"sentences_per_report={sentences_per_report!r}; use a positive integer or None")
+        self.dataset, self.preprocess, self.tokenizer = dataset, preprocess, tokenizer
+        self.sentences_per_report, self.augment, self.seed = sentences_per_report, augment, int(seed)
+        self.slip, self.cache_images, self.max_length = bool(slip), bool(cache_images), int(max_length)
+        self.views = two_views(augment or paper_augmentation()) if slip else None
+        self._shrink = ShrinkTo(_resize_side(preprocess)) if _resize_side(preprocess) else None
+        self._cache: dict[int, tuple] = {}
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose sentences and augmentations `__getitem__` returns."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    @property
+    def collate(self):
+        """`collate_pairs(tokenizer, max_length)` for this dataset's tokenizer (DataLoader's collate_fn)."""
+        if self.tokenizer is None:
+            raise ParameterError("ImageTextPairs(tokenizer=None) has no collate; pass tokenizer=model.tokenize")
+        return collate_pairs(self.tokenizer, self.max_length)
+
+    def _source(self, index: int) -> tuple:
+        """(id, PIL image, full text, sentences) of one source item, from the cache when enabled."""
+        if index in self._cache:
+            return self._cache[index]
+        item = self.dataset[index]
+        image, text, item_id = item.get("image"), item.get("text"), item.get("id", index)
+        if isinstance(image, list | tuple):  # multi-image cases: the first image
+            image = image[0] if image else None
+        if image is None:
+            raise DataFormatError(f"item {item_id!r} has no image; open the dataset with images enabled")
+        sentences = split_sentences(text) if isinstance(text, str) else []
+        if not sentences:
+            raise DataFormatError(
+                f"item {item_id!r} has an empty report (no Findings/Impression text); filter such items out first"
+            )
+        source = (item_id, self._shrink(image) if self._shrink else image, text, sentences)
+        if self.cache_images:
+            self._cache[index] = source
+        return source
+
+    def text_for(self, index: int, epoch: int | None = None) -> str:
+        """The text item `index` yields in `epoch` (default: the current epoch)."""
+        _, _, text, sentences = self._source(index)
+        if self.sentences_per_report is None:
+            return text
+        rng = np.random.default_rng([self.seed, self.epoch if epoch is None else int(epoch), int(index), 0])
+        return " ".join(sample_sentences(sentences, self.sentences_per_report, rng))
+
+    def __getitem__(self, index: int) -> dict:
+        item_id, image, _, _ = self._source(index)
+        out = {"id": item_id, "index": int(index), "text": self.text_for(index)}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(_seed(self.seed, self.epoch, index))
+            out["image"] = self.preprocess(self.augment(image) if self.augment else image)
+            if self.views is not None:
+                out["views"] = torch.stack([self.preprocess(view) for view in self.views(image)])
+        return out
+
+
+class PairCollator:
+    """Batch ImageTextPairs items: stacked images (and views), texts tokenised once per batch."""
+
+    def __init__(self, tokenizer, max_length: int = 128):
+        self.tokenizer, self.max_length = tokenizer, int(max_length)
+        owner = getattr(tokenizer, "__self__", None)  # a bound TextEncoder/DualEncoder.tokenize
+        limit = getattr(owner, "max_length", None)
+        if isinstance(limit, int) and limit > 0:
+            self.max_length = min(self.max_length, limit)
+
+    def __call__(self, items: list[dict]) -> dict:
+        tokens = self.tokenizer([item["text"] for item in items], max_length=self.max_length)
+        batch = {
+            "images": torch.stack([item["image"] for item in items]),
+            "input_ids": tokens["input_ids"],
+            "attention_mask": tokens["attention_mask"],
+        }
+        if "views" in items[0]:
+            batch["views"] = torch.stack([item["views"] for item in items], dim=1)
+        return batch
+
+
+def collate_pairs(tokenizer, max_length: int = 128) -> PairCollator:
+    """A collate_fn -> {"images" (B,3,H,W), "input_ids", "attention_mask"[, "views" (2,B,3,H,W)]}.
+
+    `tokenizer(texts, max_length=...)` returns dict(input_ids, attention_mask), e.g. `model.tokenize`.
+    """
+    return PairCollator(tokenizer, max_length)
+
+
+def _seed(seed: int, epoch: int, index: int) -> int:
+    """A 63-bit torch seed derived from (seed, epoch, index)."""
+    state = np.random.SeedSequence([int(seed), int(epoch), int(index), 1]).generate_state(2, dtype=np.uint32)
+    return int(state[0]) << 31 ^ int(state[1])
+
+
+def _resize_side(preprocess) -> int | None:
+    """The shorter-side size of the first Resize inside a (wrapped) torchvision preprocess, if any."""
+    from torchvision import transforms as T
+
+    seen, todo = set(), [preprocess]
+    while todo:
+        t = todo.pop(0)
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        if isinstance(t, T.Resize):
+            size = t.size
+            size = size[0] if isinstance(size, list | tuple) and size else size
+            return int(size) if isinstance(size, int) else None
+        todo += list(getattr(t, "transforms", []) or [])
+        if getattr(t, "transform", None) is not None:
+            todo.append(t.transform)
+    return None

@@ -1,0 +1,118 @@
+"""Contrastive objectives: symmetric InfoNCE (CLIP), optional relaxed positives (Jang et al.), SimCLR, SLIP."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ParameterError
+from .relaxed import relaxed_similarity
+
+FRAMEWORKS = ("clip", "slip")
+
+
+def relax_args(relax) -> tuple[float, float] | None:
+    """None | (threshold, alpha) | dict(threshold=0.5, alpha=10.0) -> None or a (threshold, alpha) tuple."""
+    if relax is None or relax is False:
+        return None
+    if relax is True:
+        return 0.5, 10.0
+    if isinstance(relax, Mapping):
+        unknown = set(relax) - {"threshold", "alpha"}
+        if unknown:
+            raise ParameterError(f"relax has unknown keys {sorted(unknown)}; use dict(threshold=0.5, alpha=10.0)")
+        return float(relax.get("threshold", 0.5)), float(relax.get("alpha", 10.0))
+    try:
+        threshold, alpha = relax
+        return float(threshold), float(alpha)
+    except (TypeError, ValueError):
+        raise ParameterError(
+            f"relax={relax!r}; use None, (threshold, alpha) or dict(threshold=..., alpha=...)"
+        ) from None
+
+
+def _full(x: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 (AMP) -> float32 for the softmax; float32/float64 unchanged."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def clip_logits(img: torch.Tensor, txt: torch.Tensor, logit_scale, relax=None) -> torch.Tensor:
+    """Scaled cosine matrix (image rows, text columns), the diagonal relaxed first when `relax` is given."""
+    sim = F.normalize(_full(img), dim=-1) @ F.normalize(_full(txt), dim=-1).T
+    args = relax_args(relax)
+    if args is not None:
+        sim = relaxed_similarity(sim, *args)
+    return torch.as_tensor(logit_scale, dtype=sim.dtype, device=sim.device) * sim
+
+
+def clip_loss(img: torch.Tensor, txt: torch.Tensor, logit_scale, relax=None) -> torch.Tensor:
+    """Symmetric InfoNCE over matched rows: mean of image->text and text->image cross-entropy.
+
+    Inputs are L2-normalised here (idempotent for normalised embeddings); `relax=(threshold, alpha)` passes the
+    cosine matrix's diagonal through `relaxed_similarity` before scaling (Jang et al., eq. 3).
+    """
+    if img.ndim != 2 or img.shape != txt.shape:
+        raise ParameterError(
+            f"clip_loss needs matching (B, D) embeddings, got {tuple(img.shape)} and {tuple(txt.shape)}"
+        )
+    logits = clip_logits(img, txt, logit_scale, relax)
+    targets = torch.arange(logits.shape[0], device=logits.device)
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
+
+
+def simclr_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """NT-Xent over 2B views: each view's positive is its pair, negatives the other 2B-2 views (self excluded)."""
+    if z1.ndim != 2 or z1.shape != z2.shape:
+        raise ParameterError(f"simclr_loss needs matching (B, D) views, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    if temperature <= 0:
+        raise ParameterError(f"temperature must be > 0, got {temperature}")
+    z = F.normalize(_full(torch.cat([z1, z2])), dim=-1)
+    n = z1.shape[0]
+    logits = (z @ z.T) / temperature
+    logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(logits, targets)
+
+
+class ContrastiveObjective:
+    """`objective(model, batch) -> dict(loss, clip, ssl)`: a training engine's loss_fn for a DualEncoder.
+
+    framework="clip": symmetric InfoNCE (relaxed positives when `relax` is set).
+    framework="slip": that plus `ssl_weight` x SimCLR on batch["views"] (2, B, 3, H, W) through the image tower and
+    the model's SSL head, in the same model call (one forward under DDP). The head lives in the model (build it
+    with `build_dual_encoder(..., ssl_dim=256)`), so it is in the optimizer, the checkpoint and `save_pretrained`.
+    UniCLIP is not implemented.
+    """
+
+    def __init__(self, framework: str = "clip", relax=None, ssl_weight: float = 1.0, ssl_temperature: float = 0.1):
+        if framework not in FRAMEWORKS:
+            raise ParameterError(
+                f"framework={framework!r}; use one of {', '.join(FRAMEWORKS)} (UniCLIP is not implemented)"
+            )
+        self.framework, self.relax = framework, relax_args(relax)
+        self.ssl_weight, self.ssl_temperature = float(ssl_weight), float(ssl_temperature)
+
+    def __repr__(self):
+        return (
+            f"ContrastiveObjective(framework={self.framework!r}, relax={self.relax}, "
+            f"ssl_weight={self.ssl_weight}, ssl_temperature={self.ssl_temperature})"
+        )
+
+    def __call__(self, model, batch: Mapping) -> dict:
+        inputs = (batch["images"], batch["input_ids"], batch["attention_mask"])
+        if self.framework == "clip":
+            img, txt, scale = model(*inputs)
+            clip = clip_loss(img, txt, scale, self.relax)
+            return {"loss": clip, "clip": clip.detach(), "ssl": torch.zeros((), device=clip.device)}
+        views = batch.get("views")
+        if views is None or views.ndim != 5 or views.shape[0] != 2:
+            raise ParameterError(
+                "framework='slip' needs batch['views'] of shape (2, B, 3, H, W); "
+                "build the dataset with ImageTextPairs(..., slip=True)"
+            )
+        img, txt, scale, z = model(*inputs, views=views.flatten(0, 1))
+        clip = clip_loss(img, txt, scale, self.relax)
+        ssl = simclr_loss(z[: views.shape[1]], z[views.shape[1] :], self.ssl_temperature)
+        return {"loss": clip + self.ssl_weight * ssl, "clip": clip.detach(), "ssl": ssl.detach()}
