@@ -72,7 +72,16 @@ def test_bad_names_are_clear():
     with pytest.raises(UnknownSpecError, match="bundled:efficientnet_lite0"):
         build_image_encoder("bundled:resnet")
     with pytest.raises(ParameterError, match="image_size"):
-        build_image_encoder("bundled:efficientnet_lite0", image_size=64)
+        build_image_encoder("open_clip:RN50", image_size=64)
+    with pytest.raises(ParameterError, match="token model"):
+        build_image_encoder("timm:vit_tiny_patch16_224@random", image_size=64)
+
+
+def test_cnn_input_size_can_be_set(gray_image):
+    enc = build_image_encoder("bundled:efficientnet_lite0", image_size=128)
+    x = enc.preprocess(gray_image)
+    assert enc.image_size == 128 and x.shape == (3, 128, 128)
+    assert enc(x[None]).shape == (1, 1280) and enc.forward_grid(x[None]).shape == (1, 1280, 4, 4)
 
 
 @pytest.mark.parametrize("spec, grid_side", [("tiny:cnn", 2), ("tiny:vit-64", 4)])

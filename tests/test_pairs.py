@@ -120,3 +120,42 @@ def test_errors_are_clear(preprocess):
         ImageTextPairs(Reports(texts=["  "]), preprocess)[0]
     with pytest.raises(ParameterError, match="tokenizer"):
         _ = ImageTextPairs(Reports(), preprocess).collate
+
+
+def test_sentence_index_dedupes_and_keeps_owners():
+    from medvl_core.data.pairs import sentence_index
+
+    unique, owners = sentence_index(["No effusion. Heart normal.", "Heart normal. Small nodule."])
+    assert unique == ["No effusion.", "Heart normal.", "Small nodule."]
+    assert owners == [[0, 1], [1, 2]]
+
+
+def test_feature_pairs_sample_mean_of_drawn_sentences_per_epoch():
+    from medvl_core.data.pairs import FeaturePairs
+
+    images = torch.arange(6.0).reshape(2, 3)
+    sentences = torch.eye(5)
+    pairs = FeaturePairs(images, sentences, [[0, 1, 2, 3], [4]], sentences_per_report=2, seed=1)
+    item = pairs[0]
+    drawn = pairs.sentences_for(0)
+    assert len(drawn) == 2 and torch.equal(item["image_features"], images[0])
+    assert torch.allclose(item["text_features"], sentences[torch.from_numpy(drawn)].mean(0))
+    draws = {tuple(pairs.sentences_for(0, epoch)) for epoch in range(8)}
+    assert len(draws) > 1 and pairs.sentences_for(0, 3).tolist() == pairs.sentences_for(0, 3).tolist()
+    assert torch.equal(pairs[1]["text_features"], sentences[4])
+    full = FeaturePairs(images, sentences, [[0, 1, 2, 3], [4]], sentences_per_report=None)
+    assert torch.allclose(full[0]["text_features"], sentences[:4].mean(0))
+
+
+def test_feature_batches_train_through_the_objective():
+    from medvl_core.data.pairs import FeaturePairs
+    from medvl_core.losses import ContrastiveObjective
+    from medvl_core.models.dual_encoder import build_dual_encoder
+
+    model = build_dual_encoder("tiny:cnn-32", "tiny:text-32", embed_dim=8, trainable="projections")
+    pairs = FeaturePairs(torch.randn(4, model.visual.embed_dim), torch.randn(6, model.text.embed_dim),
+                         [[0, 1], [2], [3, 4], [5]])
+    batch = torch.utils.data.default_collate([pairs[i] for i in range(4)])
+    out = ContrastiveObjective(relax={"threshold": 0.5, "alpha": 10.0})(model, batch)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and model.image_projection.weight.grad is not None

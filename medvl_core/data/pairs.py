@@ -155,3 +155,52 @@ def _resize_side(preprocess) -> int | None:
         if getattr(t, "transform", None) is not None:
             todo.append(t.transform)
     return None
+
+
+class FeaturePairs(Dataset):
+    """Pairs of cached frozen-tower features: an image's features and the mean of this epoch's sentence features.
+
+    `owners[i]` holds the indices (into `sentence_features`) of report i's sentences; each epoch
+    `sentences_per_report` of them are drawn from (seed, epoch, index) as in `ImageTextPairs` (None = all).
+    The text side is the mean of the drawn sentences' embeddings: the frozen-tower stand-in for encoding
+    their concatenation, which lets a CPU demo run the method on cached features.
+    """
+
+    def __init__(self, image_features: torch.Tensor, sentence_features: torch.Tensor, owners,
+                 sentences_per_report: int | None = 3, seed: int = 0):
+        if len(owners) != len(image_features):
+            raise ParameterError(f"{len(owners)} reports for {len(image_features)} images; pass one owner list per image")
+        if any(len(o) == 0 for o in owners):
+            raise DataFormatError("a report has no sentences; drop empty reports before building FeaturePairs")
+        self.image_features, self.sentence_features = image_features, sentence_features
+        self.owners = [np.asarray(o, dtype=np.int64) for o in owners]
+        self.sentences_per_report, self.seed, self.epoch = sentences_per_report, int(seed), 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose sentence draw `__getitem__` returns."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.owners)
+
+    def sentences_for(self, index: int, epoch: int | None = None) -> np.ndarray:
+        """Indices of the sentences report `index` contributes in `epoch`."""
+        owned = self.owners[index]
+        if self.sentences_per_report is None or len(owned) <= self.sentences_per_report:
+            return owned
+        rng = np.random.default_rng([self.seed, self.epoch if epoch is None else int(epoch), int(index), 0])
+        return np.sort(rng.choice(owned, size=self.sentences_per_report, replace=False))
+
+    def __getitem__(self, index: int) -> dict:
+        chosen = torch.from_numpy(self.sentences_for(index))
+        return {"image_features": self.image_features[index],
+                "text_features": self.sentence_features[chosen].mean(dim=0)}
+
+
+def sentence_index(reports) -> tuple[list[str], list[list[int]]]:
+    """Unique sentences over all reports and, per report, the indices of its sentences (split once)."""
+    position: dict[str, int] = {}
+    owners = []
+    for report in reports:
+        owners.append([position.setdefault(s, len(position)) for s in dict.fromkeys(split_sentences(report))])
+    return list(position), owners

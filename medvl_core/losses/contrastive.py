@@ -101,9 +101,9 @@ class ContrastiveObjective:
         )
 
     def __call__(self, model, batch: Mapping) -> dict:
-        inputs = (batch["images"], batch["input_ids"], batch["attention_mask"])
+        inputs = _model_inputs(batch)
         if self.framework == "clip":
-            img, txt, scale = model(*inputs)
+            img, txt, scale = model(**inputs)
             clip = clip_loss(img, txt, scale, self.relax)
             return {"loss": clip, "clip": clip.detach(), "ssl": torch.zeros((), device=clip.device)}
         views = batch.get("views")
@@ -112,7 +112,16 @@ class ContrastiveObjective:
                 "framework='slip' needs batch['views'] of shape (2, B, 3, H, W); "
                 "build the dataset with ImageTextPairs(..., slip=True)"
             )
-        img, txt, scale, z = model(*inputs, views=views.flatten(0, 1))
+        img, txt, scale, z = model(**inputs, views=views.flatten(0, 1))
         clip = clip_loss(img, txt, scale, self.relax)
         ssl = simclr_loss(z[: views.shape[1]], z[views.shape[1] :], self.ssl_temperature)
         return {"loss": clip + self.ssl_weight * ssl, "clip": clip.detach(), "ssl": ssl.detach()}
+
+
+def _model_inputs(batch: Mapping) -> dict:
+    """The DualEncoder inputs present in a batch: pixels/tokens, or cached tower features."""
+    keys = ("images", "input_ids", "attention_mask", "image_features", "text_features")
+    inputs = {key: batch[key] for key in keys if key in batch}
+    if not ({"images", "image_features"} & inputs.keys() and {"input_ids", "text_features"} & inputs.keys()):
+        raise ParameterError("a contrastive batch needs images (or image_features) and input_ids (or text_features)")
+    return inputs

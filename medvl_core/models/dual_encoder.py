@@ -156,12 +156,25 @@ class DualEncoder(nn.Module):
             )
         return self.ssl_head(self.visual(pixels))
 
-    def forward(self, images: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor, views=None):
+    def project_image_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled image-tower features (B, tower dim), e.g. from a feature cache -> normalised (B,D)."""
+        return F.normalize(self.image_projection(features), dim=-1)
+
+    def project_text_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled text-tower features (B, tower dim) -> normalised (B,D)."""
+        return F.normalize(self.text_projection(features), dim=-1)
+
+    def forward(self, images=None, input_ids=None, attention_mask=None, views=None, *, image_features=None,
+                text_features=None):
         """(normalised image emb., normalised text emb., logit scale[, SSL head outputs of `views` (N,3,H,W)]).
 
+        `image_features`/`text_features` (cached outputs of frozen towers) replace the pixel/token inputs.
         Passing SLIP's views here (not through `ssl_embed`) keeps one forward call under DDP/Accelerate.
         """
-        out = (self.encode_images(images), self.encode_tokens(input_ids, attention_mask), self.logit_scale)
+        img = self.encode_images(images) if image_features is None else self.project_image_features(image_features)
+        txt = (self.encode_tokens(input_ids, attention_mask) if text_features is None
+               else self.project_text_features(text_features))
+        out = (img, txt, self.logit_scale)
         return out if views is None else (*out, self.ssl_embed(views))
 
     # -- freezing -----------------------------------------------------------------------------

@@ -60,18 +60,22 @@ def parse_spec(spec: str) -> tuple[str, str, str | None]:
 
 
 def build_image_encoder(spec: str, device=None, image_size: int | None = None) -> ImageEncoder:
-    """An ImageEncoder for `spec` in eval mode (on `device` if given); `image_size` only for tiny:* towers."""
+    """An ImageEncoder for `spec` in eval mode (on `device` if given).
+
+    `image_size` sets the input side for tiny:*, bundled: and timm: CNNs (e.g. 128 for fast CPU runs on
+    small images); other towers keep their official input size.
+    """
     kind, name, tag = parse_spec(spec)
-    if image_size is not None and kind != "tiny":
+    if image_size is not None and kind not in ("tiny", "bundled", "timm"):
         raise ParameterError(
-            f"image_size={image_size} only applies to tiny:* specs; {spec!r} keeps its official input size"
+            f"image_size={image_size} applies to tiny:, bundled: and timm: CNN specs; {spec!r} keeps its official input size"
         )
     builders = {
         "open_clip": _open_clip_image,
-        "timm": _timm_image,
+        "timm": functools.partial(_timm_image, image_size=image_size),
         "torchvision": _torchvision_image,
         "hf": _hf_image,
-        "bundled": _bundled_image,
+        "bundled": functools.partial(_bundled_image, image_size=image_size),
         "tiny": functools.partial(_tiny_image, image_size=image_size or 224),
     }
     return _finish(builders[kind](spec, name, tag), device)
@@ -292,16 +296,20 @@ def _load_remote(spec: str, load, alternative: str):
 class _TimmImage(ImageEncoder):
     """A timm model with its classifier removed; grid = last feature map (CNN) or patch tokens (ViT)."""
 
-    def __init__(self, spec: str, model: nn.Module):
+    def __init__(self, spec: str, model: nn.Module, image_size: int | None = None):
         import timm.data
 
         model.reset_classifier(0)
+        # token models (ViT) and NHWC models (Swin) need timm's intermediates API for an NCHW grid
+        tokens = hasattr(model, "num_prefix_tokens") or getattr(model, "output_fmt", "NCHW") != "NCHW"
         config = timm.data.resolve_data_config({}, model=model)
+        if image_size is not None:
+            if tokens:
+                raise ParameterError(f"image_size applies to CNNs; {spec!r} is a token model with a fixed input size")
+            config.update(input_size=(3, int(image_size), int(image_size)), crop_pct=1.0)
         preprocess = _RGB(timm.data.create_transform(**config))
         super().__init__(spec, model.num_features, model.num_features, config["input_size"][-1], preprocess)
-        self.model = model
-        # token models (ViT) and NHWC models (Swin) need timm's intermediates API for an NCHW grid
-        self._tokens = hasattr(model, "num_prefix_tokens") or getattr(model, "output_fmt", "NCHW") != "NCHW"
+        self.model, self._tokens = model, tokens
 
     def forward(self, x):
         return self.model(x)
@@ -314,7 +322,7 @@ class _TimmImage(ImageEncoder):
         return self.model.forward_features(x)
 
 
-def _timm_image(spec: str, name: str, tag: str | None) -> ImageEncoder:
+def _timm_image(spec: str, name: str, tag: str | None, image_size: int | None = None) -> ImageEncoder:
     """timm:NAME (pretrained, downloads) or timm:NAME@random (offline)."""
     import timm
 
@@ -322,9 +330,10 @@ def _timm_image(spec: str, name: str, tag: str | None) -> ImageEncoder:
     if not timm.is_model(full):
         raise UnknownSpecError(f"timm has no model {full!r} (spec {spec!r}); see timm.list_models() for names")
     if tag == "random":
-        return _TimmImage(spec, timm.create_model(name, pretrained=False))
+        return _TimmImage(spec, timm.create_model(name, pretrained=False), image_size)
     alternative = f"'bundled:efficientnet_lite0' or 'timm:{name}@random'"
-    return _TimmImage(spec, _load_remote(spec, lambda: timm.create_model(full, pretrained=True), alternative))
+    model = _load_remote(spec, lambda: timm.create_model(full, pretrained=True), alternative)
+    return _TimmImage(spec, model, image_size)
 
 
 class _TorchvisionResNet(ImageEncoder):
@@ -615,7 +624,7 @@ def _max_length(source: str, tokenizer, config) -> int:
 # bundled: (registry-package weights, offline)
 
 
-def _bundled_image(spec: str, name: str, tag: str | None) -> ImageEncoder:
+def _bundled_image(spec: str, name: str, tag: str | None, image_size: int | None = None) -> ImageEncoder:
     """bundled:efficientnet_lite0: timm efficientnet_lite0 with the pretrained weights of a registry package."""
     if name != "efficientnet_lite0":
         raise UnknownSpecError(f"no bundled image encoder {name!r}; bundled image specs: 'bundled:efficientnet_lite0'")
@@ -625,7 +634,7 @@ def _bundled_image(spec: str, name: str, tag: str | None) -> ImageEncoder:
 
     model = timm.create_model("efficientnet_lite0", pretrained=False)
     model.load_state_dict(assets.efficientnet_lite0_state_dict())
-    return _TimmImage(spec, model)
+    return _TimmImage(spec, model, image_size)
 
 
 def _bundled_text(spec: str, name: str, tag: str | None) -> TextEncoder:

@@ -1,0 +1,74 @@
+"""On-disk cache of frozen-tower outputs, keyed by encoder spec and the exact inputs, so reruns extract nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+
+import torch
+from tqdm.auto import tqdm
+
+from ..config import cache_dir
+from ..io import atomic_path
+
+
+def cache_key(spec: str, ids, extra: str = "") -> str:
+    """File stem for (encoder spec, ordered input ids, extra settings): readable prefix + content hash."""
+    digest = hashlib.sha256("\n".join([spec, extra, *map(str, ids)]).encode()).hexdigest()[:16]
+    return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', spec)}-{len(ids)}-{digest}"
+
+
+def _fingerprint(record: dict) -> str:
+    """Record id plus its image file's path, size and mtime, so a regenerated file invalidates the cache."""
+    path = record.get("path")
+    if not path or not os.path.exists(path):
+        return str(record["id"])
+    stat = os.stat(path)
+    return f"{record['id']}|{path}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def _cached(key: str, compute) -> torch.Tensor:
+    """Load features/<key>.pt, or compute, store atomically and return them."""
+    path = cache_dir("features") / f"{key}.pt"
+    if path.is_file():
+        return torch.load(path, weights_only=True)
+    value = compute()
+    with atomic_path(path) as tmp:
+        torch.save(value, tmp)
+    return value
+
+
+@torch.no_grad()
+def image_tower_features(encoder, dataset, batch_size: int = 64, progress: bool = True) -> torch.Tensor:
+    """Pooled features (N, D) of every dataset item's `image` through `encoder` (eval mode), cached on disk."""
+    ids = [_fingerprint(record) for record in dataset.records]
+
+    def compute():
+        encoder.eval()
+        device = next(encoder.parameters()).device
+        chunks = []
+        for start in tqdm(range(0, len(dataset), batch_size), desc=f"image features {encoder.spec}", disable=not progress):
+            items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+            pixels = torch.stack([encoder.preprocess(item["image"]) for item in items]).to(device)
+            chunks.append(encoder(pixels).float().cpu())
+        return torch.cat(chunks) if chunks else torch.empty(0, encoder.embed_dim)
+
+    return _cached(cache_key(encoder.spec, ids, repr(encoder.preprocess)), compute)
+
+
+@torch.no_grad()
+def text_tower_features(encoder, texts, batch_size: int = 128, progress: bool = True) -> torch.Tensor:
+    """Pooled features (N, D) of strings through a text tower (eval mode), cached on disk."""
+    texts = list(texts)
+
+    def compute():
+        encoder.eval()
+        device = next(encoder.parameters()).device
+        chunks = []
+        for start in tqdm(range(0, len(texts), batch_size), desc=f"text features {encoder.spec}", disable=not progress):
+            tokens = encoder.tokenize(texts[start:start + batch_size])
+            chunks.append(encoder(tokens["input_ids"].to(device), tokens["attention_mask"].to(device)).float().cpu())
+        return torch.cat(chunks) if chunks else torch.empty(0, encoder.embed_dim)
+
+    return _cached(cache_key(encoder.spec, texts), compute)
