@@ -63,3 +63,12 @@ def test_cache_key_depends_on_spec_ids_and_extra():
     assert base.startswith("bundled_minilm-2-")
     assert base != cache_key("tiny:text", ["a", "b"]) != cache_key("bundled:minilm", ["b", "a"])
     assert base != cache_key("bundled:minilm", ["a", "b"], extra="224")
+
+
+def test_text_features_keep_input_order_despite_length_batching(data_root):
+    encoder = build_text_encoder("tiny:text-32")
+    texts = ["a much longer sentence about a small left pleural effusion", "short", "mid length one"]
+    batched = text_tower_features(encoder, texts, batch_size=2, progress=False)
+    with torch.no_grad():
+        single = torch.cat([encoder(**{k: v for k, v in encoder.tokenize([t]).items()}) for t in texts])
+    assert torch.allclose(batched, single, atol=1e-5)

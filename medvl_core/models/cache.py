@@ -65,10 +65,12 @@ def text_tower_features(encoder, texts, batch_size: int = 128, progress: bool = 
     def compute():
         encoder.eval()
         device = next(encoder.parameters()).device
-        chunks = []
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths per batch: less padding
+        out = torch.empty(len(texts), encoder.embed_dim)
         for start in tqdm(range(0, len(texts), batch_size), desc=f"text features {encoder.spec}", disable=not progress):
-            tokens = encoder.tokenize(texts[start:start + batch_size])
-            chunks.append(encoder(tokens["input_ids"].to(device), tokens["attention_mask"].to(device)).float().cpu())
-        return torch.cat(chunks) if chunks else torch.empty(0, encoder.embed_dim)
+            rows = order[start:start + batch_size]
+            tokens = encoder.tokenize([texts[i] for i in rows])
+            out[rows] = encoder(tokens["input_ids"].to(device), tokens["attention_mask"].to(device)).float().cpu()
+        return out
 
     return _cached(cache_key(encoder.spec, texts), compute)

@@ -1,0 +1,271 @@
+"""Contrastive fine-tuning studies (Jang et al.'s ablation recipe, reusable by the other CXR papers).
+
+Two profiles share one code path. `trainable="projections"` (the CPU demo) freezes both pretrained
+towers, caches their pooled outputs once and trains the projections and temperature; a report's text
+feature each epoch is the mean of its drawn sentences' features (`data.pairs.FeaturePairs`).
+`trainable="last"|"all"` (the paper's protocol, GPU) fine-tunes the towers on pixels and token ids with
+the paper's augmentations and per-epoch sentence sampling (`data.pairs.ImageTextPairs`). Everything is seeded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..config import seed_everything
+from ..data import open_dataset
+from ..data.pairs import FeaturePairs, sentence_index
+from ..errors import MedvlError
+from ..losses import ContrastiveObjective
+from ..models.cache import image_tower_features, text_tower_features
+from ..models.dual_encoder import DualEncoder
+from ..train import TrainConfig, train
+from .metrics import binary_metrics, bootstrap_ci, choose_thresholds, ensemble, macro_auroc, paired_bootstrap_pvalue
+from .zeroshot import ZeroShotClassifier, report_alignment, sentence_alignment
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One arm of the ablation: sentence sampling (n or None = whole report) and relaxation (t, alpha) or None."""
+
+    name: str
+    sentences_per_report: int | None = None
+    relax: tuple[float, float] | None = None
+
+
+def ablation_variants(sentences_per_report: int = 3, threshold: float = 0.5, alpha: float = 10.0) -> list[Variant]:
+    """Table 6's four arms: baseline, + sentence sampling, + loss relaxation, + both."""
+    relax = (float(threshold), float(alpha))
+    return [Variant("baseline"), Variant("+ sentence sampling", sentences_per_report),
+            Variant("+ loss relaxation", None, relax), Variant("+ both", sentences_per_report, relax)]
+
+
+@dataclass
+class Split:
+    """One split: its dataset, labels, report sentences (unique strings + owners) and cached tower features."""
+
+    dataset: object
+    labels: np.ndarray
+    sentences: list[str] | None = None
+    owners: list[list[int]] | None = None
+    image_features: torch.Tensor | None = None
+    sentence_features: torch.Tensor | None = None
+
+
+@dataclass
+class StudyData:
+    """Towers, label names and the train / validate / report-test / held-out test splits of a study."""
+
+    image_encoder: torch.nn.Module
+    text_encoder: torch.nn.Module
+    label_names: list[str]
+    train: Split
+    validate: Split
+    reports_test: Split
+    test: Split
+    cached: bool
+
+
+def _report_split(name, split, options) -> Split:
+    """A split with reports: dataset, labels, unique sentences and which report owns which."""
+    dataset = open_dataset(name, split=split, **options)
+    texts = open_dataset(name, split=split, images=False, **options)
+    unique, owners = sentence_index([texts[i]["text"] for i in range(len(texts))])
+    return Split(dataset, dataset.label_matrix(), unique, owners)
+
+
+def prepare_study(image_encoder, text_encoder, labels=None, name: str = "synth-cxr", cache: bool = True,
+                  progress: bool = True, **options) -> StudyData:
+    """Open train/validate/test (reports) and the CheXpert-style held-out test; cache frozen-tower features."""
+    splits = {s: _report_split(name, s, options) for s in ("train", "validate", "test")}
+    held_out = open_dataset(name, split="test", test_set="chexpert", **options)
+    splits["held_out"] = Split(held_out, held_out.label_matrix())
+    label_names = list(held_out.label_names)
+    if labels is not None:
+        keep = [label_names.index(label) for label in labels]
+        for split in splits.values():
+            split.labels = split.labels[:, keep]
+        label_names = list(labels)
+    if cache:
+        for split in splits.values():
+            split.image_features = image_tower_features(image_encoder, split.dataset, progress=progress)
+            if split.sentences is not None:
+                split.sentence_features = text_tower_features(text_encoder, split.sentences, progress=progress)
+    return StudyData(image_encoder, text_encoder, label_names, splits["train"], splits["validate"], splits["test"],
+                     splits["held_out"], cache)
+
+
+def new_model(study: StudyData, seed: int, embed_dim: int = 128, trainable: str = "projections") -> DualEncoder:
+    """A dual encoder over copies of the study's towers (shared when frozen) with freshly seeded projections."""
+    import copy
+
+    seed_everything(seed)
+    shared = trainable == "projections"
+    image, text = (study.image_encoder, study.text_encoder) if shared else (
+        copy.deepcopy(study.image_encoder), copy.deepcopy(study.text_encoder))
+    return DualEncoder(image, text, embed_dim=embed_dim).set_trainable(trainable)
+
+
+def _train_pairs(study: StudyData, model: DualEncoder, variant: Variant, seed: int, augment):
+    """The training dataset: cached feature pairs, or pixel/token pairs with augmentation."""
+    from ..data.pairs import ImageTextPairs
+
+    if study.cached:
+        train_split = study.train
+        return FeaturePairs(train_split.image_features, train_split.sentence_features, train_split.owners,
+                            variant.sentences_per_report, seed)
+    return ImageTextPairs(study.train.dataset, model.preprocess, model.tokenize, variant.sentences_per_report,
+                          augment=augment, seed=seed, cache_images=True)
+
+
+def fit_variant(study: StudyData, variant: Variant, seed: int, config: TrainConfig, embed_dim: int = 128,
+                trainable: str = "projections", augment=None):
+    """Train one (variant, seed); returns (model in eval mode, TrainResult)."""
+    if study.cached != (trainable == "projections"):
+        raise MedvlError(f"trainable={trainable!r} needs prepare_study(cache={trainable == 'projections'})")
+    model = new_model(study, seed, embed_dim, trainable)
+    pairs = _train_pairs(study, model, variant, seed, augment)
+    collate = None if study.cached else pairs.collate
+    result = train(model, pairs, ContrastiveObjective("clip", relax=variant.relax), replace(config, seed=seed),
+                   collate_fn=collate)
+    return model.eval(), result
+
+
+@torch.no_grad()
+def image_embeddings(model: DualEncoder, split: Split, study: StudyData) -> torch.Tensor:
+    """Normalised image embeddings of a split (projected cached features, or encoded pixels)."""
+    if study.cached:
+        return model.project_image_features(split.image_features)
+    return model.encode_images([split.dataset[i]["image"] for i in range(len(split.dataset))])
+
+
+@torch.no_grad()
+def sentence_embeddings(model: DualEncoder, split: Split, study: StudyData) -> torch.Tensor:
+    """Normalised embeddings of a report split's unique sentences."""
+    if study.cached:
+        return model.project_text_features(split.sentence_features)
+    return model.encode_text(split.sentences)
+
+
+@torch.no_grad()
+def zero_shot_probabilities(model: DualEncoder, split: Split, study: StudyData) -> np.ndarray:
+    """(N, L) prompt-pair zero-shot probabilities of a split's images."""
+    return ZeroShotClassifier(model, study.label_names).probabilities(image_embeddings(model, split, study))
+
+
+@torch.no_grad()
+def alignment_scores(model: DualEncoder, split: Split, study: StudyData) -> dict:
+    """Sentence-level and report-level mean image-text cosine (Table 5 style) on a report split."""
+    images = image_embeddings(model, split, study)
+    owner = np.concatenate([[i] * len(o) for i, o in enumerate(split.owners)])
+    flat = np.concatenate(split.owners)
+    sentences = sentence_embeddings(model, split, study)
+    if study.cached:  # a report = mean of its sentences' tower features, as in training
+        reports = model.project_text_features(torch.stack([split.sentence_features[o].mean(0) for o in split.owners]))
+    else:
+        reports = model.encode_text([" ".join(split.sentences[i] for i in o) for o in split.owners])
+    return {"sentence": sentence_alignment(images, sentences[flat], owner), "report": report_alignment(images, reports)}
+
+
+@dataclass
+class AblationResult:
+    """Per (variant, seed): validation/test probabilities, alignment and training history."""
+
+    label_names: list[str]
+    val_probs: dict = field(default_factory=dict)
+    test_probs: dict = field(default_factory=dict)
+    alignment: dict = field(default_factory=dict)
+    history: dict = field(default_factory=dict)
+    untrained_test: np.ndarray | None = None
+
+    @property
+    def variants(self) -> list[str]:
+        return list(self.test_probs)
+
+    def ensemble(self, variant: str, split: str = "test") -> np.ndarray:
+        """Mean of the seeds' probabilities."""
+        probs = self.test_probs if split == "test" else self.val_probs
+        return ensemble(list(probs[variant].values()))
+
+
+def run_ablation(study: StudyData, variants, seeds, config: TrainConfig, embed_dim: int = 128,
+                 trainable: str = "projections", augment=None, progress: bool = True) -> AblationResult:
+    """Train every (variant, seed) and collect zero-shot probabilities, alignment and histories."""
+    from tqdm.auto import tqdm
+
+    result = AblationResult(study.label_names)
+    untrained = new_model(study, seeds[0], embed_dim, trainable).eval()
+    result.untrained_test = zero_shot_probabilities(untrained, study.test, study)
+    runs = [(variant, seed) for variant in variants for seed in seeds]
+    for variant, seed in tqdm(runs, desc="ablation runs", disable=not progress):
+        model, fit = fit_variant(study, variant, seed, config, embed_dim, trainable, augment)
+        for name, value in (("val_probs", zero_shot_probabilities(model, study.validate, study)),
+                            ("test_probs", zero_shot_probabilities(model, study.test, study)),
+                            ("alignment", alignment_scores(model, study.reports_test, study)),
+                            ("history", fit.history_frame())):
+            getattr(result, name).setdefault(variant.name, {})[seed] = value
+    return result
+
+
+def _mean_std(values) -> str:
+    """'mean +- std' of a list of floats, 3 decimals."""
+    return f"{np.mean(values):.3f} +- {np.std(values):.3f}"
+
+
+def ablation_table(result: AblationResult, Y: np.ndarray) -> pd.DataFrame:
+    """Zero-shot macro AUROC per variant: mean +- std over seeds and the seeds' ensemble (Table 6 layout)."""
+    rows = [{"variant": "untrained (random projections)", "macro AUROC (seeds)": f"{macro_auroc(Y, result.untrained_test):.3f}",
+             "ensemble macro AUROC": np.nan}]
+    for variant, per_seed in result.test_probs.items():
+        rows.append({"variant": variant, "macro AUROC (seeds)": _mean_std([macro_auroc(Y, p) for p in per_seed.values()]),
+                     "ensemble macro AUROC": round(macro_auroc(Y, result.ensemble(variant)), 3)})
+    return pd.DataFrame(rows)
+
+
+def per_label_table(result: AblationResult, Y: np.ndarray) -> pd.DataFrame:
+    """Per-label zero-shot AUROC (columns: variants' ensembles; rows: labels with both classes + macro)."""
+    from .metrics import auroc_per_label
+
+    table = pd.DataFrame({v: auroc_per_label(Y, result.ensemble(v), result.label_names) for v in result.variants})
+    table = table.dropna(how="all")
+    table.loc["macro"] = table.mean()
+    return table.round(3)
+
+
+def operating_point_table(result: AblationResult, Y_val: np.ndarray, Y: np.ndarray, variant: str,
+                          n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Macro AUROC, F1 and MCC (thresholds chosen on validation) with bootstrap 95% CIs (Table 4 layout)."""
+    probs, val = result.ensemble(variant), result.ensemble(variant, "validate")
+    rows = [{"metric": "macro AUROC", **bootstrap_ci(Y, probs, "macro_auroc", n_resamples, seed=seed)}]
+    for metric in ("f1", "mcc"):
+        thresholds = choose_thresholds(Y_val, val, metric)
+
+        def macro(y, p, thresholds=thresholds, metric=metric):
+            return float(binary_metrics(y, p, thresholds).loc["macro", metric])
+
+        rows.append({"metric": f"macro {metric.upper()} (val threshold)", **bootstrap_ci(Y, probs, macro, n_resamples, seed=seed)})
+    return pd.DataFrame(rows).round(3)
+
+
+def significance_table(result: AblationResult, Y: np.ndarray, baseline: str = "baseline",
+                       n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Paired bootstrap of each variant's ensemble macro AUROC against the baseline's."""
+    rows = []
+    for variant in result.variants:
+        if variant != baseline:
+            test = paired_bootstrap_pvalue(Y, result.ensemble(variant), result.ensemble(baseline), "macro_auroc",
+                                           n_resamples, seed=seed)
+            rows.append({"variant": variant, "vs": baseline, **test})
+    return pd.DataFrame(rows).round(4)
+
+
+def alignment_table(result: AblationResult) -> pd.DataFrame:
+    """Sentence- and report-level alignment per variant, mean +- std over seeds (Table 5 layout)."""
+    rows = []
+    for variant, per_seed in result.alignment.items():
+        rows.append({"variant": variant, "sentence-level": _mean_std([a["sentence"] for a in per_seed.values()]),
+                     "report-level": _mean_std([a["report"] for a in per_seed.values()])})
+    return pd.DataFrame(rows)
