@@ -41,7 +41,7 @@ PAPERS: dict[str, Paper] = {
               "adjective_antonym_coverage"),
         Paper("meems", "Cooper & Vainio: MEEMS multimodal embeddings", "captioner_vocab_size"),
         Paper("loss_relaxation", "Jang et al. 2024: loss relaxation for zero-shot CXR classification",
-              "near_duplicate_pair_fraction"),
+              "zero_shot_macro_auroc_both"),
         Paper("vlm_feature_probing", "Takeda et al.: VLM feature probing", "svc_accuracy_pretrained"),
     )
 }

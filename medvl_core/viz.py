@@ -80,3 +80,22 @@ def curves(x, ys: dict, title: str = "", xlabel: str = "", ylabel: str = ""):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def roc_curves(Y, P, label_names, title: str = "", max_labels: int = 14):
+    """Per-label ROC curves of multi-label probabilities (NaN labels skipped), AUROC in the legend."""
+    from .eval.metrics import auroc, roc_curve_points
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for j, name in enumerate(list(label_names)[:max_labels]):
+        y = np.asarray(Y)[:, j]
+        if np.unique(y[~np.isnan(y)]).size < 2:
+            continue
+        fpr, tpr, _ = roc_curve_points(y, np.asarray(P)[:, j])
+        ax.plot(fpr, tpr, lw=1, label=f"{name} ({auroc(y, np.asarray(P)[:, j]):.2f})")
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
+    ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    return fig

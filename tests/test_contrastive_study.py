@@ -50,3 +50,10 @@ def test_profile_mismatch_is_reported(tmp_path, towers):
     study = cs.prepare_study(*towers, labels=LABELS, root=tmp_path / "w", cache=True, progress=False, **WORLD)
     with pytest.raises(Exception, match="cache=False"):
         cs.fit_variant(study, cs.Variant("baseline"), 0, TrainConfig(epochs=1, progress=False), trainable="all")
+
+
+def test_best_variant_picks_highest_ensemble_auroc():
+    Y = np.array([[0.0], [1.0], [0.0], [1.0]])
+    result = cs.AblationResult(["x"], test_probs={"a": {0: np.array([[0.9], [0.1], [0.8], [0.2]])},
+                                                  "b": {0: np.array([[0.1], [0.9], [0.2], [0.8]])}})
+    assert result.best_variant(Y) == "b"

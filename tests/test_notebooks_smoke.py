@@ -41,10 +41,11 @@ def metrics_of(request, tmp_path_factory):
 
 def test_loss_relaxation(metrics_of):
     m = metrics_of("loss_relaxation")
-    assert m["n_reports"] == 600
     assert 0.0 < m["near_duplicate_pair_fraction"] < 0.5
-    assert 0.0 < m["mean_pair_cosine"] < m["relaxed_at_0.75"]
-    assert m["relaxed_at_0.75"] == pytest.approx(1 / (1 + math.exp(-2.5)), abs=1e-4)
+    assert abs(m["zero_shot_macro_auroc_untrained"] - 0.5) < 0.08
+    trained = [m[f"zero_shot_macro_auroc_{arm}"] for arm in ("baseline", "sampling", "relaxation", "both")]
+    assert min(trained) > m["zero_shot_macro_auroc_untrained"] + 0.03
+    assert m["n_seeds"] == 2 and m["n_test_images"] == 500
 
 
 def test_perturbed_report_discrimination(metrics_of):

@@ -77,11 +77,20 @@ def _report_split(name, split, options) -> Split:
     return Split(dataset, dataset.label_matrix(), unique, owners)
 
 
-def prepare_study(image_encoder, text_encoder, labels=None, name: str = "synth-cxr", cache: bool = True,
-                  progress: bool = True, **options) -> StudyData:
-    """Open train/validate/test (reports) and the CheXpert-style held-out test; cache frozen-tower features."""
+HELD_OUT_OPTIONS = {"synth-cxr": {"split": "test", "test_set": "chexpert"}}  # its CheXpert-style test set
+
+
+def prepare_study(image_encoder, text_encoder, labels=None, name: str = "synth-cxr", test_name: str | None = None,
+                  cache: bool = True, progress: bool = True, **options) -> StudyData:
+    """Open train/validate/test (with reports) of `name` and the held-out zero-shot test set of `test_name`.
+
+    `test_name` defaults to `name`; SynthCXR's held-out set is its CheXpert-style test set, a real dataset's
+    is its "test" split. Frozen-tower features are cached when `cache`.
+    """
     splits = {s: _report_split(name, s, options) for s in ("train", "validate", "test")}
-    held_out = open_dataset(name, split="test", test_set="chexpert", **options)
+    test_name = test_name or name
+    held_out_options = {"split": "test", **HELD_OUT_OPTIONS.get(test_name, {})}
+    held_out = open_dataset(test_name, **held_out_options, **(options if test_name == name else {}))
     splits["held_out"] = Split(held_out, held_out.label_matrix())
     label_names = list(held_out.label_names)
     if labels is not None:
@@ -184,6 +193,10 @@ class AblationResult:
     @property
     def variants(self) -> list[str]:
         return list(self.test_probs)
+
+    def best_variant(self, Y: np.ndarray) -> str:
+        """The variant whose seed ensemble has the highest test macro AUROC."""
+        return max(self.variants, key=lambda v: macro_auroc(Y, self.ensemble(v)))
 
     def ensemble(self, variant: str, split: str = "test") -> np.ndarray:
         """Mean of the seeds' probabilities."""
