@@ -149,6 +149,8 @@ def test_existing_world_reused_and_mismatch_is_a_clear_error(tmp_path):
     (tmp_path / "other" / "x.txt").write_text("x")
     with pytest.raises(MedvlError, match="not a SynthCXR world"):
         S.generate_synth_cxr(tmp_path / "other", **TINY)
+    with pytest.raises(MedvlError, match="unknown option"):
+        open_dataset("synth-cxr", root, n_studys=3)
     with pytest.raises(MedvlError, match="report_source"):
         S.generate_synth_cxr(tmp_path / "bad", report_source="gpt")
 
@@ -182,3 +184,24 @@ def test_template_reports_say_what_is_stated():
     assert "small left pleural effusion" in body.lower() and "no pneumothorax" in body.lower()
     got = label_report(f"{body} {impression}")
     np.testing.assert_array_equal(got[1:], stated[1:])
+
+
+def test_outdated_default_world_is_regenerated_but_a_user_root_is_not(data_root):
+    import json
+
+    from medvl_core.data import open_dataset
+    from medvl_core.data.synth_cxr import FORMAT_VERSION, WORLD_FILE
+    from medvl_core.errors import MedvlError
+
+    tiny = dict(n_studies=8, n_test_images=2, image_size=32, report_source="template")
+    default_root = data_root / "synth-cxr"
+    open_dataset("synth-cxr", **tiny)
+    world = json.loads((default_root / WORLD_FILE).read_text())
+    (default_root / WORLD_FILE).write_text(json.dumps({**world, "format_version": FORMAT_VERSION - 1}))
+    assert len(open_dataset("synth-cxr", **tiny)) > 0
+    assert json.loads((default_root / WORLD_FILE).read_text())["format_version"] == FORMAT_VERSION
+    other = data_root / "mine"
+    open_dataset("synth-cxr", root=other, **tiny)
+    (other / WORLD_FILE).write_text(json.dumps({**world, "format_version": FORMAT_VERSION - 1}))
+    with pytest.raises(MedvlError, match="format version"):
+        open_dataset("synth-cxr", root=other, **tiny)

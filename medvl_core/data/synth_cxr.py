@@ -27,20 +27,22 @@ import re
 import shutil
 import tempfile
 import textwrap
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..config import dataset_dir
 from ..errors import MedvlError
 from ..io import atomic_write_json
 from .cxr import chexpert, mimic_cxr
 from .labels import CHEXPERT_LABELS
 from .registry import register
-from .synth_cxr_render import DEVICES, Finding, render_cxr, sample_nuisance
+from .synth_cxr_render import DEVICES, LOBES, Finding, render_cxr, sample_nuisance
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # bump whenever generated files change, so stale worlds are not reused
 PREFIX = "mimic-cxr-2.0.0"
 CHEXPERT_TEST_DIR = "chexpert-test"
 TRUTH_FILE, WORLD_FILE = "synth_truth.csv", "world.json"
@@ -121,6 +123,9 @@ SEVERITY_WORDS = {
 }
 SEVERITY_RE = re.compile(r"\b(" + "|".join(w for ws in SEVERITY_WORDS.values() for w in ws) + r")\b")
 SEVERITY_OF = {w: level for level, ws in SEVERITY_WORDS.items() for w in ws}
+LOBE_RE = re.compile(r"\b(upper|middle|lower)\s+lobe|\b(lingula\w*|bas(?:e|es|al|ilar)|retrocardiac|apical|apex|apices)\b")
+LOBE_OF = {"upper": "upper", "middle": "middle", "lower": "lower", "apical": "upper", "apex": "upper", "apices": "upper"}
+LOBED = ("Consolidation", "Pneumonia")
 DEVICE_RES = {
     "ett": r"endotracheal|\bet tube|tracheostomy", "ng": r"nasogastric|\bng tube|\bog tube|enteric|feeding tube",
     "pacer": r"pacemaker|pacer|\baicd\b|defibrillator|\bicd\b", "sternotomy": r"sternotomy|sternal wire",
@@ -156,6 +161,9 @@ def parse_attributes(text: str) -> dict[str, dict]:
             entry["severity"] = SEVERITY_OF[levels[0]]
         if m.observation == "Lung Lesion" and "mass" in m.phrase.lower():
             entry["variant"] = "mass"
+        lobes = _nearest(LOBE_RE, sentence, m.start, m.end)
+        if m.observation in LOBED and lobes and "variant" not in entry:
+            entry["variant"] = LOBE_OF.get(lobes[0].split()[0], "lower")
         if m.observation == "Support Devices":
             kinds = set(entry.get("devices", ())) | {k for k, p in DEVICE_RES.items() if re.search(p, sentence)}
             entry["devices"] = sorted(kinds)
@@ -180,7 +188,6 @@ NEGATIVE_TEXT = {
 }
 INDICATIONS = ("Cough.", "Shortness of breath.", "Fever.", "Chest pain.", "Evaluate for pneumonia.",
                "Preoperative evaluation.", "Line placement.", "Follow-up.", "Hypoxia.", "Trauma.")
-ZONE_TEXT = {"Lung Opacity": "lung", "Consolidation": "lower lobe"}
 
 
 def _phrase(label: str, f: Finding) -> str:
@@ -199,7 +206,9 @@ def _phrase(label: str, f: Finding) -> str:
     if label == "Atelectasis":
         return "bibasilar atelectasis" if f.side == "bilateral" else f"linear atelectasis at the {side} base"
     if label == "Lung Lesion":
-        return f"{side} upper lobe mass" if f.variant == "mass" else f"{'multiple' if f.severity > 1 else 'a small'} {side} upper lobe nodule{'s' if f.severity > 1 else ''}"
+        if f.variant == "mass":
+            return f"{side} lung mass"
+        return f"{'multiple' if f.severity > 1 else 'a small'} {side} lung nodule{'s' if f.severity > 1 else ''}"
     if label == "Fracture":
         return f"{'multiple ' if f.severity > 1 else ''}{side} rib fracture{'s' if f.severity > 1 else ''}"
     if label == "Pleural Other":
@@ -207,10 +216,11 @@ def _phrase(label: str, f: Finding) -> str:
     if label == "Support Devices":
         names = [DEVICE_TEXT[k] for k in f.variant.split(",") if k in DEVICE_TEXT]
         return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
-    if label == "Pneumonia":
-        return f"{side} lower lobe pneumonia"
-    where = "both lungs" if f.side == "bilateral" else f"the {side} {ZONE_TEXT[label]}"
-    return f"{'patchy opacities' if label == 'Lung Opacity' else 'focal consolidation'} in {where}"
+    if label in LOBED:
+        if f.side == "bilateral":
+            return f"bilateral {f.variant} lobe pneumonia" if label == "Pneumonia" else f"consolidation in both {f.variant} lobes"
+        return f"{side} {f.variant} lobe pneumonia" if label == "Pneumonia" else f"focal consolidation in the {side} {f.variant} lobe"
+    return "patchy opacities in " + ("both lungs" if f.side == "bilateral" else f"the {side} lung")
 
 
 def _sentence(label: str, value: float, f: Finding | None, rng) -> str:
@@ -248,7 +258,7 @@ def compose_report(stated: np.ndarray, findings: dict[str, Finding], rng) -> tup
 def _default_finding(label: str, rng) -> Finding:
     """A finding to phrase when the label is stated uncertain but not drawn."""
     side = SIDED.get(label, ("",))[int(rng.integers(0, len(SIDED.get(label, ("",)))))]
-    variant = "ett" if label == "Support Devices" else ""
+    variant = {"Support Devices": "ett", "Consolidation": "lower", "Pneumonia": "lower"}.get(label, "")
     return Finding(1, side, variant)
 
 
@@ -266,6 +276,9 @@ def _draw_finding(label: str, stated_attr: dict, rng) -> Finding:
         variant, severity = ",".join(sorted(kinds)), min(len(kinds), 3)
     if label == "Lung Lesion" and not variant and severity == 3 and rng.random() < 0.5:
         variant = "mass"
+    if label in LOBED and variant not in LOBES:
+        lobes = LOBES if side == "right" else LOBES[:2]
+        variant = lobes[int(rng.integers(0, len(lobes)))]
     return Finding(int(severity), side, variant)
 
 
@@ -300,12 +313,13 @@ def _view(findings: dict, rng) -> str:
 def _source_rows(p: WorldParams, rng) -> tuple[list[dict], pd.DataFrame]:
     """Report records for the studies (Open-I or template) and CheXpert rows for the test set."""
     table = chexpert_label_table()
-    picks = rng.choice(len(table), size=min(len(table), p.n_studies + p.n_test_images), replace=False)
-    test_rows = table.iloc[picks[: p.n_test_images]].reset_index(drop=True)
+    total = p.n_test_images + (p.n_studies if p.report_source == "template" else 0)
+    picks = rng.choice(len(table), size=total, replace=total > len(table))
+    test_rows = table.iloc[picks[: p.n_test_images]]
     if p.report_source == "template":
-        rows = table.iloc[picks[p.n_test_images:]].reset_index(drop=True)
-        return [{"uid": f"chexpert-row-{i}", "labels": rows.loc[k, list(CHEXPERT_LABELS)].to_numpy(dtype=np.float32),
-                 "view": rows.loc[k, "AP/PA"]} for k, i in enumerate(picks[p.n_test_images:])], test_rows
+        rows = table.iloc[picks[p.n_test_images:]]
+        labels, views = rows[list(CHEXPERT_LABELS)].to_numpy(dtype=np.float32), rows["AP/PA"].to_numpy()
+        return [{"uid": f"chexpert-row-{i}", "labels": labels[k], "view": views[k]} for k, i in enumerate(rows.index)], test_rows
     pool = _openi_pool()
     order = np.concatenate([rng.permutation(len(pool)) for _ in range(-(-p.n_studies // len(pool)))])[: p.n_studies]
     return [dict(pool[i]) for i in order], test_rows
@@ -330,52 +344,67 @@ def _split_subjects(n_subjects: int, rng) -> np.ndarray:
 
 def _study_plan(p: WorldParams, sources: list[dict], rng) -> pd.DataFrame:
     """One row per study: ids, split, text, stated labels, drawn findings, site, view, seeds."""
-    from ..text.labeler import label_reports
-
     n = p.n_studies
-    per_subject = rng.choice([1, 2, 3], size=n, p=[0.7, 0.2, 0.1])
-    owner = np.repeat(np.arange(n), per_subject)[:n]
-    subjects, studies, dicoms = _ids(owner[-1] + 1, n, rng)
-    split_of = _split_subjects(owner[-1] + 1, rng)
-    habitus = rng.uniform(-1, 1, owner[-1] + 1)
-    if p.report_source == "openi":
-        texts = [(r["findings"], r["impression"]) for r in sources]
-        stated = label_reports([" ".join(t).strip() for t in texts])
-    else:
-        stated = np.stack([r["labels"] for r in sources])
+    owner = np.repeat(np.arange(n), rng.choice([1, 2, 3], size=n, p=[0.7, 0.2, 0.1]))[:n]  # study -> subject
+    n_subjects = int(owner[-1]) + 1
+    subjects, studies, dicoms = _ids(n_subjects, n, rng)
+    split_of, habitus = _split_subjects(n_subjects, rng), rng.uniform(-1, 1, n_subjects)
+    stated = _stated_labels(p, sources)
     rows = []
     for i, src in enumerate(sources):
-        attrs = parse_attributes(" ".join(texts[i])) if p.report_source == "openi" else {}
-        findings, rare = _findings_for(stated[i], attrs, rng, p)
-        if p.report_source == "template":
-            findings_text, impression = compose_report(stated[i], findings, rng)
-            view = src["view"] if src["view"] in ("AP", "PA") else _view(findings, rng)
-        else:
-            (findings_text, impression), view = texts[i], _view(findings, rng)
-        site = _site(p.site_label in findings, rng, p)
-        rows.append({"subject_id": int(subjects[owner[i]]), "study_id": int(studies[i]), "dicom_id": dicoms[i],
-                     "split": split_of[owner[i]], "view": view, "site": site, "rare_stratum": int(rare),
-                     "habitus": float(habitus[owner[i]]), "image_seed": int(rng.integers(0, 2**62)),
-                     "source_id": src["uid"], "findings_text": findings_text, "impression_text": impression,
-                     "indication": src.get("indication") or INDICATIONS[int(rng.integers(0, len(INDICATIONS)))],
-                     "stated": stated[i], "findings": findings})
+        row, s = _study_content(p, src, stated[i], rng), owner[i]
+        row.update(subject_id=int(subjects[s]), study_id=int(studies[i]), dicom_id=dicoms[i], split=split_of[s],
+                   habitus=float(habitus[s]))
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _openi_text(src: dict) -> str:
+    """Findings and impression of an Open-I record as one text."""
+    return f"{src['findings']} {src['impression']}".strip()
+
+
+def _stated_labels(p: WorldParams, sources: list[dict]) -> np.ndarray:
+    """(N, 14) stated labels: the labeler on Open-I texts, or the sampled CheXpert rows."""
+    if p.report_source == "template":
+        return np.stack([r["labels"] for r in sources])
+    from ..text.labeler import label_reports
+
+    return label_reports([_openi_text(r) for r in sources])
+
+
+def _study_content(p: WorldParams, src: dict, stated: np.ndarray, rng) -> dict:
+    """Drawn findings, report text, view, site and seed of one study."""
+    if p.report_source == "openi":
+        findings, rare = _findings_for(stated, parse_attributes(_openi_text(src)), rng, p)
+        (body, impression), view = (src["findings"], src["impression"]), _view(findings, rng)
+    else:
+        findings, rare = _findings_for(stated, {}, rng, p)
+        body, impression = compose_report(stated, findings, rng)
+        view = src["view"] if src["view"] in ("AP", "PA") else _view(findings, rng)
+    indication = src.get("indication") or INDICATIONS[int(rng.integers(0, len(INDICATIONS)))]
+    return {"view": view, "site": _site(p.site_label in findings, rng, p), "rare_stratum": int(rare),
+            "image_seed": int(rng.integers(0, 2**62)), "source_id": src["uid"], "findings_text": body,
+            "impression_text": impression, "indication": indication, "stated": stated, "findings": findings}
 
 
 def _test_plan(p: WorldParams, table_rows: pd.DataFrame, rng) -> pd.DataFrame:
     """The CheXpert-style test set: binary labels equal to what is drawn (uncertain resolved by a coin)."""
     rows = []
-    for k in range(len(table_rows)):
-        source = table_rows.loc[k, list(CHEXPERT_LABELS)].to_numpy(dtype=np.float32)
+    labels = table_rows[list(CHEXPERT_LABELS)].to_numpy(dtype=np.float32)
+    meta = table_rows[["AP/PA", "Sex", "Age"]].to_numpy()
+    for k, (source, (projection, sex, age), index) in enumerate(zip(labels, meta, table_rows.index, strict=True)):
         findings, rare = _findings_for(source, {}, rng, p)
-        stated = _present_vector(findings)
-        view = table_rows.loc[k, "AP/PA"] if table_rows.loc[k, "AP/PA"] in ("AP", "PA") else _view(findings, rng)
+        view = projection if projection in ("AP", "PA") else _view(findings, rng)
         rows.append({"path": f"test/patient{70001 + k}/study1/view1_frontal.jpg", "view": view,
                      "site": _site(p.site_label in findings, rng, p), "rare_stratum": int(rare),
                      "habitus": float(rng.uniform(-1, 1)), "image_seed": int(rng.integers(0, 2**62)),
-                     "source_id": f"chexpert-row-{int(table_rows.index[k])}", "stated": stated, "findings": findings,
-                     "sex": table_rows.loc[k, "Sex"], "age": int(table_rows.loc[k, "Age"])})
-    return pd.DataFrame(rows)
+                     "source_id": f"chexpert-row-{int(index)}", "stated": _present_vector(findings),
+                     "findings": findings, "sex": sex, "age": int(age)})
+    return pd.DataFrame(rows, columns=TEST_COLUMNS)
+
+
+TEST_COLUMNS = ["path", "view", "site", "rare_stratum", "habitus", "image_seed", "source_id", "stated", "findings", "sex", "age"]
 
 
 def _present_vector(findings: dict) -> np.ndarray:
@@ -601,15 +630,19 @@ def generate_synth_cxr(root, n_studies: int = 2500, n_test_images: int = 500, im
 def _ensure(root: Path, params: WorldParams, wanted: dict, workers: int | None) -> Path:
     """Reuse the world at `root` if it matches `wanted`, else generate it atomically."""
     world = read_world(root)
+    if world is not None and world.get("format_version") != FORMAT_VERSION and root == dataset_dir("synth-cxr"):
+        shutil.rmtree(root)  # the default world is a cache: an outdated one is regenerated, not an error
+        world = None
     if world is not None:
         _check_match(root, world, wanted)
         return root
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise MedvlError(f"{root} exists and is not a SynthCXR world (no {WORLD_FILE}); pass an empty or new root=")
     root.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(root)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
     try:
-        world = _build(tmp, params, workers or min(os.cpu_count() or 1, 4))
+        world = _build(tmp, params, workers or _default_workers())
         atomic_write_json(tmp / WORLD_FILE, world)
         _publish(tmp, root, wanted)
     except BaseException:
@@ -618,7 +651,21 @@ def _ensure(root: Path, params: WorldParams, wanted: dict, workers: int | None) 
     return root
 
 
+def _default_workers() -> int:
+    """CPUs this process may use, at most 4."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cpus, 4))
+
+
+def _remove_stale_partials(root: Path, max_age_s: float = 6 * 3600) -> None:
+    """Delete temp folders of generations that were killed (older than `max_age_s`) beside `root`."""
+    for stale in root.parent.glob(f".{root.name}.partial-*"):
+        if time.time() - stale.stat().st_mtime > max_age_s:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 KNOBS = tuple(WorldParams.__dataclass_fields__)
+LOADER_OPTIONS = ("views", "uncertain", "images", "text", "reports_root", "labeler", "mode", "transform")
 
 
 @register("synth-cxr", "SynthCXR: deterministic synthetic chest X-rays + reports in the MIMIC-CXR-JPG layout (generated on first use)")
@@ -631,12 +678,15 @@ def synth_cxr(root: Path, split: str = "train", test_set: str = "mimic", workers
     split="test" serves the CheXpert-style held-out test set through the `chexpert` loader instead.
     """
     knobs = {k: options.pop(k) for k in list(options) if k in KNOBS}
+    unknown = sorted(set(options) - set(LOADER_OPTIONS))
+    if unknown:
+        raise MedvlError(f"synth-cxr: unknown option(s) {unknown}; generator knobs: {list(KNOBS)}; "
+                         f"loader options: {list(LOADER_OPTIONS)}")
     if test_set not in ("mimic", "chexpert"):
         raise MedvlError(f"synth-cxr: test_set={test_set!r}; use 'mimic' (the MIMIC-layout test split) or 'chexpert'")
     params = WorldParams(**knobs).check()
     _ensure(Path(root).expanduser(), params, {k: asdict(params)[k] for k in knobs}, workers)
-    if test_set == "chexpert" and split == "test":
-        options.pop("text", None)
-        options.pop("reports_root", None)
-        return chexpert(Path(root).expanduser() / CHEXPERT_TEST_DIR, "test", **options)
+    if test_set == "chexpert" and split == "test":  # no reports there: text/reports_root/labeler do not apply
+        kept = {k: v for k, v in options.items() if k in ("views", "uncertain", "images", "mode", "transform")}
+        return chexpert(Path(root).expanduser() / CHEXPERT_TEST_DIR, "test", **kept)
     return mimic_cxr(Path(root).expanduser(), split, **options)

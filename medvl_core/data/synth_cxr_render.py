@@ -10,7 +10,7 @@ Every random draw comes from `np.random.default_rng([seed, stream])` with one st
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
@@ -21,6 +21,7 @@ SIDE_SIGNS = {"right": (-1.0,), "left": (1.0,), "bilateral": (-1.0, 1.0)}
 LUNG_CX, LUNG_A, LUNG_B_UP, LUNG_B_DOWN, DIAPHRAGM_Y = 0.43, 0.33, 0.8, 1.25, 0.5
 RIB_Y0 = np.linspace(-0.74, 0.42, 9)
 NOISE_STREAM, ANATOMY_STREAM = 99, 0
+LOBES = ("lower", "upper", "middle")
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,8 @@ class Finding:
 
     severity: int = 1
     side: str = ""  # "left" | "right" | "bilateral" | "" (not lateralised)
-    variant: str = ""  # "drain": the rare Pneumothorax stratum (treated, chest drain, small rim)
+    variant: str = ""  # Pneumothorax "drain" (rare stratum), Lung Lesion "mass", lobe for Consolidation/Pneumonia,
+    # comma-separated device kinds for Support Devices (see DEVICES)
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,7 @@ class Nuisance:
     gamma: float = 1.0
     noise: float = 0.02
     site: int = 0
-    marker_jitter: tuple[int, int] = (0, 0)
-    extra: dict = field(default_factory=dict, compare=False)
+    marker_jitter: tuple[int, int] = (0, 0)  # pixels
 
 
 def sample_nuisance(rng: np.random.Generator, view: str = "PA", site: int = 0, habitus: float = 0.0) -> Nuisance:
@@ -92,11 +93,13 @@ def _texture(rng, shape, sigma_px):
 
 
 def _curve(xs, ys, n=14):
-    """Smooth polyline through control points (quadratic Bezier-like via polynomial fit)."""
-    t = np.linspace(0, 1, len(xs))
-    tt = np.linspace(0, 1, n)
-    deg = min(len(xs) - 1, 3)
-    return np.stack([np.polyval(np.polyfit(t, xs, deg), tt), np.polyval(np.polyfit(t, ys, deg), tt)], 1)
+    """n points along the Bezier curve with control points (xs, ys) (de Casteljau, vectorised over t)."""
+    control = np.stack([np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)], 1)
+    t = np.linspace(0.0, 1.0, n)[:, None, None]
+    pts = np.broadcast_to(control, (n, *control.shape))
+    while pts.shape[1] > 1:
+        pts = pts[:, :-1] * (1 - t) + pts[:, 1:] * t
+    return pts[:, 0]
 
 
 # ------------------------------------------------------------------ scene
@@ -104,7 +107,7 @@ def _curve(xs, ys, n=14):
 class Scene:
     """Anatomical grids, lung masks and the density layers findings draw into."""
 
-    def __init__(self, size: int, nuisance: Nuisance):
+    def __init__(self, size: int, nuisance: Nuisance, elevation: Mapping[float, float] | None = None):
         grid = (np.arange(size, dtype=np.float32) + 0.5) / size * 2 - 1
         gy, gx = np.meshgrid(grid, grid, indexing="ij")
         theta = np.deg2rad(nuisance.rotation)
@@ -116,6 +119,7 @@ class Scene:
         self.px = 2.0 / size / min(nuisance.scale)  # one pixel in anatomical units
         self.ap = nuisance.view == "AP"
         self.diaphragm = DIAPHRAGM_Y - (0.05 if self.ap else 0.0)
+        self.elevation = dict(elevation or {})  # side sign -> hemidiaphragm raise (volume loss)
         self.lungs = {s: self.lung_mask(s) for s in (-1.0, 1.0)}
         self.lung = np.maximum(self.lungs[-1.0], self.lungs[1.0])
         self.density = np.zeros_like(self.x)  # additive attenuation from findings
@@ -165,7 +169,8 @@ class Scene:
     def diaphragm_y(self, sign):
         """Hemidiaphragm dome height under each pixel's column (right side a little higher)."""
         t = (np.abs(self.x) - LUNG_CX) / LUNG_A
-        return self.diaphragm + 0.14 * t ** 2 + 0.04 * t - 0.02 * (1 - np.sign(sign))
+        raise_by = np.where(np.sign(sign) < 0, self.elevation.get(-1.0, 0.0), self.elevation.get(1.0, 0.0))
+        return self.diaphragm + 0.14 * t ** 2 + 0.04 * t - 0.02 * (1 - np.sign(sign)) - raise_by
 
     def lung_mask(self, sign, shrink=0.0):
         """Soft mask of one lung (sign -1 = patient's right)."""
@@ -236,14 +241,14 @@ def _ribs(x, y, px, fractures):
         for kk, sign, xb in fractures:
             if kk == k:
                 outer = (np.sign(x) == sign) & (ax > abs(xb))
-                rib_y = rib_y + 0.045 * outer  # displaced fragment
+                rib_y = rib_y + 0.05 * outer  # displaced fragment
         band = _band(y - rib_y, 0.022, 1.5 * px)
         for kk, sign, xb in fractures:
             if kk == k:
-                band = band * (1 - (np.sign(x) == sign) * _band(x - xb, 0.03, px))  # the gap
+                band = band * (1 - (np.sign(x) == sign) * _band(x - xb, 0.035, px))  # the gap
         ribs += band
     for k, _, xb in fractures:  # callus at each break
-        ribs += 0.9 * _blob(x, y, xb, _rib_curve(k, abs(xb)) + 0.02, 0.035, 0.03)
+        ribs += 4.0 * _blob(x, y, xb, _rib_curve(k, abs(xb)) + 0.02, 0.07, 0.045)
     return 0.13 * ribs * within
 
 
@@ -273,7 +278,7 @@ def _effusion(scene, f, rng):
 
 def _pneumothorax(scene, f, rng):
     """Apical/lateral lucency without lung markings, bounded by a thin visible pleural line."""
-    rim = (0.07, 0.13, 0.2)[f.severity - 1] * rng.uniform(0.85, 1.15)
+    rim = (0.09, 0.15, 0.22)[f.severity - 1] * rng.uniform(0.85, 1.15)
     if f.variant == "drain":
         rim = 0.045
     for sign, mask in scene.side_masks(f.side or "right"):
@@ -281,9 +286,9 @@ def _pneumothorax(scene, f, rng):
         upper = _ramp(0.25 - scene.y, 0.3)
         gap = _ramp(collapsed - 1.0, 0.04) * mask * upper
         scene.markings_gain *= 1 - gap
-        scene.density -= 0.13 * gap
+        scene.density -= 0.16 * gap
         line = np.exp(-(((collapsed - 1.0) / 0.03) ** 2)) * mask * upper
-        scene.density += 0.14 * line
+        scene.density += 0.18 * line
         if f.variant == "drain":
             scene.density += 0.5 * scene.stroke([_chest_tube(sign)], 0.014)
 
@@ -297,7 +302,7 @@ def _lung_opacity(scene, f, rng):
             cx, cy = scene.point_in_lung(rng, sign)
             s = rng.uniform(0.07, 0.12)
             patches = np.maximum(patches, _blob(scene.x, scene.y, cx, cy, s, s * 1.2) * mask)
-    scene.density += (0.16 + 0.05 * f.severity) * patches * np.clip(0.7 + 0.5 * tex, 0, 1.4)
+    scene.density += (0.2 + 0.05 * f.severity) * patches * np.clip(0.7 + 0.5 * tex, 0, 1.4)
 
 
 def _edema(scene, f, rng):
@@ -310,14 +315,14 @@ def _edema(scene, f, rng):
 
 
 def _atelectasis(scene, f, rng):
-    """Plate-like linear bands at the lung bases."""
-    for sign, mask in scene.side_masks(f.side or rng.choice(["left", "right", "bilateral"])):
+    """Plate-like linear bands at the lung base (volume loss raises that hemidiaphragm, see render_findings)."""
+    for sign, mask in scene.side_masks(f.side or "bilateral"):
         for _ in range(f.severity):
             cx = sign * rng.uniform(0.3, 0.55)
-            cy = rng.uniform(0.15, 0.38)
-            slope, half = rng.uniform(-0.25, 0.25), rng.uniform(0.1, 0.18)
-            line = _band(scene.y - cy - slope * (scene.x - cx), 0.014, 2 * scene.px)
-            scene.density += 0.2 * line * _band(scene.x - cx, half, 0.05) * mask
+            cy = rng.uniform(0.05, 0.3)
+            slope, half = rng.uniform(-0.25, 0.25), rng.uniform(0.12, 0.2)
+            line = _band(scene.y - cy - slope * (scene.x - cx), 0.02, 2 * scene.px)
+            scene.density += 0.28 * line * _band(scene.x - cx, half, 0.05) * mask
 
 
 def _lobe(scene, sign, lobe, severity):
@@ -332,11 +337,16 @@ def _lobe(scene, sign, lobe, severity):
     return zone * scene.lungs_air[sign]
 
 
+def _pick_lobe(f: Finding, sign: float, rng) -> str:
+    """The lobe named by the variant ('upper'/'middle'/'lower'; middle only on the right), else a random one."""
+    allowed = LOBES if sign < 0 else LOBES[:2]
+    return f.variant if f.variant in allowed else allowed[int(rng.integers(0, len(allowed)))]
+
+
 def _consolidation(scene, f, rng):
-    """Dense homogeneous lobar opacity with dark air bronchograms."""
-    lobes = ("lower", "upper", "middle")
+    """Dense homogeneous lobar opacity with dark air bronchograms, in the variant's lobe."""
     for sign, _ in scene.side_masks(f.side or rng.choice(["left", "right"])):
-        lobe = lobes[rng.integers(0, 3 if sign < 0 else 2)]
+        lobe = _pick_lobe(f, sign, rng)
         zone = _lobe(scene, sign, lobe, f.severity)
         y_dir = 1.0 if lobe != "upper" else -1.0
         lines = [[(sign * 0.2, 0.0), (sign * (0.2 + 0.35 * np.cos(a)), y_dir * 0.35 * abs(np.sin(a) + 0.6))]
@@ -347,13 +357,12 @@ def _consolidation(scene, f, rng):
 
 
 def _pneumonia(scene, f, rng):
-    """Ill-defined patchy (consolidation-like) opacity confined to one lobe."""
+    """Ill-defined patchy (consolidation-like) opacity confined to one lobe (the variant's)."""
     tex = _texture(rng, scene.x.shape, max(0.025 / scene.px, 1.0))
-    lobes = ("lower", "middle", "upper")
     for sign, _ in scene.side_masks(f.side or rng.choice(["left", "right"])):
-        lobe = lobes[rng.integers(0, 3 if sign < 0 else 2) if sign < 0 else rng.choice([0, 2])]
+        lobe = _pick_lobe(f, sign, rng)
         zone = gaussian_filter(_lobe(scene, sign, lobe, f.severity), 0.03 / scene.px)
-        scene.density += (0.2 + 0.03 * f.severity) * zone * np.clip(0.6 + 0.6 * tex, 0, 1.5)
+        scene.density += (0.24 + 0.04 * f.severity) * zone * np.clip(0.6 + 0.6 * tex, 0, 1.5)
 
 
 def _lung_lesion(scene, f, rng):
@@ -362,9 +371,9 @@ def _lung_lesion(scene, f, rng):
     for sign, mask in scene.side_masks(f.side or rng.choice(["left", "right"])):
         for _ in range(1 if mass else f.severity):
             cx, cy = scene.point_in_lung(rng, sign, (-0.6, 0.2))
-            r = rng.uniform(0.08, 0.12) if mass else rng.uniform(0.035, 0.055)
-            d = np.hypot(scene.x - cx, scene.y - cy) * (1 + 0.1 * np.sin(5 * np.arctan2(scene.y - cy, scene.x - cx)))
-            scene.density += 0.28 * _ramp(r - d, 1.5 * scene.px) * (0.4 + 0.6 * mask)
+            r = rng.uniform(0.09, 0.13) if mass else rng.uniform(0.05, 0.07)
+            d = np.hypot(scene.x - cx, scene.y - cy) * (1 + (0.1 if mass else 0.03) * np.sin(5 * np.arctan2(scene.y - cy, scene.x - cx)))
+            scene.density += 0.42 * _ramp(r - d, 1.5 * scene.px) * (0.5 + 0.5 * mask)
 
 
 def _pleural_other(scene, f, rng):
@@ -379,8 +388,8 @@ def _pleural_other(scene, f, rng):
 def _fracture_params(f, rng):
     """(rib index, side sign, x of the break) for each fractured rib."""
     signs = SIDE_SIGNS.get(f.side or str(rng.choice(["left", "right"])), (-1.0,))
-    ribs = rng.choice(np.arange(2, 8), size=f.severity, replace=False)
-    return [(int(k), signs[i % len(signs)], signs[i % len(signs)] * rng.uniform(0.5, 0.68)) for i, k in enumerate(ribs)]
+    ribs = rng.choice(np.arange(1, 7), size=f.severity, replace=False)
+    return [(int(k), signs[i % len(signs)], signs[i % len(signs)] * rng.uniform(0.38, 0.62)) for i, k in enumerate(ribs)]
 
 
 def _chest_tube(sign):
@@ -452,7 +461,7 @@ def render_findings(findings: Mapping[str, Finding], nuisance: Nuisance, seed: i
     if unknown:
         raise ValueError(f"unknown observation(s) {sorted(unknown)}; use names from CHEXPERT_LABELS")
     rngs = {name: np.random.default_rng([seed, 1 + i]) for i, name in enumerate(CHEXPERT_LABELS)}
-    scene = Scene(size, nuisance)
+    scene = Scene(size, nuisance, _elevation(findings.get("Atelectasis")))
     anat_rng = np.random.default_rng([seed, ANATOMY_STREAM])
     heart = HEART_SCALE[_sev(findings, "Cardiomegaly")] * float(anat_rng.uniform(0.95, 1.05))
     mediastinum = MEDIASTINUM_SCALE[_sev(findings, "Enlarged Cardiomediastinum")]
@@ -462,6 +471,11 @@ def render_findings(findings: Mapping[str, Finding], nuisance: Nuisance, seed: i
         if name in findings and name in RENDERERS:
             RENDERERS[name](scene, findings[name], rngs[name])
     return base + markings * scene.markings_gain + scene.density
+
+
+def _elevation(f: Finding | None) -> dict:
+    """Hemidiaphragm raise per side sign for atelectasis (volume loss)."""
+    return {} if f is None else {s: 0.03 + 0.025 * f.severity for s in SIDE_SIGNS.get(f.side or "bilateral", ())}
 
 
 def _sev(findings, name):
@@ -505,6 +519,9 @@ def burn_marker(img: np.ndarray, site: int, jitter=(0, 0)) -> np.ndarray:
     margin = 3 * scale
     r0 = margin + jitter[0] if corner.startswith("top") else img.shape[0] - margin - h + jitter[0]
     c0 = margin + jitter[1] if corner.endswith("left") else img.shape[1] - margin - w + jitter[1]
+    r0, c0 = int(np.clip(r0, 0, max(img.shape[0] - h, 0))), int(np.clip(c0, 0, max(img.shape[1] - w, 0)))
+    stamp = stamp[: img.shape[0] - r0, : img.shape[1] - c0]
+    h, w = stamp.shape
     region = img[r0:r0 + h, c0:c0 + w]
     value = np.where(stamp > 0, 250, 15 if boxed else region)
     img = img.copy()
