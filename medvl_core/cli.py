@@ -121,6 +121,7 @@ def execute(paper_id: str, overrides: dict, out: Path, progress: bool = True) ->
     params = check_overrides(notebook_parameters(paper.notebook), overrides, f"paper {paper.id}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
+    (out / "metrics.json").unlink(missing_ok=True)  # a rerun into the same folder must not keep stale keys
     atomic_write_text(out / "params.yaml", yaml.safe_dump(params, sort_keys=False))
     output = out / f"{paper.id}.ipynb"
     started = time.time()

@@ -27,12 +27,10 @@ class Run:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def savefig(self, fig, name: str, dpi: int = 80) -> Path:
-        """Save a matplotlib figure atomically as figures/<name>.png."""
-        path = self.figures / f"{name}.png"
-        with atomic_path(path) as tmp:
+    def savefig(self, fig, name: str, dpi: int = 80) -> None:
+        """Save a matplotlib figure atomically as figures/<name>.png (returns nothing, so no path is displayed)."""
+        with atomic_path(self.figures / f"{name}.png") as tmp:
             fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-        return path
 
 
 _current: Run | None = None

@@ -64,6 +64,8 @@ def test_unknown_paper_and_parameter_exit_2_with_one_line(fake_notebooks, capsys
 
 def test_run_writes_run_folder(fake_notebooks, tmp_path):
     out = tmp_path / "out"
+    out.mkdir()
+    (out / "metrics.json").write_text('{"stale": 1}')
     assert cli.main(["run", "meems", "-p", "seed", "3", "-p", "scale", "0.5", "--out", str(out), "--quiet"]) == 0
     assert json.loads((out / "metrics.json").read_text()) == {"value": 1.5, "seed": 3}
     assert yaml.safe_load((out / "params.yaml").read_text()) == {"seed": 3, "scale": 0.5, "fail": False}

@@ -31,8 +31,8 @@ def test_savefig_writes_png(tmp_path, monkeypatch):
     monkeypatch.setenv(runs.RUN_DIR_ENV, str(tmp_path))
     fig, ax = plt.subplots()
     ax.plot([0, 1])
-    path = runs.start_run("x").savefig(fig, "line")
-    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert runs.start_run("x").savefig(fig, "line") is None
+    assert (tmp_path / "figures" / "line.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_comparison_table_labels_and_missing_values():
