@@ -5,7 +5,6 @@ Each notebook is executed at most once per session: when nbval collected it (`ma
 $MEDVL_RUNS/interactive/<paper>/metrics.json; otherwise it is executed here with papermill (`medvl run`).
 """
 
-import math
 import os
 from pathlib import Path
 
