@@ -30,7 +30,7 @@ def test_ablation_runs_and_tables(tmp_path, towers, trainable):
     config = TrainConfig(epochs=2, batch_size=16, lr=1e-3, progress=False, device="cpu")
     variants = cs.ablation_variants(2)[::3]
     result = cs.run_ablation(study, variants, [0, 1], config, embed_dim=16, trainable=trainable, progress=False)
-    assert result.variants == ["baseline", "+ both"]
+    assert result.variants == ["baseline", "+ both"] and set(result.models) == {"baseline", "+ both"}
     probs = result.test_probs["+ both"][1]
     assert probs.shape == (30, 3) and np.all((probs > 0) & (probs < 1))
     assert np.allclose(result.ensemble("+ both"), (result.test_probs["+ both"][0] + probs) / 2)

@@ -188,6 +188,7 @@ class AblationResult:
     test_probs: dict = field(default_factory=dict)
     alignment: dict = field(default_factory=dict)
     history: dict = field(default_factory=dict)
+    models: dict = field(default_factory=dict)  # variant -> its last seed's trained model
     untrained_test: np.ndarray | None = None
 
     @property
@@ -220,6 +221,7 @@ def run_ablation(study: StudyData, variants, seeds, config: TrainConfig, embed_d
                             ("alignment", alignment_scores(model, study.reports_test, study)),
                             ("history", fit.history_frame())):
             getattr(result, name).setdefault(variant.name, {})[seed] = value
+        result.models[variant.name] = model
     return result
 
 
