@@ -99,3 +99,85 @@ def roc_curves(Y, P, label_names, title: str = "", max_labels: int = 14):
     ax.legend(fontsize=6, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def umap_grid_figure(
+    embeddings: dict,
+    colour_by: dict,
+    title: str = "",
+    colour: str | None = None,
+    panel: float = 1.15,
+    max_categories: int = 20,
+):
+    """UMAP grid: rows n_neighbors, columns min_dist, points coloured by `colour_by[colour]` (default: first key).
+
+    Values with at most `max_categories` distinct entries get categorical colours and one shared legend;
+    more distinct numeric values get a colour bar.
+    """
+    plt = _plt()
+    name = colour or next(iter(colour_by))
+    rows = sorted({k for k, _ in embeddings})
+    cols = sorted({d for _, d in embeddings})
+    width, height = panel * len(cols) + 1.5, panel * len(rows) + 0.5
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(width, height), squeeze=False)
+    colours, handles = _point_colours(np.asarray(colour_by[name]), max_categories)
+    for (i, k), (j, d) in ((r, c) for r in enumerate(rows) for c in enumerate(cols)):
+        ax = axes[i, j]
+        ax.set_xticks([]), ax.set_yticks([])
+        if (k, d) in embeddings:
+            xy = np.asarray(embeddings[(k, d)])
+            ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=2, linewidths=0, rasterized=True)
+        if i == 0:
+            ax.set_title(f"min_dist={d:g}", fontsize=6)
+        if j == 0:
+            ax.set_ylabel(f"k={k}", fontsize=6)
+    right = 1 - 1.2 / width  # margins in inches, whatever the grid's size
+    fig.subplots_adjust(
+        left=0.25 / width, right=right, bottom=0.05 / height, top=1 - 0.4 / height, wspace=0.05, hspace=0.05
+    )
+    _grid_legend(fig, handles, name, right)
+    fig.suptitle(f"{title} (colour: {name})" if title else f"colour: {name}", fontsize=8, y=1 - 0.08 / height)
+    return fig
+
+
+def _point_colours(values, max_categories: int):
+    """RGBA per point and legend handles: categorical palette, or viridis + a ScalarMappable for many numbers."""
+    import matplotlib as mpl
+
+    keys = [str(v) for v in values]
+    uniques = sorted(set(keys), key=_natural_key)
+    if len(uniques) > max_categories and np.issubdtype(values.dtype, np.number):
+        norm = mpl.colors.Normalize(np.nanmin(values), np.nanmax(values))
+        return mpl.cm.viridis(norm(values)), mpl.cm.ScalarMappable(norm, "viridis")
+    palette = mpl.colormaps["tab10" if len(uniques) <= 10 else "tab20"]
+    lut = {u: palette(i % palette.N) for i, u in enumerate(uniques)}
+    handles = [
+        mpl.lines.Line2D([], [], ls="", marker="o", ms=4, color=lut[u], label=u) for u in uniques[:max_categories]
+    ]
+    return np.array([lut[k] for k in keys]), handles
+
+
+def _natural_key(text: str):
+    """Sort numbers numerically and strings alphabetically ("2" < "10")."""
+    try:
+        return (0, float(text), "")
+    except ValueError:
+        return (1, 0.0, text)
+
+
+def _grid_legend(fig, handles, name: str, right: float) -> None:
+    """One legend (or colour bar) for the whole grid, right of the panels."""
+    if isinstance(handles, list):
+        fig.legend(
+            handles=handles,
+            title=name,
+            loc="center left",
+            bbox_to_anchor=(right + 0.01, 0.5),
+            fontsize=6,
+            title_fontsize=7,
+            frameon=False,
+        )
+    else:
+        bar = fig.colorbar(handles, cax=fig.add_axes((right + 0.03, 0.3, 0.02, 0.4)))
+        bar.set_label(name, fontsize=7)
+        bar.ax.tick_params(labelsize=6)

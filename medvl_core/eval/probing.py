@@ -11,6 +11,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
+from ..errors import ParameterError
+
 
 @dataclass
 class ProbeResult:
@@ -49,3 +51,62 @@ def linear_probe(features, labels, seed: int = 0, test_size: float = 0.2, folds:
     return ProbeResult((float(np.mean(accs)), float(np.std(accs))), (float(np.mean(f1s)), float(np.std(f1s))),
                        float(accuracy_score(y_test, pred)), float(f1_score(y_test, pred, average="macro")),
                        len(x_rest), len(x_test))
+
+
+def probe_row(result: ProbeResult, labels) -> dict:
+    """A ProbeResult flattened to plain numbers, with the majority-class (chance) accuracy and class count."""
+    _, counts = np.unique(np.asarray(labels).astype(str), return_counts=True)
+    return {
+        "n_samples": result.n_train + result.n_test, "n_classes": len(counts), "n_train": result.n_train,
+        "n_test": result.n_test, "C": svc_c(result.n_train),
+        "cv_accuracy_mean": result.cv_accuracy[0], "cv_accuracy_std": result.cv_accuracy[1],
+        "cv_macro_f1_mean": result.cv_macro_f1[0], "cv_macro_f1_std": result.cv_macro_f1[1],
+        "test_accuracy": result.test_accuracy, "test_macro_f1": result.test_macro_f1,
+        "chance_accuracy": float(counts.max() / counts.sum()),
+    }  # fmt: skip
+
+
+def probe_results(features: dict, seed: int = 0, progress: bool = True):
+    """Long form: `linear_probe` of every {(model, dataset): (X, y)}, one row each (see `probe_row`)."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    rows = []
+    for (model, dataset), (x, y) in tqdm(features.items(), desc="linear probes", disable=not progress):
+        rows.append({"model": model, "dataset": dataset, **probe_row(linear_probe(x, y, seed), y)})
+    return pd.DataFrame(rows)
+
+
+def probe_table(features, seed: int = 0, metric: str = "accuracy", digits: int = 3):
+    """Paper layout: rows models, columns datasets, cells "mean ± std" of 5-fold CV `metric` (accuracy | macro_f1).
+
+    `features` is {(model, dataset): (X, y)} or a `probe_results` frame; rows/columns keep first-seen order.
+    """
+    results = features if hasattr(features, "pivot") else probe_results(features, seed, progress=False)
+    cells = results.assign(cell=[f"{m:.{digits}f} ± {s:.{digits}f}" for m, s in
+                                 zip(results[f"cv_{metric}_mean"], results[f"cv_{metric}_std"])])
+    table = cells.pivot(index="model", columns="dataset", values="cell")
+    table = table.reindex(index=list(dict.fromkeys(results["model"])), columns=list(dict.fromkeys(results["dataset"])))
+    return table.rename_axis(index="model", columns="dataset").fillna("")
+
+
+def confounder_probe(features, confounder_values, seed: int = 0, min_count: int = 5) -> dict:
+    """The linear-probe protocol predicting a categorical confounder instead of the class (see `probe_row`).
+
+    Images without a value (None/NaN/"") and values seen fewer than `min_count` times are left out
+    (`n_dropped`); accuracy well above `chance_accuracy` means the confounder is linearly decodable.
+    """
+    values = np.array(["" if _missing(v) else str(v) for v in confounder_values], dtype=object)
+    if len(values) != len(features):
+        raise ParameterError(f"{len(values)} confounder values for {len(features)} feature rows; give one per image")
+    names, counts = np.unique(values[values != ""], return_counts=True)
+    keep = np.isin(values, names[counts >= min_count])
+    if len(np.unique(values[keep])) < 2:
+        raise ParameterError(f"the confounder needs >= 2 values seen >= {min_count} times each; got {dict(zip(names, counts))}")
+    result = linear_probe(np.asarray(features)[keep], values[keep].astype(str), seed)
+    return {**probe_row(result, values[keep]), "n_dropped": int((~keep).sum())}
+
+
+def _missing(value) -> bool:
+    """None, NaN or an empty string."""
+    return value is None or (isinstance(value, str) and not value) or (isinstance(value, float | np.floating) and np.isnan(value))
