@@ -73,3 +73,11 @@ def test_probe_protocol_c_split_and_train_only_scaling():
     model = make_probe(10).fit(x[:10] + 100.0, np.array([0, 1] * 5))
     assert model[0].mean_ == pytest.approx((x[:10] + 100.0).mean(axis=0))
     assert model[1].C == pytest.approx(10.0)
+
+
+def test_record_dataset_columns_and_first_per_class():
+    from medvl_core.data.base import RecordDataset
+
+    data = RecordDataset([{"id": i, "class_name": c} for i, c in enumerate("abbac")])
+    assert data.first_index_per() == [0, 1, 4]
+    assert data.column("id") == [0, 1, 2, 3, 4]

@@ -3,9 +3,13 @@
 # Importing a loader module registers its datasets.
 from . import (  # noqa: F401
     cxr,
+    dermavqa,
     folders,  # noqa: E402,F401
+    medmnist,
     openi,
     synth_cxr,  # noqa: F401
+    synth_derm,
+    synth_modalities,
 )
 from .registry import DATASETS, open_dataset, register
 

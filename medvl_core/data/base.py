@@ -35,3 +35,14 @@ class RecordDataset(Dataset):
         if not self.label_names:
             return np.zeros((len(self.records), 0), dtype=np.float32)
         return np.stack([np.asarray(r["labels"], dtype=np.float32) for r in self.records])
+
+    def first_index_per(self, key: str = "class_name") -> list[int]:
+        """Index of the first record for each distinct value of `key`, in order of appearance."""
+        seen: dict = {}
+        for index, record in enumerate(self.records):
+            seen.setdefault(record[key], index)
+        return list(seen.values())
+
+    def column(self, key: str) -> list:
+        """One stored record field for every item (no image decoding)."""
+        return [record[key] for record in self.records]
