@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 demo: install
-	@for p in $(PAPERS); do $(MEDVL) run $$p --out runs/demo/$$p || exit 1; done
+	@for p in $(filter-out vlm_feature_probing,$(PAPERS)); do $(MEDVL) run $$p --out runs/demo/$$p || exit 1; done
+	@$(MEDVL) run vlm_feature_probing --out runs/demo/vlm_feature_probing -p run_models '["$(CURDIR)/runs/demo/loss_relaxation/dual_encoder"]'
 	@$(MEDVL) summary runs/demo
 
 # nbval over notebooks/ first (each notebook executed once), then unit tests and the smoke

@@ -31,7 +31,7 @@ from .registry import register
 from .synth_modalities_render import RENDERERS, Scene
 from .worlds import ensure_world, read_world
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # bump whenever generated files change (also when synth_cxr_render changes)
 TITLE = "synth-modalities"
 SPLITS = ("train", "val", "test")
 SPLIT_SHARE = 0.2  # share of each class's groups in val and in test (at least one group each)
