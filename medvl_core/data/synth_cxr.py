@@ -21,13 +21,8 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import json
-import os
 import re
-import shutil
-import tempfile
 import textwrap
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,7 +31,7 @@ import pandas as pd
 
 from ..config import dataset_dir
 from ..errors import MedvlError
-from ..io import atomic_write_json
+from . import worlds
 from .cxr import chexpert, mimic_cxr
 from .labels import CHEXPERT_LABELS
 from .registry import register
@@ -45,7 +40,8 @@ from .synth_cxr_render import DEVICES, LOBES, Finding, render_cxr, sample_nuisan
 FORMAT_VERSION = 2  # bump whenever generated files change, so stale worlds are not reused
 PREFIX = "mimic-cxr-2.0.0"
 CHEXPERT_TEST_DIR = "chexpert-test"
-TRUTH_FILE, WORLD_FILE = "synth_truth.csv", "world.json"
+TRUTH_FILE, WORLD_FILE = "synth_truth.csv", worlds.WORLD_FILE
+TITLE = "SynthCXR"
 SPLITS = (("train", 0.8), ("validate", 0.1), ("test", 0.1))
 PATHOLOGIES = CHEXPERT_LABELS[1:-1]  # the 12 findings that block "No Finding" (not Support Devices)
 UNCERTAIN_DRAWN = 0.5  # probability that an uncertain (-1) mention is drawn (at severity 1)
@@ -518,22 +514,6 @@ def _render_job(job: tuple) -> None:
     Image.fromarray(pixels, mode="L").save(path, format="JPEG", quality=95)
 
 
-def _render_all(jobs: list[tuple], workers: int) -> None:
-    """Render every job, in `workers` processes (the files do not depend on the count)."""
-    for job in jobs:
-        Path(job[0]).parent.mkdir(parents=True, exist_ok=True)
-    if workers <= 1 or len(jobs) < 64:
-        for job in jobs:
-            _render_job(job)
-        return
-    import multiprocessing as mp
-
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ctx.Pool(workers) as pool:
-        for _ in pool.imap_unordered(_render_job, jobs, chunksize=16):
-            pass
-
-
 def _build(tmp: Path, p: WorldParams, workers: int) -> dict:
     """Write a whole world into the empty folder `tmp`; returns world.json's content."""
     rng = np.random.default_rng([p.seed, 3])
@@ -548,7 +528,9 @@ def _build(tmp: Path, p: WorldParams, workers: int) -> dict:
              r.image_seed, p.image_size) for r in studies.itertuples()]
     jobs += [(str(tmp / CHEXPERT_TEST_DIR / r.path), r.findings, r.view, r.site, r.habitus, r.image_seed, p.image_size)
              for r in tests.itertuples()]
-    _render_all(jobs, workers)
+    for job in jobs:
+        Path(job[0]).parent.mkdir(parents=True, exist_ok=True)
+    worlds.run_jobs(_render_job, jobs, workers)
     counts = {"images": len(jobs), "studies": len(studies), "subjects": int(studies["subject_id"].nunique()),
               "chexpert_test_images": len(tests), **{f"split_{s}": int((studies["split"] == s).sum()) for s, _ in SPLITS}}
     return {"name": "synth-cxr", "format_version": FORMAT_VERSION, "generator": __name__, "params": asdict(p),
@@ -561,14 +543,8 @@ def _build(tmp: Path, p: WorldParams, workers: int) -> dict:
 # ------------------------------------------------------------------ public API
 
 def read_world(root) -> dict | None:
-    """world.json of a complete world at `root`, or None if there is none."""
-    path = Path(root) / WORLD_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise MedvlError(f"{path} is not valid JSON ({exc}); delete the folder {root} to regenerate the world") from exc
+    """world.json of a complete SynthCXR world at `root`, or None if there is none."""
+    return worlds.read_world(root, TITLE)
 
 
 def read_truth(root) -> pd.DataFrame:
@@ -577,33 +553,6 @@ def read_truth(root) -> pd.DataFrame:
     if not path.is_file():
         raise MedvlError(f"no SynthCXR truth table at {path}; generate the world first (generate_synth_cxr)")
     return pd.read_csv(path, keep_default_na=False, na_values={f"{name}.stated": [""] for name in CHEXPERT_LABELS})
-
-
-def _check_match(root: Path, world: dict, wanted: dict) -> None:
-    """Raise if the stored world's params differ from `wanted` (only the keys given)."""
-    if world.get("format_version") != FORMAT_VERSION:
-        raise MedvlError(f"SynthCXR world at {root} has format version {world.get('format_version')}, this code "
-                         f"writes {FORMAT_VERSION}; delete the folder to regenerate it, or pass another root=")
-    stored = world.get("params", {})
-    diff = {k: (stored.get(k), v) for k, v in wanted.items() if stored.get(k) != v}
-    if diff:
-        listing = ", ".join(f"{k}: stored {a!r} vs requested {b!r}" for k, (a, b) in sorted(diff.items()))
-        raise MedvlError(f"the SynthCXR world at {root} was generated with different knobs ({listing}); "
-                         "pass another root= or delete that folder to regenerate it")
-
-
-def _publish(tmp: Path, root: Path, wanted: dict) -> None:
-    """Move the finished world in place (atomic rename); tolerate a concurrent identical generation."""
-    try:
-        if root.is_dir() and not any(root.iterdir()):
-            root.rmdir()
-        os.replace(tmp, root)
-    except OSError:
-        world = read_world(root)
-        if world is None:
-            raise
-        _check_match(root, world, wanted)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def generate_synth_cxr(root, n_studies: int = 2500, n_test_images: int = 500, image_size: int = 128, seed: int = 0,
@@ -628,40 +577,11 @@ def generate_synth_cxr(root, n_studies: int = 2500, n_test_images: int = 500, im
 
 
 def _ensure(root: Path, params: WorldParams, wanted: dict, workers: int | None) -> Path:
-    """Reuse the world at `root` if it matches `wanted`, else generate it atomically."""
-    world = read_world(root)
-    if world is not None and world.get("format_version") != FORMAT_VERSION and root == dataset_dir("synth-cxr"):
-        shutil.rmtree(root)  # the default world is a cache: an outdated one is regenerated, not an error
-        world = None
-    if world is not None:
-        _check_match(root, world, wanted)
-        return root
-    if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise MedvlError(f"{root} exists and is not a SynthCXR world (no {WORLD_FILE}); pass an empty or new root=")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(root)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
-    try:
-        world = _build(tmp, params, workers or _default_workers())
-        atomic_write_json(tmp / WORLD_FILE, world)
-        _publish(tmp, root, wanted)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return root
+    """Reuse the world at `root` if it matches `wanted`, else generate it atomically (see `data.worlds`)."""
+    def build(tmp: Path) -> dict:
+        return _build(tmp, params, workers or worlds.default_workers())
 
-
-def _default_workers() -> int:
-    """CPUs this process may use, at most 4."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cpus, 4))
-
-
-def _remove_stale_partials(root: Path, max_age_s: float = 6 * 3600) -> None:
-    """Delete temp folders of generations that were killed (older than `max_age_s`) beside `root`."""
-    for stale in root.parent.glob(f".{root.name}.partial-*"):
-        if time.time() - stale.stat().st_mtime > max_age_s:
-            shutil.rmtree(stale, ignore_errors=True)
+    return worlds.ensure_world(root, build, wanted, TITLE, FORMAT_VERSION, cache_root=dataset_dir("synth-cxr"))
 
 
 KNOBS = tuple(WorldParams.__dataclass_fields__)

@@ -30,7 +30,7 @@ from .registry import register
 from .synth_derm_conditions import CONDITIONS, Condition
 from .synth_derm_render import SKIN_TONES, render_derm, sample_nuisance
 from .synth_derm_text import annotate, compose_query, compose_response, draw_context, responder_accuracy
-from .worlds import default_workers, ensure_world
+from .worlds import default_workers, ensure_world, run_jobs
 
 FORMAT_VERSION = 1
 NAME = "synth-derm"
@@ -184,20 +184,6 @@ def _render_job(job: tuple) -> None:
     Image.fromarray(pixels, mode="RGB").save(path, format="JPEG", quality=92)
 
 
-def _render_all(jobs: list[tuple], workers: int) -> None:
-    """Render every job, in `workers` processes (the files do not depend on the count)."""
-    if workers <= 1 or len(jobs) < 64:
-        for job in jobs:
-            _render_job(job)
-        return
-    import multiprocessing as mp
-
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ctx.Pool(workers) as pool:
-        for _ in pool.imap_unordered(_render_job, jobs, chunksize=16):
-            pass
-
-
 def _write_json(path: Path, obj) -> None:
     """JSON as the official files are written: keys in insertion order, UTF-8, indented."""
     atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
@@ -216,7 +202,7 @@ def _build(tmp: Path, p: WorldParams, workers: int) -> dict:
     users.to_csv(tmp / USERINFO_FILE, index=False)
     pd.DataFrame([c["truth"] for c in cases]).to_csv(tmp / TRUTH_FILE, index=False)
     jobs = [(str(tmp / job[0]), *job[1:]) for c in cases for job in c["jobs"]]
-    _render_all(jobs, workers)
+    run_jobs(_render_job, jobs, workers)
     counts = {"encounters": len(cases), "images": len(jobs), "authors": len(users),
               "responses": sum(len(c["encounter"]["responses"]) for c in cases),
               **{f"split_{s}": splits.count(s) for s in SPLIT_FILES}}

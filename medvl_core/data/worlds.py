@@ -93,3 +93,17 @@ def default_workers(limit: int = 4) -> int:
     """CPUs this process may use, at most `limit`."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(cpus, limit))
+
+
+def run_jobs(render: Callable[[tuple], None], jobs: list[tuple], workers: int) -> None:
+    """Call `render(job)` for every job, in `workers` processes for large batches (files must not depend on it)."""
+    if workers <= 1 or len(jobs) < 64:
+        for job in jobs:
+            render(job)
+        return
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    with ctx.Pool(workers) as pool:
+        for _ in pool.imap_unordered(render, jobs, chunksize=16):
+            pass
