@@ -81,3 +81,13 @@ def test_record_dataset_columns_and_first_per_class():
     data = RecordDataset([{"id": i, "class_name": c} for i, c in enumerate("abbac")])
     assert data.first_index_per() == [0, 1, 4]
     assert data.column("id") == [0, 1, 2, 3, 4]
+
+
+def test_relax_positive_continuous_at_zero_and_threshold():
+    eps = 1e-6
+    for t in (0.3, 0.5):
+        for point in (0.0, t):
+            left = relax_positive(torch.tensor(point - eps, dtype=torch.float64), t, 10.0)
+            right = relax_positive(torch.tensor(point + eps, dtype=torch.float64), t, 10.0)
+            assert abs(float(left - right)) < 1e-4
+    assert relax_positive(torch.tensor(0.25), 0.5, 10.0).item() == pytest.approx(0.25)
