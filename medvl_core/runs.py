@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,8 @@ class Run:
 
     def savefig(self, fig, name: str, dpi: int = 80) -> None:
         """Save a matplotlib figure atomically as figures/<name>.png (returns nothing, so no path is displayed)."""
-        with atomic_path(self.figures / f"{name}.png") as tmp:
+        safe = re.sub(r"[^A-Za-z0-9_.=-]+", "_", name).strip("_")  # names may embed dataset paths or specs
+        with atomic_path(self.figures / f"{safe}.png") as tmp:
             fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
 
 

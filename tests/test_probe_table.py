@@ -64,3 +64,20 @@ def test_confounder_probe_drops_missing_and_rare_values():
     assert out["n_dropped"] == 2 and out["n_samples"] == 58
     with pytest.raises(ParameterError, match="one per image"):
         confounder_probe(x, marks[:10])
+
+
+def test_confounder_results_rows_and_empty_frame():
+    import numpy as np
+
+    from medvl_core.data.base import RecordDataset
+    from medvl_core.eval.probing import CONFOUNDER_COLUMNS, confounder_results
+
+    rng = np.random.default_rng(0)
+    site = np.repeat(["a", "b"], 30)
+    x = rng.normal(size=(60, 4)) + (site == "b")[:, None] * 4.0
+    data = RecordDataset([{"id": i, "site": s} for i, s in enumerate(site)])
+    data.confounders = ["site"]
+    frame = confounder_results({("m", "d"): (x, site)}, {"d": data})
+    assert list(frame["confounder"]) == ["site"] and frame["lift over chance"].iloc[0] > 0.3
+    data.confounders = []
+    assert list(confounder_results({("m", "d"): (x, site)}, {"d": data}).columns) == CONFOUNDER_COLUMNS

@@ -33,6 +33,8 @@ def test_savefig_writes_png(tmp_path, monkeypatch):
     ax.plot([0, 1])
     assert runs.start_run("x").savefig(fig, "line") is None
     assert (tmp_path / "figures" / "line.png").read_bytes()[:4] == b"\x89PNG"
+    runs.current_run().savefig(fig, "umap_image-folder:/data/us")
+    assert (tmp_path / "figures" / "umap_image-folder_data_us.png").is_file()
 
 
 def test_comparison_table_labels_and_missing_values():

@@ -168,3 +168,22 @@ def test_knob_mismatch_and_bad_names_raise(clean_root, tmp_path):
 def test_default_world_is_generated_under_the_data_root(data_root):
     ds = open_dataset("synth-modalities", dataset="mr", split="test", n_images=12, image_size=32)
     assert (data_root / "synth-modalities" / "world.json").is_file() and len(ds) == 4
+
+
+def test_probe_dataset_entries(data_root, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from medvl_core.data.probe_sets import open_probe_dataset
+    from medvl_core.errors import ParameterError
+
+    synth = open_probe_dataset("ultrasound")
+    assert synth.confounders and synth.description.startswith("synthetic stand-in for")
+    folder = tmp_path / "imgs"
+    for cls in ("benign", "malignant"):
+        (folder / cls).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(folder / cls / "a.png")
+    real = open_probe_dataset(f"image-folder:{folder}")
+    assert real.confounders == [] and real.classes == ["benign", "malignant"] and len(real) == 2
+    with pytest.raises(ParameterError, match="image-folder:PATH"):
+        open_probe_dataset("bogus:thing")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import make_pipeline
@@ -110,3 +111,22 @@ def confounder_probe(features, confounder_values, seed: int = 0, min_count: int 
 def _missing(value) -> bool:
     """None, NaN or an empty string."""
     return value is None or (isinstance(value, str) and not value) or (isinstance(value, float | np.floating) and np.isnan(value))
+
+
+CONFOUNDER_COLUMNS = ["model", "dataset", "confounder", "cv_accuracy_mean", "chance_accuracy", "lift over chance"]
+
+
+def confounder_results(features: dict, datasets: dict, seed: int = 0) -> pd.DataFrame:
+    """`confounder_probe` for every (model, dataset) feature matrix and each of the dataset's `confounders`.
+
+    `features[(model, name)]` is (X, classes); `datasets[name].column(c)` gives confounder c's values.
+    Columns always include CONFOUNDER_COLUMNS (empty frame when no dataset records confounders).
+    """
+    rows = [{"model": model, "dataset": name, "confounder": c,
+             **confounder_probe(x, datasets[name].column(c), seed=seed)}
+            for (model, name), (x, _) in features.items() for c in datasets[name].confounders]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=CONFOUNDER_COLUMNS)
+    frame["lift over chance"] = frame["cv_accuracy_mean"] - frame["chance_accuracy"]
+    return frame
