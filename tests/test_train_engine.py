@@ -260,3 +260,88 @@ def test_bad_loss_fn_output():
 
 def test_launch_in_notebook_single_process_runs_directly():
     assert launch_in_notebook(lambda a, b: a + b, 2, 3, num_processes=1) == 5
+
+
+# --- optimizers, plateau schedule, early stopping ---------------------------------------------------
+
+
+def scripted_val(values):
+    """val_fn returning values[epoch] as val_loss (a scripted validation curve)."""
+    return lambda model, epoch: {"val_loss": values[epoch]}
+
+
+def test_sgd_momentum_and_adam_are_used():
+    data = Regression(20)
+    sgd = train(linear(), data, mse, cfg(epochs=1, optimizer="sgd", momentum=0.5, weight_decay=1e-3))
+    assert sgd.history[0]["train_loss"] > 0
+    one_step = cfg(epochs=1, batch_size=20, optimizer="sgd", momentum=0.0, schedule="constant", lr=0.1)
+    model, reference = linear(), linear()
+    train(model, data, mse, one_step)
+    reference.zero_grad()
+    mse(reference, {"x": data.x, "y": data.y}).backward()
+    with torch.no_grad():
+        expected = reference.weight - 0.1 * reference.weight.grad
+    assert torch.allclose(model.weight, expected, atol=1e-6)  # one plain SGD step
+    adam = train(linear(), data, mse, cfg(epochs=1, optimizer="adam", weight_decay=0.1))
+    adamw = train(linear(), data, mse, cfg(epochs=1, optimizer="adamw", weight_decay=0.1))
+    assert not torch.equal(adam.model.weight, adamw.model.weight)  # L2-in-gradient differs from decoupled decay
+
+
+def test_plateau_reduces_lr_after_patience_stale_epochs():
+    curve = [1.0, 0.9, 0.95, 0.95, 0.95, 0.95, 0.8, 0.85]
+    result = train(linear(), Regression(20), mse, cfg(epochs=8, lr=0.01, schedule="plateau", plateau_patience=3,
+                                                        plateau_factor=0.1), val_fn=scripted_val(curve))
+    lrs = [row["lr"] for row in result.history]
+    # best at epoch 2; epochs 3-6 stale; more than 3 stale epochs -> reduced after epoch 6
+    assert lrs[:6] == pytest.approx([0.01] * 6) and lrs[6:] == pytest.approx([0.001] * 2)
+    assert result.best_epoch == 7 and not result.stopped_early
+
+
+def test_early_stopping_and_keep_best():
+    curve = [1.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99]
+    snapshots = []
+
+    def val_fn(model, epoch):
+        snapshots.append(model.weight.detach().clone())
+        return {"val_loss": curve[epoch]}
+
+    config = cfg(epochs=8, early_stopping_patience=3, keep_best=True)
+    result = train(linear(), Regression(20), mse, config, val_fn=val_fn)
+    assert len(result.history) == 5 and result.stopped_early and result.best_epoch == 2
+    assert torch.equal(result.model.weight, snapshots[1])  # epoch 2's weights restored
+    maxed = cfg(epochs=6, monitor="val_acc", monitor_mode="max", early_stopping_patience=2)
+    rising = train(linear(), Regression(20), mse, maxed, val_fn=lambda m, e: {"val_acc": [0.5, 0.6, 0.6, 0.7, 0.8, 0.9][e]})
+    assert rising.best_epoch == 6 and not rising.stopped_early
+    flat = train(linear(), Regression(20), mse, maxed, val_fn=lambda m, e: {"val_acc": [0.5, 0.6, 0.6, 0.6, 0.9, 0.9][e]})
+    assert flat.best_epoch == 2 and flat.stopped_early and len(flat.history) == 4
+
+
+def test_plateau_state_survives_resume(tmp_path):
+    curve = [1.0, 1.1, 1.2, 1.3, 1.4, 1.5]
+    whole = train(linear(), Regression(20), mse, cfg(epochs=6, schedule="plateau", plateau_patience=1),
+                  val_fn=scripted_val(curve))
+    first = cfg(epochs=6, schedule="plateau", plateau_patience=1, checkpoint_dir=tmp_path)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_at_4(model, epoch):
+        if epoch == 3:
+            raise Interrupt
+        return {"val_loss": curve[epoch]}
+
+    with pytest.raises(Interrupt):
+        train(linear(), Regression(20), mse, first, val_fn=stop_at_4)
+    resumed = train(linear(), Regression(20), mse, first, val_fn=scripted_val(curve))
+    assert [r["lr"] for r in resumed.history] == pytest.approx([r["lr"] for r in whole.history])
+    assert torch.equal(resumed.model.weight, whole.model.weight)
+
+
+def test_unknown_monitor_and_bad_values_are_named():
+    with pytest.raises(ParameterError, match="monitor='val_auc'"):
+        train(linear(), Regression(20), mse, cfg(epochs=2, schedule="plateau", monitor="val_auc"),
+              val_fn=scripted_val([1.0, 1.0]))
+    for bad in (dict(optimizer="lamb"), dict(plateau_factor=1.5), dict(early_stopping_patience=0),
+                dict(monitor_mode="up")):
+        with pytest.raises(ParameterError, match=next(iter(bad))):
+            cfg(**bad)

@@ -1,4 +1,5 @@
-"""One training engine for every paper: HF Accelerate, AMP, gradient accumulation, cosine LR, checkpoint/resume.
+"""One training engine for every paper: HF Accelerate, AMP, gradient accumulation, LR schedules, early stopping,
+checkpoint/resume.
 
 Usage::
 
@@ -39,7 +40,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +55,13 @@ from ..io import atomic_path
 CHECKPOINT_NAME = "last.pt"
 CHECKPOINT_FORMAT = "medvl-train-v1"
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
-SCHEDULES = ("cosine", "constant")
+SCHEDULES = ("cosine", "constant", "plateau")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+MONITOR_MODES = ("min", "max")
 DEVICES = ("auto", "cpu", "cuda")
 # settings a checkpoint must share with the config that resumes it (epochs may grow)
 RESUME_KEYS = ("batch_size", "lr", "weight_decay", "betas", "warmup_steps", "grad_accum_steps",
-               "max_grad_norm", "seed", "drop_last", "schedule")
+               "max_grad_norm", "seed", "drop_last", "schedule", "optimizer", "momentum")
 
 
 @dataclass
@@ -68,10 +71,18 @@ class TrainConfig:
     epochs: int = 1
     batch_size: int = 32
     lr: float = 1e-4
-    weight_decay: float = 0.0  # AdamW decoupled decay; 0 = plain Adam
-    betas: tuple[float, float] = (0.9, 0.999)
+    optimizer: str = "adamw"  # "adamw" (decoupled decay), "adam" (L2 decay in the gradient) or "sgd"
+    weight_decay: float = 0.0  # 0 with "adamw" = plain Adam
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam/AdamW
+    momentum: float = 0.9  # SGD only
     warmup_steps: int = 0  # linear warm-up, in optimizer steps
-    schedule: str = "cosine"  # "cosine" (to 0 at the last step) or "constant" (after warm-up)
+    schedule: str = "cosine"  # "cosine" (to 0 at the last step), "constant", or "plateau" (see below)
+    plateau_factor: float = 0.1  # "plateau": multiply the lr by this ...
+    plateau_patience: int = 3  # ... after this many epochs without improvement of `monitor`
+    monitor: str = "val_loss"  # history key watched by "plateau" and early stopping (val_fn key or train_<term>)
+    monitor_mode: str = "min"  # "min" or "max": which direction is an improvement
+    early_stopping_patience: int | None = None  # stop after this many epochs without improvement; None = never
+    keep_best: bool = False  # at the end, load the weights of the best epoch by `monitor`
     grad_accum_steps: int = 1
     max_grad_norm: float | None = None
     mixed_precision: str = "auto"  # "auto" = bf16 on CUDA (fp16 if no bf16), else "no"
@@ -89,8 +100,13 @@ class TrainConfig:
         """Validate values; raise one clear ParameterError."""
         for name in ("epochs", "batch_size", "grad_accum_steps", "checkpoint_every_epochs", "log_every"):
             _check(name, getattr(self, name) >= 1, ">= 1")
-        for name in ("warmup_steps", "num_workers", "weight_decay"):
+        for name in ("warmup_steps", "num_workers", "weight_decay", "momentum", "plateau_patience"):
             _check(name, getattr(self, name) >= 0, ">= 0")
+        _check("plateau_factor", 0 < self.plateau_factor < 1, "in (0, 1)")
+        _check("early_stopping_patience", self.early_stopping_patience is None or self.early_stopping_patience >= 1,
+               ">= 1 or None")
+        _check("optimizer", self.optimizer in OPTIMIZERS, f"one of {OPTIMIZERS}")
+        _check("monitor_mode", self.monitor_mode in MONITOR_MODES, f"one of {MONITOR_MODES}")
         _check("lr", self.lr > 0, "> 0")
         _check("max_grad_norm", self.max_grad_norm is None or self.max_grad_norm > 0, "> 0 or None")
         _check("betas", len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "two values in [0, 1)")
@@ -117,6 +133,8 @@ class TrainResult:
     start_epoch: int = 0  # first epoch trained by this call (> 0 after a resume)
     checkpoint: Path | None = None
     model: Any = field(default=None, repr=False)
+    stopped_early: bool = False  # early stopping ended training before config.epochs
+    best_epoch: int | None = None  # 1-based epoch with the best `monitor` (None when nothing was monitored)
 
     @property
     def final_metrics(self) -> dict:
@@ -131,10 +149,12 @@ class TrainResult:
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str = "cosine") -> float:
-    """Multiplier of the base lr at optimizer step `step` (0-based): linear warm-up, then cosine to 0 or constant."""
+    """Multiplier of the base lr at optimizer step `step` (0-based): linear warm-up, then cosine to 0 or constant.
+
+    "plateau" is constant here; its epoch-level reductions are applied by `Plateau`."""
     if step < warmup_steps:
         return (step + 1) / warmup_steps
-    if schedule == "constant":
+    if schedule in ("constant", "plateau"):
         return 1.0
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
     return 0.5 * (1.0 + math.cos(math.pi * progress))
@@ -153,14 +173,17 @@ def train(model: torch.nn.Module, train_dataset, loss_fn: Callable, config: Trai
                              "per process; lower batch_size or set drop_last=False")
     total = config.epochs * math.ceil(loader_len / config.grad_accum_steps)
     optimizer = _optimizer(model, config, param_groups)
+    tracker = Plateau(config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, config.warmup_steps, total, config.schedule))
+        optimizer, lambda s: lr_factor(s, config.warmup_steps, total, config.schedule) * tracker.scale)
     path = Path(config.checkpoint_dir) / CHECKPOINT_NAME if config.checkpoint_dir else None
     state = _resume(path, model, optimizer, scheduler, config, len(train_dataset)) if config.resume else None
     model, optimizer = accelerator.prepare(model, optimizer)
-    run = _Run(accelerator, model, optimizer, scheduler, loss_fn, config, path)
+    run = _Run(accelerator, model, optimizer, scheduler, loss_fn, config, path, tracker)
     run.start(state, len(train_dataset))
     for epoch in range(run.epoch, config.epochs):
+        if tracker.should_stop:
+            break
         run.epoch_loop(train_dataset, collate_fn, val_fn, epoch)
     result = run.result()
     result.seconds = time.perf_counter() - t0
@@ -240,14 +263,76 @@ def _loader(dataset, config: TrainConfig, collate_fn, epoch: int, accelerator):
 
 
 def _optimizer(model: torch.nn.Module, config: TrainConfig, param_groups=None) -> torch.optim.Optimizer:
-    """AdamW over the trainable parameters (or over `param_groups`, frozen ones dropped)."""
+    """config.optimizer over the trainable parameters (or over `param_groups`, frozen ones dropped)."""
     groups = param_groups if param_groups is not None else [{"params": list(model.parameters())}]
     groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in groups]
     groups = [g for g in groups if g["params"]]
     if not groups:
         raise ParameterError("train(): the model has no trainable parameters (all requires_grad=False); "
                              "unfreeze some or pass param_groups")
-    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    adam = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return adam(groups, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+
+
+class Plateau:
+    """Epoch-level watch of `config.monitor`: best value, lr reductions ("plateau") and early stopping."""
+
+    def __init__(self, config: TrainConfig):
+        """Start with no best value and the full learning rate."""
+        self.config = config
+        self.scale, self.best, self.best_epoch = 1.0, None, None
+        self.stale, self.since_reduce, self.should_stop = 0, 0, False
+
+    @property
+    def active(self) -> bool:
+        """Whether anything watches the monitored value."""
+        c = self.config
+        return c.schedule == "plateau" or c.early_stopping_patience is not None or c.keep_best
+
+    def improved(self, value: float) -> bool:
+        """Whether `value` beats the best so far (strictly, in monitor_mode's direction)."""
+        if self.best is None:
+            return True
+        return value < self.best if self.config.monitor_mode == "min" else value > self.best
+
+    def update(self, row: dict) -> bool:
+        """Take one epoch's history row; return True when it is the best epoch so far."""
+        if not self.active:
+            return False
+        value = _monitored(row, self.config.monitor)
+        best = self.improved(value)
+        if best:
+            self.best, self.best_epoch, self.stale, self.since_reduce = value, int(row["epoch"]), 0, 0
+        else:
+            self.stale, self.since_reduce = self.stale + 1, self.since_reduce + 1
+        if self.config.schedule == "plateau" and self.since_reduce > self.config.plateau_patience:
+            self.scale, self.since_reduce = self.scale * self.config.plateau_factor, 0
+        patience = self.config.early_stopping_patience
+        self.should_stop = patience is not None and self.stale >= patience
+        return best
+
+    def state_dict(self) -> dict:
+        """What a checkpoint must hold to resume the watch exactly."""
+        return {"scale": self.scale, "best": self.best, "best_epoch": self.best_epoch, "stale": self.stale,
+                "since_reduce": self.since_reduce, "should_stop": self.should_stop}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict()`'s values."""
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+def _monitored(row: dict, key: str) -> float:
+    """The monitored value of a history row, or one clear error naming the keys there are."""
+    if key not in row:
+        raise ParameterError(f"TrainConfig.monitor={key!r} is not in the epoch's metrics {sorted(row)}; "
+                             "return it from val_fn or monitor one of these")
+    value = float(row[key])
+    if not math.isfinite(value):
+        raise MedvlError(f"monitored metric {key!r} is {value} at epoch {row['epoch']}; check val_fn or lower the lr")
+    return value
 
 
 # --- checkpoints -----------------------------------------------------------------------------------
@@ -287,7 +372,10 @@ def _resume(path: Path | None, model, optimizer, scheduler, config: TrainConfig,
 
 def _check_fingerprint(path: Path, saved: dict, current: dict) -> None:
     """Raise if a setting that changes the result differs between checkpoint and config."""
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
     for key, value in current.items():
+        if key not in saved and value == defaults.get(key):  # written before the setting existed
+            continue
         if saved.get(key) != value:
             raise _bad_checkpoint(path, f"it was written with {key}={saved.get(key)!r}, this run has {value!r}")
 
@@ -327,10 +415,11 @@ def _save(path: Path, state: dict) -> None:
 class _Run:
     """Mutable state of one `train` call: counters, history, logging and checkpointing."""
 
-    def __init__(self, accelerator, model, optimizer, scheduler, loss_fn, config, path):
+    def __init__(self, accelerator, model, optimizer, scheduler, loss_fn, config, path, tracker):
         """Keep the prepared objects."""
         self.acc, self.model, self.optimizer, self.scheduler = accelerator, model, optimizer, scheduler
-        self.loss_fn, self.config, self.path = loss_fn, config, path
+        self.loss_fn, self.config, self.path, self.tracker = loss_fn, config, path, tracker
+        self.best_state = None
         self.epoch, self.step, self.history, self.step_log = 0, 0, [], []
         self.start_epoch, self.fingerprint, self.lr_used = 0, None, float("nan")
 
@@ -345,6 +434,8 @@ class _Run:
             self.acc.scaler.load_state_dict(state["scaler"])
         rngs = state["rng"]
         _set_rng_state(rngs[self.acc.process_index % len(rngs)])
+        self.tracker.load_state_dict(state.get("plateau") or {})
+        self.best_state = state.get("best_model")
         self.start_epoch = self.epoch
 
     def epoch_loop(self, dataset, collate_fn, val_fn, epoch: int) -> None:
@@ -358,11 +449,23 @@ class _Run:
         row = {"epoch": epoch + 1, **means, "lr": self.lr_used,
                "seconds": seconds, "samples_per_s": n_samples * self.acc.num_processes / max(seconds, 1e-9)}
         row.update(self._validate(val_fn, epoch))
+        scale = self.tracker.scale
+        if self.tracker.update(row) and self.config.keep_best:
+            self.best_state = {k: v.detach().to("cpu", copy=True)
+                               for k, v in self.acc.unwrap_model(self.model).state_dict().items()}
+        if self.tracker.scale != scale:
+            self._apply_lr()
         self.history.append(row)
         self.epoch = epoch + 1
-        if self.path is not None and (self.epoch % self.config.checkpoint_every_epochs == 0
-                                      or self.epoch == self.config.epochs):
+        last = self.epoch == self.config.epochs or self.tracker.should_stop
+        if self.path is not None and (self.epoch % self.config.checkpoint_every_epochs == 0 or last):
             self._checkpoint()
+
+    def _apply_lr(self) -> None:
+        """Set each group's lr from the scheduler now, so a plateau reduction acts from the next step on."""
+        step = self.scheduler.last_epoch
+        for group, base, factor in zip(self.optimizer.param_groups, self.scheduler.base_lrs, self.scheduler.lr_lambdas):
+            group["lr"] = base * factor(step)
 
     def _train_epoch(self, loader, epoch: int):
         """One pass over `loader`; return the mean loss terms and the number of samples seen."""
@@ -450,6 +553,7 @@ class _Run:
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.acc.scaler.state_dict() if self.acc.scaler is not None else None,
                 "history": self.history, "step_log": self.step_log, "rng": rngs, "config": self.fingerprint,
+                "plateau": self.tracker.state_dict(), "best_model": self.best_state,
             })
         self.acc.wait_for_everyone()
 
@@ -462,10 +566,14 @@ class _Run:
                     dynamic_ncols=True)
 
     def result(self) -> TrainResult:
-        """The TrainResult of this call."""
+        """The TrainResult of this call (with the best epoch's weights loaded when config.keep_best)."""
+        net = self.acc.unwrap_model(self.model)
+        if self.config.keep_best and self.best_state is not None:
+            net.load_state_dict(self.best_state)
         return TrainResult(history=self.history, step_log=self.step_log, steps=self.step,
                            start_epoch=self.start_epoch, checkpoint=self.path if self.path and self.path.exists()
-                           else None, model=self.acc.unwrap_model(self.model))
+                           else None, model=net, stopped_early=self.tracker.should_stop and self.epoch < self.config.epochs,
+                           best_epoch=self.tracker.best_epoch)
 
 
 def _split_loss(out) -> tuple[torch.Tensor, dict]:
