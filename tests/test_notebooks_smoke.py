@@ -63,9 +63,11 @@ def test_meems(metrics_of):
 
 def test_m3g_answer_generation(metrics_of):
     m = metrics_of("m3g_answer_generation")
-    chance = 1 / m["n_cases"]
-    assert m["knn_top1_accuracy"] > 3 * chance
-    assert m["knn_top1_accuracy"] >= m["knn_top1_accuracy_random_init"]
+    chance = 1 / m["n_conditions"]
+    assert m["knn_top1_accuracy"] > 5 * chance
+    assert m["knn_top1_accuracy"] > m["knn_top1_accuracy_random_init"]
+    assert m["dbleu_it_is_true_condition"] > m["dbleu_clip_best"] > m["dbleu_constant_label"]
+    assert m["dbleu_post_it_is"] > m["dbleu_post_label_only"]  # bare labels have no 4-grams
 
 
 def test_vlm_feature_probing(metrics_of):

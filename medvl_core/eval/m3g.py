@@ -1,0 +1,457 @@
+"""MEDIQA-M3G 2024 CLIP-kNN solution (WangLab): label-CLIP projections, kNN label vote, answers, deltaBLEU tables.
+
+Pipeline (paper section "CLIP solution", with offline stand-ins):
+
+1. a disease label per training case from its responses (`text.derm_labels.extract_label`; the paper used an LLM);
+2. frozen towers: every case image through the image tower, every training label text through the text tower
+   (`bundled:minilm` in place of the paper's OpenAI embeddings), cached on disk (`models.cache`);
+3. CLIP training of the two linear projections (+ temperature) on (image, label text) pairs with the shared
+   `clip_loss` and training engine; every image of a case is one training item (labelled with its case's label);
+4. k nearest neighbours (k=5, cosine) of each query image in the training images ("image-image") or in the
+   training items' label-text embeddings ("image-text"), optionally after PCA fitted on the training side;
+   the votes of all images of a case are pooled (majority, ties -> the most similar neighbour);
+5. post-processing of the label into the answer ("It is <label>.", query word-matching; `derm_labels.answer_text`)
+   and deltaBLEU with the competition reference weights.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..config import seed_everything
+from ..data import open_dataset
+from ..data.base import RecordDataset
+from ..data.images import load_image
+from ..data.pairs import FeaturePairs
+from ..errors import ParameterError
+from ..losses import ContrastiveObjective
+from ..models.cache import image_tower_features, text_tower_features
+from ..models.dual_encoder import DualEncoder
+from ..models.encoders import build_image_encoder, build_text_encoder
+from ..text.derm_labels import answer_text, build_label_dictionary, extract_labels
+from ..train import TrainConfig, train
+from .deltableu import delta_bleu
+from .knn import cosine_topk
+
+GALLERIES = ("image", "text")
+SCORE_COLUMNS = ("dBLEU", "BP", "ratio", "hyp_len", "ref_len", "dBLEU official")
+POSTPROCESSING = {  # Table 4 arms: (template "It is <label>.", query word-matching)
+    "label only": (False, False),
+    "It is [label].": (True, False),
+    "query matching": (False, True),
+    "It is [label]. + query matching": (True, True),
+}
+POSTPROCESSING_METRICS = dict(zip(POSTPROCESSING, ("dbleu_post_label_only", "dbleu_post_it_is", "dbleu_post_query_match",
+                                                   "dbleu_post_it_is_query_match")))
+TRUE_CONDITION = "oracle: It is [true condition]."
+RESPONSE_LABEL = "oracle: It is [label of the case's responses]."
+CONSTANT = "constant: It is [most frequent training label]."
+REFERENCE_METRICS = {TRUE_CONDITION: "dbleu_it_is_true_condition", RESPONSE_LABEL: "dbleu_it_is_label_oracle",
+                     CONSTANT: "dbleu_constant_label"}
+
+
+# ------------------------------------------------------------------ data
+
+@dataclass
+class M3GSplit:
+    """One split: its encounters, the frozen image features of all their images, and per-case labels."""
+
+    name: str
+    dataset: object
+    image_features: torch.Tensor  # (n_images, tower dim)
+    owner: np.ndarray  # case index of every image row
+    labels: list[str]  # label extracted from each case's responses ('' when none)
+
+    @property
+    def n_cases(self) -> int:
+        return len(self.dataset)
+
+    @property
+    def ids(self) -> list[str]:
+        return self.dataset.column("id")
+
+    @property
+    def queries(self) -> list[str]:
+        return self.dataset.column("text")
+
+    @property
+    def references(self) -> list[list[str]]:
+        return self.dataset.column("references")
+
+    @property
+    def weights(self) -> list[list[float]]:
+        return self.dataset.column("reference_weights")
+
+
+@dataclass
+class M3GData:
+    """The splits, the training label vocabulary with its text-tower features, the towers and the dictionary."""
+
+    splits: dict[str, M3GSplit]
+    label_names: list[str]
+    label_features: torch.Tensor  # (n labels, text tower dim)
+    image_encoder: object
+    text_encoder: object
+    dictionary: dict[str, str]
+
+    @property
+    def train(self) -> M3GSplit:
+        return self.splits["train"]
+
+    def split(self, name: str) -> M3GSplit:
+        """The split called `name`, with an error listing the prepared ones."""
+        if name not in self.splits:
+            raise ParameterError(f"split {name!r} was not prepared; prepared: {list(self.splits)}")
+        return self.splits[name]
+
+    def training_items(self) -> tuple[np.ndarray, np.ndarray]:
+        """(image rows, label index) of the training images whose case has a label."""
+        train, index = self.train, {name: i for i, name in enumerate(self.label_names)}
+        rows = np.array([i for i, case in enumerate(train.owner) if train.labels[case]], dtype=np.int64)
+        return rows, np.array([index[train.labels[train.owner[i]]] for i in rows], dtype=np.int64)
+
+    def most_frequent_label(self) -> str:
+        """The training label of the most cases (ties -> first in label order)."""
+        counts = Counter(label for label in self.train.labels if label)
+        return max(self.label_names, key=lambda name: counts[name])
+
+
+def image_records(dataset) -> RecordDataset:
+    """One record per image of every encounter (id 'case/k', path), decoded lazily as RGB."""
+    records = [{"id": f"{r['id']}/{k}", "path": path, "case": n}
+               for n, r in enumerate(dataset.records) for k, path in enumerate(r["image_paths"])]
+    return RecordDataset(records, load=lambda item: {**item, "image": load_image(item["path"], mode="RGB")},
+                         name="m3g-images")
+
+
+def prepare_m3g(name: str = "synth-derm", dictionary: dict | None = None, splits=("train", "valid", "test"),
+                image_encoder: str = "bundled:efficientnet_lite0", text_encoder: str = "bundled:minilm",
+                image_size: int | None = 128, device: str = "cpu", root=None, progress: bool = False,
+                **options) -> M3GData:
+    """Load the splits of `name` (a dermavqa-layout dataset), label the cases and cache the tower features.
+
+    `dictionary` maps lower-case names/aliases to labels; None builds one from the training responses
+    (`build_label_dictionary`), as for real DermaVQA.
+    """
+    if "train" not in splits:
+        raise ParameterError(f"splits={splits!r} must include 'train' (the kNN gallery and the CLIP training set)")
+    datasets = {s: open_dataset(name, root=root, split=s, **options) for s in splits}
+    dictionary = dictionary or build_label_dictionary(datasets["train"].column("references"))
+    image_tower = build_image_encoder(image_encoder, device=device, image_size=image_size)
+    text_tower = build_text_encoder(text_encoder, device=device)
+    out = {s: _split(s, d, dictionary, image_tower, progress) for s, d in datasets.items()}
+    label_names = sorted({label for label in out["train"].labels if label})
+    if not label_names:
+        raise ParameterError(f"no training case of {name!r} names a label of the dictionary; pass another dictionary")
+    label_features = text_tower_features(text_tower, label_names, progress=progress)
+    return M3GData(out, label_names, label_features, image_tower, text_tower, dict(dictionary))
+
+
+def _split(name: str, dataset, dictionary: dict, image_tower, progress: bool) -> M3GSplit:
+    """Frozen image features, owners and extracted labels of one split."""
+    images = image_records(dataset)
+    features = image_tower_features(image_tower, images, progress=progress)
+    owner = np.array(images.column("case"), dtype=np.int64)
+    return M3GSplit(name, dataset, features, owner, extract_labels(dataset.column("references"), dictionary))
+
+
+def truth_labels(split: M3GSplit) -> list[str] | None:
+    """SynthDerm's true condition per case (truth.csv beside the split file), or None for real data."""
+    path = Path(split.dataset.source).parent / "truth.csv"
+    if not path.is_file():
+        return None
+    truth = pd.read_csv(path, keep_default_na=False).set_index("encounter_id")["condition"]
+    return [str(truth.get(case_id, "")) for case_id in split.ids]
+
+
+def accuracy(predicted, truth) -> float | None:
+    """Fraction of cases whose predicted label equals the truth (None without truth)."""
+    if truth is None:
+        return None
+    return float(np.mean([p == t for p, t in zip(predicted, truth)]))
+
+
+# ------------------------------------------------------------------ CLIP training
+
+@dataclass
+class ClipFit:
+    """A trained label-CLIP model and how it was trained."""
+
+    model: DualEncoder
+    batch_size: int  # requested
+    effective_batch_size: int  # capped by the number of training items
+    n_items: int
+    history: list = field(default_factory=list)
+    steps: int = 0
+
+
+def fit_label_clip(data: M3GData, batch_size: int, config: TrainConfig, embed_dim: int = 128,
+                   seed: int = 0) -> ClipFit:
+    """Train the image and label-text projections (towers frozen) with the CLIP loss on the training images."""
+    rows, label_index = data.training_items()
+    if len(rows) < 2:
+        raise ParameterError(f"only {len(rows)} labelled training images; CLIP training needs at least 2")
+    seed_everything(seed)
+    model = DualEncoder(data.image_encoder, data.text_encoder, embed_dim=embed_dim).set_trainable("projections")
+    pairs = FeaturePairs(data.train.image_features[rows], data.label_features, [[i] for i in label_index], None, seed)
+    effective = min(int(batch_size), len(rows))
+    result = train(model, pairs, ContrastiveObjective("clip"), replace(config, batch_size=effective, seed=seed))
+    return ClipFit(model.eval(), int(batch_size), effective, len(rows), result.history, result.steps)
+
+
+# ------------------------------------------------------------------ kNN
+
+@dataclass(frozen=True)
+class KnnSetting:
+    """Where neighbours come from ('image' or 'text'), PCA components (None = no PCA) and k."""
+
+    gallery: str = "image"
+    pca: int | None = None
+    k: int = 5
+
+    def __post_init__(self):
+        if self.gallery not in GALLERIES:
+            raise ParameterError(f"gallery={self.gallery!r}; use one of {GALLERIES}")
+        if self.k < 1 or (self.pca is not None and self.pca < 1):
+            raise ParameterError(f"k={self.k} and pca={self.pca} must be >= 1 (pca=None turns PCA off)")
+
+    @property
+    def name(self) -> str:
+        return f"image-{self.gallery}, k={self.k}" + (f", PCA {self.pca}" if self.pca else ", no PCA")
+
+
+@torch.no_grad()
+def image_embeddings(model: DualEncoder | None, split: M3GSplit) -> np.ndarray:
+    """Projected, normalised image embeddings of a split (frozen tower features when model is None)."""
+    if model is None:
+        return split.image_features.numpy()
+    return model.project_image_features(split.image_features.to(_device(model))).cpu().numpy()
+
+
+@torch.no_grad()
+def label_embeddings(model: DualEncoder, data: M3GData) -> np.ndarray:
+    """Projected, normalised embeddings of the training label texts."""
+    return model.project_text_features(data.label_features.to(_device(model))).cpu().numpy()
+
+
+def _device(model: DualEncoder) -> torch.device:
+    """Where the model's projections live."""
+    return model.image_projection.weight.device
+
+
+def pca_reduce(fit_on: np.ndarray, *arrays: np.ndarray, n_components: int, seed: int = 0) -> list[np.ndarray]:
+    """Fit PCA on `fit_on` (components capped by its rank) and project every array."""
+    from sklearn.decomposition import PCA
+
+    n = min(int(n_components), fit_on.shape[0] - 1, fit_on.shape[1])
+    pca = PCA(n, random_state=seed).fit(fit_on)
+    return [pca.transform(a) for a in arrays]
+
+
+def case_vote(queries: np.ndarray, owner: np.ndarray, n_cases: int, gallery: np.ndarray, gallery_labels,
+              k: int = 5, fallback: str = "") -> list[str]:
+    """Per case, the majority label of the k nearest gallery items of all its images (ties -> most similar).
+
+    A case without images gets `fallback`.
+    """
+    idx, sim = cosine_topk(queries, gallery, k)
+    labels = np.asarray(gallery_labels)[idx]
+    out = []
+    for case in range(n_cases):
+        rows = owner == case
+        votes, sims = labels[rows].ravel(), sim[rows].ravel()
+        if votes.size == 0:
+            out.append(fallback)
+            continue
+        counts = Counter(votes.tolist())
+        best = max(counts.values())
+        out.append(str(max((v for v in counts if counts[v] == best), key=lambda v: sims[votes == v].max())))
+    return out
+
+
+def predict_labels(fit: ClipFit | None, data: M3GData, split: str, setting: KnnSetting, seed: int = 0) -> list[str]:
+    """Predicted label per case of `split` (fit=None: kNN on frozen image features, image gallery only)."""
+    model = None if fit is None else fit.model
+    if model is None and setting.gallery == "text":
+        raise ParameterError("image-text kNN needs a trained label-CLIP model (fit_label_clip)")
+    rows, label_index = data.training_items()
+    train_images = image_embeddings(model, data.train)[rows]
+    gallery = train_images if setting.gallery == "image" else label_embeddings(model, data)[label_index]
+    queries = image_embeddings(model, data.split(split))
+    if setting.pca:
+        fit_on = train_images if setting.gallery == "image" else np.concatenate([train_images, gallery])
+        queries, gallery = pca_reduce(fit_on, queries, gallery, n_components=setting.pca, seed=seed)
+    target = data.split(split)
+    names = np.asarray(data.label_names)[label_index]
+    return case_vote(queries, target.owner, target.n_cases, gallery, names, setting.k, data.most_frequent_label())
+
+
+# ------------------------------------------------------------------ answers and scores
+
+def answers(labels, split: M3GSplit, dictionary: dict | None = None, template: bool = True,
+            query_match: bool = False) -> list[str]:
+    """Answer text per case from predicted labels (see `derm_labels.answer_text`)."""
+    return [answer_text(label, query, dictionary, template, query_match) for label, query in zip(labels, split.queries)]
+
+
+def score(hypotheses, split: M3GSplit) -> dict:
+    """deltaBLEU against the split's weighted references (dBLEU, BP, ratio, hyp_len, ref_len), plus the official
+    scorer's dBLEU (English-only submissions: uniform weights, effective order, hypothesis-only lowercasing)."""
+    hypotheses = list(hypotheses)
+    result = delta_bleu(hypotheses, split.references, weights=split.weights, mode="weighted")
+    official = delta_bleu(hypotheses, split.references, weights=split.weights, mode="official")
+    return {"dBLEU": round(result.score, 2), "BP": round(result.bp, 3), "ratio": round(result.ratio, 3),
+            "hyp_len": result.hyp_len, "ref_len": result.ref_len, "dBLEU official": round(official.score, 2)}
+
+
+def score_row(setting: str, hypotheses, split: M3GSplit, labels=None, truth=None, **extra) -> dict:
+    """One table row: setting, split, extra columns, the deltaBLEU columns and label accuracy vs truth."""
+    row = {"setting": setting, "split": split.name, **extra, **score(hypotheses, split)}
+    if labels is not None and truth is not None:
+        row["label accuracy"] = round(accuracy(labels, truth), 3)
+    return row
+
+
+# ------------------------------------------------------------------ the paper's tables
+
+def batch_size_sweep(data: M3GData, batch_sizes, config: TrainConfig, setting: KnnSetting = KnnSetting(),
+                     splits=("valid", "test"), embed_dim: int = 128, seed: int = 0) -> tuple[pd.DataFrame, dict]:
+    """Table 2: one label-CLIP model per batch size, scored with `setting` and "It is [label]." answers."""
+    rows, fits = [], {}
+    for size in batch_sizes:
+        fits[size] = fit = fit_label_clip(data, size, config, embed_dim, seed)
+        for name in splits:
+            labels = predict_labels(fit, data, name, setting, seed)
+            rows.append(score_row(f"batch {size}", answers(labels, data.split(name)), data.split(name), labels,
+                                  truth_labels(data.split(name)), **{"effective batch": fit.effective_batch_size,
+                                                                      "steps": fit.steps}))
+    return pd.DataFrame(rows), fits
+
+
+def knn_table(data: M3GData, fit: ClipFit, settings, splits=("valid", "test"), seed: int = 0) -> pd.DataFrame:
+    """Table 3: kNN settings (image-image / image-text, with / without PCA) with "It is [label]." answers."""
+    rows = []
+    for setting in settings:
+        for name in splits:
+            labels = predict_labels(fit, data, name, setting, seed)
+            rows.append(score_row(setting.name, answers(labels, data.split(name)), data.split(name), labels,
+                                  truth_labels(data.split(name))))
+    return pd.DataFrame(rows)
+
+
+def postprocessing_table(data: M3GData, labels_by_split: dict, arms=tuple(POSTPROCESSING)) -> pd.DataFrame:
+    """Table 4: the same predicted labels turned into answers by each post-processing arm."""
+    rows = []
+    for arm in arms:
+        template, query_match = POSTPROCESSING[arm]
+        for name, labels in labels_by_split.items():
+            split = data.split(name)
+            texts = answers(labels, split, data.dictionary, template, query_match)
+            rows.append(score_row(arm, texts, split))
+    return pd.DataFrame(rows)
+
+
+def reference_answers(data: M3GData, split: str) -> dict[str, list[str]]:
+    """Scale markers: the true condition (SynthDerm only), the label of the case's own responses, a constant."""
+    target = data.split(split)
+    out = {}
+    truth = truth_labels(target)
+    if truth is not None:
+        out[TRUE_CONDITION] = [answer_text(t) for t in truth]
+    out[RESPONSE_LABEL] = [answer_text(label or data.most_frequent_label()) for label in target.labels]
+    out[CONSTANT] = [answer_text(data.most_frequent_label())] * target.n_cases
+    return out
+
+
+def reference_table(data: M3GData, splits=("valid", "test")) -> pd.DataFrame:
+    """deltaBLEU rows of the scale markers on each split."""
+    return pd.DataFrame([score_row(name, texts, data.split(split))
+                         for split in splits for name, texts in reference_answers(data, split).items()])
+
+
+# ------------------------------------------------------------------ notebook support
+
+LABEL_SOURCES = ("world", "responses")
+
+
+def choose_dictionary(label_source: str, dataset: str) -> dict | None:
+    """The label dictionary: SynthDerm's names and aliases ("world") or None = built from training responses."""
+    if label_source not in LABEL_SOURCES:
+        raise ParameterError(f"label_source={label_source!r}; use one of {LABEL_SOURCES}")
+    if label_source == "responses":
+        return None
+    if dataset != "synth-derm":
+        raise ParameterError(f"label_source='world' needs dataset='synth-derm' (got {dataset!r}); "
+                             "use label_source='responses' for real DermaVQA")
+    from ..data.synth_derm_conditions import label_dictionary
+
+    return label_dictionary()
+
+
+def head(split: M3GSplit, n: int) -> M3GSplit:
+    """The first `n` cases of a split (n <= 0 or n >= size: the whole split)."""
+    if n <= 0 or n >= split.n_cases:
+        return split
+    dataset = copy.copy(split.dataset)
+    dataset.records = split.dataset.records[:n]
+    rows = split.owner < n
+    return M3GSplit(split.name, dataset, split.image_features[torch.from_numpy(rows)], split.owner[rows],
+                    split.labels[:n])
+
+
+def claude_table(client, data: M3GData, split: str, scenarios=None, max_cases: int = 0) -> tuple[pd.DataFrame, dict]:
+    """Table 1: the Claude pipeline's scenarios (medvl_core.llm) scored on `split`; (rows, answers per scenario)."""
+    from ..llm import SCENARIOS, answer_cases, case_from_item
+
+    target = head(data.split(split), max_cases)
+    cases = [case_from_item(record) for record in target.dataset.records]
+    rows, out = [], {}
+    for scenario in scenarios or SCENARIOS:
+        out[scenario] = answer_cases(client, cases, scenario)
+        rows.append(score_row(f"{client.model}: {scenario}", out[scenario], target))
+    return pd.DataFrame(rows), out
+
+
+def published_rows(published: dict, table: str) -> pd.DataFrame:
+    """A table of published.yaml's `tables.<table>` rows, or one row saying why there are none."""
+    entry = (published.get("tables") or {}).get(table) or {}
+    rows = entry.get("rows") or []
+    if rows:
+        return pd.DataFrame(rows)
+    status = entry.get("status") or published.get("status") or "no published numbers recorded"
+    return pd.DataFrame([{"table": table, "published numbers": status}])
+
+
+def dbleu_by_setting(table: pd.DataFrame, split: str) -> dict[str, float]:
+    """setting -> dBLEU on `split` from a table of score rows."""
+    rows = table[table["split"] == split]
+    return dict(zip(rows["setting"], rows["dBLEU"].astype(float)))
+
+
+def best_row(table: pd.DataFrame, split: str = "valid") -> str:
+    """The setting with the highest dBLEU on `split` (ties -> first)."""
+    scores = dbleu_by_setting(table, split)
+    if not scores:
+        raise ParameterError(f"no rows for split {split!r}; score it first (eval_splits)")
+    return max(scores, key=scores.get)
+
+
+def example_table(split: M3GSplit, labels, hypotheses, n: int = 4, width: int = 90) -> pd.DataFrame:
+    """The first `n` cases: query, predicted label, answer, truth (if known) and the first two references."""
+    truth = truth_labels(split) or [""] * split.n_cases
+    return pd.DataFrame([{"case": split.ids[i], "query": _short(split.queries[i].replace("\n", " / "), width),
+                          "predicted": labels[i], "truth": truth[i], "answer": hypotheses[i],
+                          "references": _short(" | ".join(split.references[i][:2]), width)}
+                         for i in range(min(n, split.n_cases))])
+
+
+def _short(text: str, width: int) -> str:
+    """`text` cut to `width` characters with an ellipsis."""
+    return text if len(text) <= width else text[: width - 3] + "..."
