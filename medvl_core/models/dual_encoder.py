@@ -88,6 +88,9 @@ class DualEncoder(nn.Module):
         self.ssl_dim, self.ssl_hidden_dim = ssl_dim, int(ssl_hidden_dim)
         self.ssl_head = SSLHead(image_encoder.embed_dim, ssl_hidden_dim, ssl_dim) if ssl_dim else None
         self.trainable = "all"
+        tower_device = _device_of(image_encoder)
+        if tower_device.type != "cpu":  # new heads join towers that already live on an accelerator
+            self.to(tower_device)
 
     # -- properties ---------------------------------------------------------------------------
 

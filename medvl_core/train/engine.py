@@ -234,7 +234,12 @@ def _accelerator(config: TrainConfig):
                                or (old_mp is not None and old_mp != mp)):
         AcceleratorState._reset_state(reset_partial_state=True)
         GradientState._reset_state()
-    return Accelerator(cpu=cpu, mixed_precision=mp, gradient_accumulation_steps=config.grad_accum_steps)
+    from accelerate.utils import DataLoaderConfiguration
+
+    # pinned host batches copied without blocking the host (Accelerate's default blocks on every batch)
+    loaders = DataLoaderConfiguration(non_blocking=not cpu)
+    return Accelerator(cpu=cpu, mixed_precision=mp, gradient_accumulation_steps=config.grad_accum_steps,
+                       dataloader_config=loaders)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
