@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     dermavqa,
     folders,  # noqa: E402,F401
     medmnist,
+    nli,
     openi,
     synth_cxr,  # noqa: F401
     synth_derm,
