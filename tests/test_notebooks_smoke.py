@@ -59,6 +59,12 @@ def test_meems(metrics_of):
     assert m["grid_channels"] == 1280 and m["grid_cells"] == 49
     assert 500 < m["captioner_vocab_size"] < 5000
     assert 0.0 < m["unk_rate"] < 0.05 and m["median_caption_tokens"] > 10
+    for model in ("meems", "baseline"):
+        assert 0.8 < m[f"binary_macro_auc_{model}"] <= 1.0 and 0.6 < m[f"multilabel_macro_auc_{model}"] <= 1.0
+        assert 0.0 <= m[f"rare_stratum_auc_{model}"] <= 1.0
+    assert m["rare_stratum_n_positive"] >= 5 and m["caption_epochs_run"] >= 1
+    assert 0.1 < m["caption_iou_words"] < 1.0 and m["caption_iou_findings"] > m["caption_iou_words"]
+    assert 0.0 < m["caption_bleu"] < 100.0
 
 
 def test_m3g_answer_generation(metrics_of):

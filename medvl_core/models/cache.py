@@ -74,3 +74,24 @@ def text_tower_features(encoder, texts, batch_size: int = 128, progress: bool = 
         return out
 
     return _cached(cache_key(encoder.spec, texts), compute)
+
+
+@torch.no_grad()
+def image_tower_grids(encoder, dataset, batch_size: int = 64, progress: bool = True) -> torch.Tensor:
+    """Spatial feature grids (N, D, h, w) of every dataset item's `image` (`forward_grid`, eval mode), cached on disk.
+
+    Stored as float16 to keep the cache small (grids are large); returned as float32.
+    """
+    ids = [_fingerprint(record) for record in dataset.records]
+
+    def compute():
+        encoder.eval()
+        device = next(encoder.parameters()).device
+        chunks = []
+        for start in tqdm(range(0, len(dataset), batch_size), desc=f"image grids {encoder.spec}", disable=not progress):
+            items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+            pixels = torch.stack([encoder.preprocess(item["image"]) for item in items]).to(device)
+            chunks.append(encoder.forward_grid(pixels).to(torch.float16).cpu())
+        return torch.cat(chunks) if chunks else torch.empty(0, encoder.grid_dim, 0, 0, dtype=torch.float16)
+
+    return _cached(cache_key(encoder.spec, ids, "grid|" + repr(encoder.preprocess)), compute).float()

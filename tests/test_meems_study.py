@@ -1,0 +1,194 @@
+"""MEEMS study: caption targets, evaluation tables, rare stratum, and a tiny end-to-end run on a generated world."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from medvl_core.errors import ParameterError
+from medvl_core.eval import meems_study as S
+from medvl_core.eval.metrics import auroc
+from medvl_core.eval.projection import pca, pca_2d
+from medvl_core.train import TrainConfig
+
+
+def test_first_sentences_keeps_whole_sentences_within_the_word_budget():
+    report = "Heart size is normal. XXXX lungs are clear. No effusion or pneumothorax is seen today."
+    assert S.first_sentences(report, 8) == "heart size is normal ."
+    assert S.first_sentences(report, 10) == "heart size is normal . lungs are clear ."
+    assert S.first_sentences(report, 3) == "heart size is"  # the first sentence is cut, never dropped
+    assert S.first_sentences("", 5) == ""
+
+
+def test_world_root_is_stable_and_distinct_per_knobs(data_root):
+    a = S.world_root({"n_studies": 10, "rare_stratum_fraction": 0.5})
+    assert a == S.world_root({"rare_stratum_fraction": 0.5, "n_studies": 10})
+    assert a != S.world_root({"n_studies": 11, "rare_stratum_fraction": 0.5})
+    assert a.parent == data_root and a.name.startswith("synth-cxr-")
+
+
+def test_task_targets_and_names():
+    labels = np.array([[1, 0, 0], [0, 1, 1]], dtype=np.float32)
+    np.testing.assert_array_equal(S.task_targets(labels, "binary"), [[0], [1]])
+    assert S.task_targets(labels, "multilabel") is labels
+    assert S.task_names("binary", ["a", "b"]) == ["Finding"]
+    with pytest.raises(ParameterError, match="task"):
+        S.task_targets(labels, "multiclass")
+
+
+def test_auc_table_macro_micro_and_minority_flags():
+    Y = np.array([[1, 0], [0, 1], [1, 0], [0, 0]], dtype=float)
+    good = np.array([[0.9, 0.1], [0.2, 0.8], [0.8, 0.3], [0.1, 0.2]])
+    table = S.auc_table(Y, {"A": good, "B": 1 - good}, ["x", "y"], train_prevalence=[0.5, 0.01])
+    assert table.loc["x", "A"] == 1.0 and table.loc["y", "A"] == 1.0 and table.loc["x", "B"] == 0.0
+    assert table.loc["macro", "A"] == 1.0
+    assert table.loc["micro", "A"] == pytest.approx(auroc(Y.ravel(), good.ravel()))
+    assert list(table["n positive"].iloc[:2]) == [2, 1] and list(table["minority"].iloc[:2]) == [False, True]
+    summary = S.minority_summary(table, ["A", "B"])
+    assert summary.loc["minority classes (1)", "A"] == 1.0 and summary.loc["other classes (1)", "B"] == 0.0
+
+
+def test_operating_point_fnr_fpr_and_confusions():
+    y_val = np.array([[1], [0], [1], [0]], dtype=float)
+    p_val = np.array([[0.7], [0.4], [0.6], [0.2]])  # F1-optimal threshold on validation: 0.6
+    y = np.array([[1], [1], [0], [0], [0]], dtype=float)
+    p = np.array([[0.9], [0.5], [0.65], [0.3], [0.1]])
+    table = S.operating_point_table(y_val, p_val, y, p, ["Finding"])
+    row = table.loc["Finding"]
+    assert row["threshold"] == pytest.approx(0.6)
+    assert row["fnr"] == pytest.approx(1 / 2) and row["fpr"] == pytest.approx(1 / 3) and row["f1"] == pytest.approx(0.5)
+    assert row["f1 @0.5"] == pytest.approx(2 * 2 / (2 * 2 + 1))
+    matrices = S.binary_confusions(y, p, 0.6)
+    np.testing.assert_array_equal(matrices["argmax"], [[2, 1], [0, 2]])
+    np.testing.assert_array_equal(matrices["operating point"], [[2, 1], [1, 1]])
+
+
+def test_single_label_confusion_uses_only_single_label_images():
+    Y = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=float)
+    P = np.array([[0.9, 0.1, 0.0], [0.8, 0.1, 0.1], [0.5, 0.5, 0.0], [0.0, 0.2, 0.7]])
+    matrix, rows = S.single_label_confusion(Y, P)
+    assert rows.tolist() == [0, 1, 3]
+    np.testing.assert_array_equal(matrix, [[1, 0, 0], [1, 0, 0], [0, 0, 1]])
+
+
+def test_rare_stratum_table_scores_each_group_against_all_negatives():
+    names = ["No Finding", "Pneumothorax"]
+    y = np.zeros((6, 2))
+    y[:3, 1] = 1  # positives 0, 1 (common) and 2 (rare)
+    rare = np.array([False, False, True, False, False, False])
+    p = np.zeros((6, 2))
+    p[:, 1] = [0.9, 0.8, 0.1, 0.3, 0.2, 0.4]  # the rare positive scores below every negative
+    table = S.rare_stratum_table(y, {"M": p}, rare, names, thresholds={"M": np.array([0.5, 0.5])})
+    assert table.loc["common stratum", "AUC M"] == 1.0 and table.loc["rare stratum (chest drain)", "AUC M"] == 0.0
+    assert table.loc["all positives", "AUC M"] == pytest.approx(6 / 9)
+    assert table.loc["rare stratum (chest drain)", "n positive"] == 1
+    assert table.loc["common stratum", "sensitivity M"] == 1.0 and table.loc["rare stratum (chest drain)", "sensitivity M"] == 0.0
+    assert S.rare_stratum_table(y, {"M": p}, None, names).empty
+
+
+def test_pca_projects_to_n_components():
+    x = np.random.default_rng(0).normal(size=(30, 6))
+    assert pca(x, 3).shape == (30, 3)
+    np.testing.assert_allclose(np.abs(pca(x, 2)), np.abs(pca_2d(x)))
+    with pytest.raises(ParameterError, match="n_components"):
+        pca(x, 7)
+
+
+def tiny_data(n: int = 48, seed: int = 0) -> S.MeemsData:
+    """Grids whose channel 0 (left cells) marks a finding that the captions also name."""
+    from medvl_core.text.vocab import build_vocabulary
+
+    rng = np.random.default_rng(seed)
+
+    def split(name, count):
+        finding = rng.random(count) < 0.5
+        grids = torch.from_numpy(rng.normal(0, 0.3, size=(count, 8, 2, 2)).astype(np.float32))
+        grids[finding, 0, :, 0] += 2.0
+        labels = np.zeros((count, 3), dtype=np.float32)
+        labels[:, 0], labels[:, 1], labels[:, 2] = ~finding, finding, rng.random(count) < 0.3
+        captions = ["left effusion ." if f else "lungs clear ." for f in finding]
+        return S.MeemsSplit(name, [""] * count, grids, labels, captions, rng.random(count) < 0.2)
+
+    train, val, test = split("train", n), split("validate", 24), split("test", 24)
+    return S.MeemsData(train, val, test, test, build_vocabulary(train.captions, 1), ["No Finding", "Effusion", "Other"], 4)
+
+
+def test_tiny_end_to_end_training_with_the_shared_engine():
+    data = tiny_data()
+    config = TrainConfig(epochs=10, batch_size=16, lr=0.01, optimizer="adam", schedule="plateau",
+                         early_stopping_patience=3, keep_best=True, device="cpu", progress=False)
+    captioner, fit = S.fit_captioner(data, config, embed_dim=8, attention_dim=8, hidden_dim=16, n_sample=8)
+    assert {"val_loss", "val_caption_iou", "val_bleu"} <= set(fit.history[0])
+    assert fit.history[-1]["val_loss"] < fit.history[0]["val_loss"]
+    scores = S.caption_scores(captioner, data.reports_test, data.vocab, data.max_words)
+    assert scores["caption_iou_words"] > 0.8 and scores["caption_n_images"] == 24
+    inputs = S.head_inputs(data, captioner, 5)
+    assert inputs.hidden["test"].shape == (24, 16) and inputs.features["train"].shape == (48, 8)
+    heads = S.fit_heads(data, inputs, config, {"embed_hidden": 16, "embed_dim": 8, "classifier_hidden": 4}, dropout=0.0)
+    assert heads.probs[("binary", "MEEMS", "test")].shape == (24, 1)
+    assert heads.probs[("multilabel", "baseline", "test")].shape == (24, 3)
+    tables = S.training_summary(heads)
+    assert len(tables) == 4 and (tables["epochs run"] <= 10).all()
+    y = S.task_targets(data.test.labels, "binary")
+    assert S.auc_table(y, heads.test_probs("binary"), ["Finding"]).loc["Finding", "MEEMS"] > 0.9
+    summary = S.summary_metrics(heads, data)
+    assert {"binary_macro_auc_meems", "multilabel_micro_auc_baseline"} <= set(summary)
+    assert "rare_stratum_auc_meems" not in summary  # no Pneumothorax column in this tiny label set
+    ops = S.operating_points(heads, data, "multilabel")
+    assert isinstance(ops, pd.DataFrame) and ("MEEMS", "fnr") in ops.columns
+    words, maps = S.attention_words(captioner, data.test.grids[0], data.vocab, 10, 3, 5)
+    assert 1 <= len(words) <= 5 and maps.shape == (len(words), 2, 2)
+    np.testing.assert_allclose(maps.reshape(len(words), -1).sum(1), 1.0, atol=1e-5)
+    assert S.embeddings(heads.models[("binary", "MEEMS")], inputs, "test", True).shape == (24, 8)
+
+
+def test_prepare_meems_data_on_a_generated_world(data_root):
+    from medvl_core.models.encoders import build_image_encoder
+
+    world = {"n_studies": 30, "n_test_images": 12, "image_size": 32, "rare_stratum_fraction": 1.0}
+    encoder = build_image_encoder("tiny:cnn-32", image_size=32)
+    data = S.prepare_meems_data(encoder, world=world, max_words=12, vocab_min_count=1, progress=False)
+    assert data.train.grids.shape[1:] == (32, 1, 1) and len(data.train.captions) == len(data.train.paths)
+    assert all(len(c.split()) <= 12 for c in data.train.captions) and len(data.vocab) > 4
+    assert len(data.test.paths) == 12 and data.test.captions is None
+    assert data.test.rare.dtype == bool and data.test.labels.shape == (12, 14)
+    ptx = data.test.labels[:, data.label_names.index("Pneumothorax")] == 1
+    assert (data.test.rare == ptx).all()  # rare_stratum_fraction=1: every drawn pneumothorax is treated
+    assert not np.isnan(data.train.labels).any()
+
+
+def test_subset_and_the_fine_tuned_pixel_baseline(data_root):
+    from medvl_core.models.encoders import build_image_encoder
+    from medvl_core.models.meems import ImageOnlyClassifier
+
+    world = {"n_studies": 30, "n_test_images": 12, "image_size": 32}
+    encoder = build_image_encoder("tiny:cnn-32", image_size=32)
+    data = S.prepare_meems_data(encoder, world=world, max_words=12, vocab_min_count=1, max_images=10, progress=False)
+    assert len(data.train.paths) == 10 and len(data.test.paths) == 10 and len(data.train.captions) == 10
+    config = TrainConfig(epochs=2, batch_size=5, lr=1e-3, optimizer="adam", device="cpu", progress=False)
+    model, fit = S.fit_finetuned_baseline(data, "tiny:cnn-32", "binary", config)
+    assert isinstance(model, ImageOnlyClassifier) and {"val_loss", "val_auroc"} <= set(fit.history[-1])
+    probs = S.predict_pixels(model, data.test.paths, "binary", batch_size=4)
+    assert probs.shape == (10, 1) and ((probs >= 0) & (probs <= 1)).all()
+    assert any(p.requires_grad for p in model.encoder.parameters())  # the CNN itself is trained
+
+
+def test_grid_cache_is_reused_and_matches_the_encoder(data_root):
+    from medvl_core.config import cache_dir
+    from medvl_core.data import open_dataset
+    from medvl_core.models.cache import image_tower_grids
+    from medvl_core.models.encoders import build_image_encoder
+
+    world = {"n_studies": 12, "n_test_images": 0, "image_size": 32}
+    dataset = open_dataset("synth-cxr", root=S.world_root(world), split="train", text=False, **world)
+    encoder = build_image_encoder("tiny:cnn-32", image_size=64)
+    grids = image_tower_grids(encoder, dataset, progress=False)
+    files = sorted(cache_dir("features").glob("*.pt"))
+    again = image_tower_grids(encoder, dataset, progress=False)
+    assert sorted(cache_dir("features").glob("*.pt")) == files and len(files) == 1
+    assert grids.dtype == torch.float32 and grids.shape == (len(dataset), 32, 2, 2) and torch.equal(grids, again)
+    with torch.no_grad():
+        direct = encoder.forward_grid(encoder.preprocess(dataset[0]["image"]).unsqueeze(0))[0]
+    torch.testing.assert_close(grids[0], direct, atol=2e-2, rtol=1e-2)  # float16 storage
