@@ -57,6 +57,7 @@ class DecoderState:
 
     def select(self, rows: torch.Tensor) -> DecoderState:
         """The state of the given batch rows (beam reordering)."""
+        rows = rows.to(self.h.device)
         return DecoderState(self.h[rows], self.c[rows], self.cells[rows], self.projected[rows])
 
 
@@ -139,9 +140,11 @@ class ShowAttendTell(nn.Module):
         if grid.shape[0] != 1:
             raise ParameterError(f"beam_search decodes one image at a time; got a batch of {grid.shape[0]}")
 
-        def step(words, state):
-            logits, state, alpha = self.step(words, state)
-            return torch.log_softmax(logits, dim=1), state, alpha
+        device = grid.device
+
+        def step(words, state):  # the search itself keeps its bookkeeping on the CPU
+            logits, state, alpha = self.step(words.to(device), state)
+            return torch.log_softmax(logits, dim=1).cpu(), state, alpha.cpu()
 
         return beam_search(step, self.start(grid), start_id, end_id, beam_size, max_length)
 
