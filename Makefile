@@ -25,10 +25,12 @@ demo: install
 	@$(MEDVL) summary runs/demo
 
 # nbval over notebooks/ first (each notebook executed once), then unit tests and the smoke
-# tests, which read the metrics.json those executions recorded.
+# tests, which read the metrics.json those executions recorded. Wall time -> runs/make-test.json (bench).
 test: install
+	@mkdir -p runs; start=$$(date +%s); \
 	$(PY) -m pytest -q -p no:cacheprovider notebooks tests \
-	    --nbval-lax --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
+	    --nbval-lax --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg; rc=$$?; \
+	echo "{\"seconds\": $$(( $$(date +%s) - start )), \"exit\": $$rc}" > runs/make-test.json; exit $$rc
 
 unit: install
 	$(PY) -m pytest -q tests -m "not notebook"
@@ -36,8 +38,11 @@ unit: install
 notebooks: install
 	$(MEDVL) refresh $(PAPERS)
 
+# Every benchmark, one after the other; prints each one's wall time and fails if one fails.
 bench: install
-	@for b in benchmarks/bench_*.py; do [ -f $$b ] && $(PY) $$b || true; done
+	@start=$$(date +%s); failed=""; for b in benchmarks/bench_*.py; do \
+	    t=$$(date +%s); echo "== $$b"; $(PY) $$b || failed="$$failed $$b"; echo "   ($$(( $$(date +%s) - t )) s)"; \
+	done; echo "make bench: $$(( $$(date +%s) - start )) s in all"; test -z "$$failed" || { echo "failed:$$failed"; exit 1; }
 
 lint: install
 	$(VENV)/bin/ruff check medvl_core tests benchmarks

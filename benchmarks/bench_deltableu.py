@@ -2,7 +2,7 @@
 
 Same synthetic hypotheses / references (1-5 references per case, fixed seed) scored by
 ``medvl_core.eval.deltableu.delta_bleu`` and by ``sacrebleu.corpus_bleu`` at 100, 10k and 100k
-cases (100k only while the whole run stays under 60 s, else 30k). Scores must be equal.
+cases (about a minute in all on 2 cores). Scores must be equal.
 Prints cases/s for both and the ratio ours/sacrebleu last. Not part of ``make test``.
 """
 
@@ -18,6 +18,7 @@ from medvl_core.eval.deltableu import delta_bleu
 WORDS = ("the lesion is a red scaly plaque on the left forearm with mild itching apply topical "
          "steroid cream twice daily see a dermatologist if it spreads fungal infection likely "
          "keep the area dry avoid scratching, . ?").split()
+SIZES = (100, 10_000, 100_000)
 
 
 def make_cases(n: int, seed: int = 0):
@@ -56,16 +57,9 @@ def run(n: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    start = time.perf_counter()
-    sizes = [100, 10_000]
-    results = {n: run(n) for n in sizes}
-    t10k = sum(results[10_000])
-    big = 100_000 if (time.perf_counter() - start) + 10 * t10k * 1.2 < 60 else 30_000
-    if big != 100_000:
-        print("100k would exceed the 60 s budget; measuring 30k instead")
-    results[big] = run(big)
-    t_ours, t_peer = results[big]
-    print(f"deltaBLEU ratio ours/sacrebleu (cases/s at {big:,d} cases): {t_peer / t_ours:.2f}")
+    results = {n: run(n) for n in SIZES}
+    t_ours, t_peer = results[SIZES[-1]]
+    print(f"deltaBLEU ratio ours/sacrebleu (cases/s at {SIZES[-1]:,d} cases): {t_peer / t_ours:.2f}")
 
 
 if __name__ == "__main__":

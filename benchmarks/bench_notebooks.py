@@ -1,0 +1,95 @@
+"""Notebook default-run times and ``make test`` wall time (peer: the 3-minute default-run budget of DESIGN.md).
+
+Default: reads each paper's last default run, ``runs/notebooks/<paper>/run.json`` (written by ``make notebooks`` /
+``medvl refresh``; ``runtime_s`` is the papermill wall time) or, failing that, ``runs/demo/<paper>/run.json``
+(``make demo``), and ``runs/make-test.json`` (written by ``make test``: wall seconds and exit status).
+``--run`` executes every notebook now with ``medvl run PAPER --out <temp dir>`` (default parameters; synthetic
+worlds and feature caches already under the data root are reused, as in a second ``make demo``), one at a time.
+Prints seconds per notebook and its ratio to the 180 s budget; ratio last: budget / slowest notebook
+(> 1 = every notebook within budget). Not part of ``make test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PAPERS = ("m3g_answer_generation", "perturbed_report_discrimination", "meems", "loss_relaxation", "vlm_feature_probing")
+RUN_FOLDERS = ("runs/notebooks", "runs/demo")  # make notebooks, make demo
+TEST_TIME_FILE = REPO / "runs" / "make-test.json"
+BUDGET_S = 180.0
+
+
+def recorded_runtime(paper: str) -> tuple[float, str] | None:
+    """(runtime_s, where and when) of the paper's last successful default run, or None."""
+    for folder in RUN_FOLDERS:
+        path = REPO / folder / paper / "run.json"
+        if not path.is_file():
+            continue
+        status = json.loads(path.read_text(encoding="utf-8"))
+        if status.get("status") == "ok" and status.get("runtime_s") is not None and not _non_default(status):
+            return float(status["runtime_s"]), f"{folder}, {_mtime(path)}"
+    return None
+
+
+def _non_default(status: dict) -> bool:
+    """True when the run changed parameters other than the probing notebook's `run_models` (added by make demo)."""
+    return bool(set(status.get("overrides") or {}) - {"run_models"})
+
+
+def _mtime(path: Path) -> str:
+    """A file's modification time, UTC, to the minute."""
+    return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def run_now(paper: str, out: Path) -> tuple[float, str]:
+    """Execute the notebook with its defaults through `medvl run`; (wall seconds, 'run now')."""
+    medvl = Path(sys.executable).with_name("medvl")
+    t0 = time.perf_counter()
+    subprocess.run([str(medvl), "run", paper, "--out", str(out / paper)], cwd=REPO, check=True,
+                   stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0, "run now"
+
+
+def report_make_test() -> None:
+    """Print the wall time `make test` recorded last, if any."""
+    if not TEST_TIME_FILE.is_file():
+        print(f"make test: no record ({TEST_TIME_FILE.relative_to(REPO)} is written by `make test`)")
+        return
+    record = json.loads(TEST_TIME_FILE.read_text(encoding="utf-8"))
+    print(f"make test: {record['seconds']:.0f} s wall, exit status {record['exit']} ({_mtime(TEST_TIME_FILE)}; "
+          f"nbval executes every notebook once, then the unit and smoke tests)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", action="store_true", help="execute every notebook now instead of reading run.json")
+    args = parser.parse_args()
+    times = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for paper in PAPERS:
+            found = run_now(paper, Path(tmp)) if args.run else recorded_runtime(paper)
+            if found is None:
+                print(f"{paper:34s}  no recorded default run (run `make notebooks`, or this script with --run)")
+                continue
+            times[paper], source = found
+            print(f"{paper:34s}  {times[paper]:6.1f} s  {times[paper] / BUDGET_S:4.2f} x the {BUDGET_S:.0f} s budget  "
+                  f"({source})")
+    if times:
+        print(f"all notebooks: {sum(times.values()):.0f} s")
+    report_make_test()
+    if times:
+        slowest = max(times, key=times.get)
+        print(f"notebook ratio {BUDGET_S:.0f} s budget / slowest default run ({slowest}): "
+              f"{BUDGET_S / times[slowest]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
