@@ -199,3 +199,26 @@ def test_reachability_probe_is_bounded(monkeypatch):
     start = time.monotonic()
     assert encoders._hub_reachable.__wrapped__("example.invalid", 443, 0.5) is False
     assert time.monotonic() - start < 2
+
+
+def test_remote_code_only_for_allow_listed_repos_or_opt_in(monkeypatch):
+    import transformers as tr
+
+    from medvl_core.models import encoders
+
+    seen = []
+
+    def record(source, **kwargs):
+        seen.append((source, kwargs.get("trust_remote_code")))
+        raise RuntimeError("stop after recording")
+
+    monkeypatch.setattr(tr.AutoTokenizer, "from_pretrained", record)
+    monkeypatch.delenv("MEDVL_TRUST_REMOTE_CODE", raising=False)
+    for repo in ("microsoft/BiomedVLP-CXR-BERT-specialized", "some-org/plain-bert"):
+        with pytest.raises(RuntimeError, match="stop after recording"):
+            encoders._hf_text_from(f"hf:{repo}", repo)
+    monkeypatch.setenv("MEDVL_TRUST_REMOTE_CODE", "1")
+    with pytest.raises(RuntimeError):
+        encoders._hf_text_from("hf:some-org/plain-bert", "some-org/plain-bert")
+    assert seen == [("microsoft/BiomedVLP-CXR-BERT-specialized", True), ("some-org/plain-bert", False),
+                    ("some-org/plain-bert", True)]

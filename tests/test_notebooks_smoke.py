@@ -52,6 +52,11 @@ def test_perturbed_report_discrimination(metrics_of):
     assert m["n_reports"] == 400
     assert 0.0 < m["adjective_antonym_coverage"] < 1.0
     assert m["nouns_per_report"] > m["verbs_per_report"] > 0
+    chance = m["discrimination_chance"]
+    for trained in ("ours", "ours_wo_local"):  # the perturbation loss teaches word order and antonyms
+        assert m[f"discrimination_accuracy_{trained}"] > chance + 0.05 > m["discrimination_accuracy_convirt"]
+    for variant in ("convirt", "gloria", "ours_wo_local", "ours"):
+        assert 0.0 < m[f"nli_accuracy_{variant}"] <= 1.0 and 0.0 < m[f"pleural_effusion_accuracy_{variant}"] <= 1.0
 
 
 def test_meems(metrics_of):

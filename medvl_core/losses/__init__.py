@@ -1,15 +1,29 @@
 """medvl_core.losses layer: contrastive objectives and Jang et al.'s relaxed positive similarity."""
 
+from .captioning import captioning_loss, doubly_stochastic_penalty
 from .contrastive import FRAMEWORKS, ContrastiveObjective, clip_logits, clip_loss, relax_args, simclr_loss
+from .local import local_contrastive_loss, local_similarity, pool_words, word_index, word_region_attention
+from .perturbation import LossWeights, MultiScaleObjective, perturbation_logits, perturbation_loss
 from .relaxed import relax_positive, relaxed_similarity
 
 __all__ = [
     "FRAMEWORKS",
     "ContrastiveObjective",
+    "LossWeights",
+    "MultiScaleObjective",
+    "captioning_loss",
     "clip_logits",
     "clip_loss",
+    "doubly_stochastic_penalty",
+    "local_contrastive_loss",
+    "local_similarity",
+    "perturbation_logits",
+    "perturbation_loss",
+    "pool_words",
     "relax_args",
     "relax_positive",
     "relaxed_similarity",
     "simclr_loss",
+    "word_index",
+    "word_region_attention",
 ]

@@ -510,6 +510,16 @@ def _tokens_to_grid(tokens: torch.Tensor, size, patch_size=None) -> torch.Tensor
     return tokens[:, t - h * w :].transpose(1, 2).reshape(b, c, h, w)
 
 
+# Hub repos whose model class lives in the repo (transformers' trust_remote_code), allowed by name;
+# MEDVL_TRUST_REMOTE_CODE=1 allows any (it runs that repo's Python code).
+REMOTE_CODE_REPOS = frozenset({"microsoft/BiomedVLP-CXR-BERT-specialized", "microsoft/BiomedVLP-CXR-BERT-general"})
+
+
+def trust_remote_code(source: str) -> bool:
+    """Whether transformers may run the model code shipped in `source` (allow-listed repo, or opted in by env)."""
+    return source in REMOTE_CODE_REPOS or os.environ.get("MEDVL_TRUST_REMOTE_CODE") == "1"
+
+
 def _hf_source(spec: str, name: str) -> tuple[str, bool]:
     """(path or repo id, is_local) for an hf: spec."""
     path = Path(name).expanduser()
@@ -546,7 +556,8 @@ def _hf_image_from(spec: str, source: str) -> ImageEncoder:
     """Build an _HFImage from a local folder or a (reachable or cached) hub repo."""
     import transformers as tr
 
-    tower, projection = _hf_tower(tr.AutoModel.from_pretrained(source), "vision")
+    tower, projection = _hf_tower(tr.AutoModel.from_pretrained(source, trust_remote_code=trust_remote_code(source)),
+                                  "vision")
     vision = getattr(tower.config, "vision_config", tower.config)
     try:
         processor = tr.AutoImageProcessor.from_pretrained(source)
@@ -602,8 +613,9 @@ def _hf_text_from(spec: str, source: str) -> TextEncoder:
     """Build an _HFText from a local folder or a (reachable or cached) hub repo."""
     import transformers as tr
 
-    tokenizer = tr.AutoTokenizer.from_pretrained(source)
-    model = tr.AutoModel.from_pretrained(source)
+    remote = trust_remote_code(source)
+    tokenizer = tr.AutoTokenizer.from_pretrained(source, trust_remote_code=remote)
+    model = tr.AutoModel.from_pretrained(source, trust_remote_code=remote)
     tower, projection = _hf_tower(model, "text")
     pooling = "mean" if tower is model else "pooler"
     return _HFText(spec, tower, tokenizer, _max_length(source, tokenizer, tower.config), projection, pooling)

@@ -1,0 +1,234 @@
+"""A multi-scale dual encoder (Zhong et al.; GLoRIA): global image/report embeddings plus region and word features.
+
+Image side: a backbone maps its input to region features (B, R, C): a tower's last feature map on pixels
+(`TowerGrid`, trainable), or nothing at all when the input already is cached grid features (`CachedGrid`).
+Text side: a backbone maps token ids to contextual token features (N, T, H): a whole text tower
+(`TowerTokens`, trainable), or a small trainable transformer over a pretrained tower's frozen input
+embeddings (`TokenTransformer`, the CPU demo: word order matters and nothing per text needs caching).
+Global embeddings are projections of the mean region / mean token feature; region and word features have
+their own projections (a word = mean of its sub-word tokens: `word_index`, `pool_words` below). All outputs are
+L2-normalised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ParameterError
+from .cache import image_tower_grids
+
+NOT_A_WORD = -1
+
+
+def word_index(tokenizer, texts: Sequence[str], max_length: int = 128) -> dict:
+    """Tokenise `texts` -> dict(input_ids, attention_mask, word_ids); word_ids (N, T) numbers each text's words
+    0, 1, ... and marks special tokens, padding and punctuation-only words with -1."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise ParameterError("word_index needs a fast (Rust) Hugging Face tokenizer for word ids and offsets; "
+                             "load it with AutoTokenizer.from_pretrained(..., use_fast=True)")
+    texts = list(texts)
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=int(max_length), return_tensors="pt",
+                      return_offsets_mapping=True)
+    offsets = batch["offset_mapping"].tolist()
+    rows = [_renumber(text, batch.word_ids(i), offsets[i]) for i, text in enumerate(texts)]
+    return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
+            "word_ids": torch.tensor(rows, dtype=torch.long)}
+
+
+def _renumber(text: str, word_ids: list, offsets: list) -> list[int]:
+    """Per token its word's number among the text's non-punctuation words, -1 for everything else."""
+    spans: dict[int, list[int]] = {}
+    for word, (start, end) in zip(word_ids, offsets):
+        if word is not None:
+            span = spans.setdefault(word, [start, end])
+            span[0], span[1] = min(span[0], start), max(span[1], end)
+    kept = [w for w in sorted(spans) if any(ch.isalnum() for ch in text[spans[w][0]:spans[w][1]])]
+    number = {w: i for i, w in enumerate(kept)}
+    return [number.get(w, NOT_A_WORD) if w is not None else NOT_A_WORD for w in word_ids]
+
+
+def pool_words(tokens: torch.Tensor, word_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, T, D) token features + (N, T) word ids -> word features (N, W, D) = mean of their tokens, mask (N, W)."""
+    if tokens.ndim != 3 or word_ids.shape != tokens.shape[:2]:
+        raise ParameterError(f"pool_words needs tokens (N, T, D) and word_ids (N, T), got {tuple(tokens.shape)} "
+                             f"and {tuple(word_ids.shape)}")
+    n_words = max(int(word_ids.max()) + 1, 1) if word_ids.numel() else 1
+    member = (word_ids.unsqueeze(-1) == torch.arange(n_words, device=word_ids.device)).to(tokens.dtype)
+    counts = member.sum(1)  # (N, W)
+    words = member.transpose(1, 2) @ tokens / counts.clamp(min=1).unsqueeze(-1)
+    return words, counts > 0
+
+
+class TowerGrid(nn.Module):
+    """An ImageEncoder's spatial features as regions: pixels (B, 3, H, W) -> (B, h*w, grid_dim)."""
+
+    def __init__(self, tower: nn.Module):
+        super().__init__()
+        self.tower, self.out_dim = tower, int(tower.grid_dim)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.tower.forward_grid(pixels).flatten(2).transpose(1, 2)
+
+
+class CachedGrid(nn.Module):
+    """Identity over cached region features (B, R, C) of a frozen tower (see `image_grid_features`)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.out_dim = int(dim)
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        if grid.ndim != 3 or grid.shape[-1] != self.out_dim:
+            raise ParameterError(f"cached grid features must be (B, R, {self.out_dim}), got {tuple(grid.shape)}; "
+                                 "compute them with image_grid_features(encoder, dataset)")
+        return grid.float()
+
+
+class TowerTokens(nn.Module):
+    """A TextEncoder's contextual token features (N, T, token_dim); the whole tower trains."""
+
+    def __init__(self, tower: nn.Module):
+        super().__init__()
+        self.tower, self.out_dim = tower, int(tower.token_dim)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.tower.forward_tokens(input_ids, attention_mask)
+
+
+class TokenTransformer(nn.Module):
+    """Frozen input embeddings of a pretrained HF text tower (word pieces + positions) -> a small trainable
+    pre-norm transformer -> token features (N, T, dim)."""
+
+    def __init__(self, tower: nn.Module, dim: int = 64, layers: int = 1, heads: int = 2):
+        super().__init__()
+        embeddings = getattr(getattr(tower, "tower", None), "embeddings", None)
+        if embeddings is None:
+            raise ParameterError(f"{getattr(tower, 'spec', tower)!r} has no input embeddings to reuse; "
+                                 "TokenTransformer needs an hf:/bundled:minilm/tiny:text tower")
+        self.embeddings = embeddings.requires_grad_(False)
+        self.input = nn.Linear(tower.token_dim, dim)
+        layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout=0.0, activation="gelu", batch_first=True,
+                                           norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm, self.out_dim = nn.LayerNorm(dim), int(dim)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        self.embeddings.eval()  # frozen: no dropout either
+        with torch.no_grad():
+            x = self.embeddings(input_ids=input_ids)
+        return self.norm(self.encoder(self.input(x), src_key_padding_mask=~attention_mask.bool()))
+
+
+@dataclass
+class MultiScaleOutput:
+    """Normalised global image (B, D) and text (N, D) embeddings, regions (B, R, D), words (N, W, D) + mask."""
+
+    image: torch.Tensor
+    regions: torch.Tensor
+    text: torch.Tensor
+    words: torch.Tensor
+    word_mask: torch.Tensor
+
+
+class MultiScaleEncoder(nn.Module):
+    """Image and text backbones with separate global and local projections into one `embed_dim` space."""
+
+    def __init__(self, image_backbone: nn.Module, text_backbone: nn.Module, tokenizer, embed_dim: int = 128,
+                 max_length: int = 128):
+        super().__init__()
+        self.image_backbone, self.text_backbone = image_backbone, text_backbone
+        self.tokenizer, self.max_length, self.embed_dim = tokenizer, int(max_length), int(embed_dim)
+        image_dim, text_dim = image_backbone.out_dim, text_backbone.out_dim
+        self.image_global, self.image_local = nn.Linear(image_dim, embed_dim), nn.Linear(image_dim, embed_dim)
+        self.text_global, self.text_local = nn.Linear(text_dim, embed_dim), nn.Linear(text_dim, embed_dim)
+
+    def tokenize(self, texts: Sequence[str]) -> dict:
+        """dict(input_ids, attention_mask, word_ids) for a list of strings (`losses.local.word_index`)."""
+        return word_index(self.tokenizer, texts, self.max_length)
+
+    def _image(self, images: torch.Tensor, regions: bool = True):
+        """(unnormalised global (B, D), normalised regions (B, R, D) or None)."""
+        grid = self.image_backbone(images)
+        return self.image_global(grid.mean(1)), F.normalize(self.image_local(grid), dim=-1) if regions else None
+
+    def _text(self, input_ids, attention_mask, word_ids=None):
+        """(unnormalised global (N, D), normalised words (N, W, D) or None, word mask or None)."""
+        tokens = self.text_backbone(input_ids, attention_mask)
+        weights = attention_mask.unsqueeze(-1).to(tokens.dtype)
+        text = self.text_global((tokens * weights).sum(1) / weights.sum(1).clamp(min=1e-9))
+        if word_ids is None:
+            return text, None, None
+        words, mask = pool_words(tokens, word_ids.to(tokens.device))
+        return text, F.normalize(self.text_local(words), dim=-1), mask
+
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Pixels (or cached grids) -> global image features (B, D) before normalisation, differentiable."""
+        return self._image(images, regions=False)[0]
+
+    def text_features(self, texts: Sequence[str]) -> torch.Tensor:
+        """Strings -> global text features (N, D) before normalisation, differentiable (no word ids needed)."""
+        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                               return_tensors="pt")
+        device = next(self.parameters()).device
+        return self._text(batch["input_ids"].to(device), batch["attention_mask"].to(device))[0]
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        """Pixels (or cached grids) -> normalised global image embeddings (B, D), differentiable."""
+        return F.normalize(self.image_features(images), dim=-1)
+
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        """Strings -> normalised global text embeddings (N, D), differentiable."""
+        return F.normalize(self.text_features(texts), dim=-1)
+
+    def forward(self, images, input_ids, attention_mask, word_ids) -> MultiScaleOutput:
+        """All outputs the losses need, from one call (one forward under DDP)."""
+        image, regions = self._image(images)
+        text, words, mask = self._text(input_ids, attention_mask, word_ids)
+        return MultiScaleOutput(F.normalize(image, dim=-1), regions, F.normalize(text, dim=-1), words, mask)
+
+
+class TextEmbedder(nn.Module):
+    """`embedder(list_of_str) -> (N, D)` global text features of a MultiScaleEncoder, before normalisation (for NLI
+    fine-tuning: the pre-trained text side, not the unit sphere the contrastive losses use)."""
+
+    def __init__(self, model: MultiScaleEncoder):
+        super().__init__()
+        self.model = model
+
+    def forward(self, texts: Sequence[str]) -> torch.Tensor:
+        return self.model.text_features(list(texts))
+
+
+class ImageEmbedder(nn.Module):
+    """`embedder(X) -> (B, D)` global image features (before normalisation) of a MultiScaleEncoder's inputs
+    (pixels or cached grids), for fine-tuned classification."""
+
+    def __init__(self, model: MultiScaleEncoder):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model.image_features(images)
+
+
+def image_grid_features(encoder, dataset, progress: bool = False) -> torch.Tensor:
+    """Region features (N, h*w, grid_dim) of every dataset item's `image` through a frozen tower (cached on disk)."""
+    return image_tower_grids(encoder, dataset, progress=progress).flatten(2).transpose(1, 2).contiguous()
+
+
+def build_multiscale(image_tower: nn.Module, text_tower: nn.Module, embed_dim: int = 128, cached: bool = True,
+                     text_dim: int = 64, text_layers: int = 1, max_length: int = 64) -> MultiScaleEncoder:
+    """The demo model (`cached`: cached frozen image grids + TokenTransformer over frozen text embeddings) or the
+    paper's (both towers trained end to end on pixels and token ids)."""
+    if cached:
+        heads = max(1, text_dim // 32)
+        image, text = CachedGrid(image_tower.grid_dim), TokenTransformer(text_tower, text_dim, text_layers, heads)
+    else:
+        image, text = TowerGrid(image_tower), TowerTokens(text_tower)
+    length = min(int(max_length), int(text_tower.max_length))
+    return MultiScaleEncoder(image, text, text_tower.tokenizer, embed_dim, length)
