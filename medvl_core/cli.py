@@ -126,6 +126,8 @@ def execute(paper_id: str, overrides: dict, out: Path, progress: bool = True) ->
     output = out / f"{paper.id}.ipynb"
     started = time.time()
     os.environ[RUN_DIR_ENV] = str(out.resolve())
+    # the kernel inherits our environment; a non-inline MPLBACKEND (the Makefile's Agg) would drop every figure
+    backend = os.environ.pop("MPLBACKEND", None)
     status = {"paper": paper.id, "status": "running", "overrides": overrides}
     atomic_write_json(out / "run.json", status)
     try:
@@ -139,6 +141,8 @@ def execute(paper_id: str, overrides: dict, out: Path, progress: bool = True) ->
         return EXIT_FAILED
     finally:
         os.environ.pop(RUN_DIR_ENV, None)
+        if backend is not None:
+            os.environ["MPLBACKEND"] = backend
     atomic_write_json(out / "run.json", {**status, "status": "ok", "runtime_s": round(time.time() - started, 1)})
     print(f"medvl: {paper.id} done in {time.time() - started:.0f} s -> {out}")
     return 0

@@ -17,7 +17,10 @@ runs.start_run("meems")
 if fail:
     raise ValueError("boom in the body")
 runs.record(value=seed * scale, seed=seed)
-print("recorded", seed * scale)"""
+print("recorded", seed * scale)
+import matplotlib.pyplot as plt
+plt.plot([0, 1], [0, seed])
+plt.show()"""
 
 
 @pytest.fixture
@@ -62,7 +65,8 @@ def test_unknown_paper_and_parameter_exit_2_with_one_line(fake_notebooks, capsys
     assert "missing.yaml" in capsys.readouterr().err
 
 
-def test_run_writes_run_folder(fake_notebooks, tmp_path):
+def test_run_writes_run_folder(fake_notebooks, tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # as the Makefile sets it: figures must still reach the notebook
     out = tmp_path / "out"
     out.mkdir()
     (out / "metrics.json").write_text('{"stale": 1}')
@@ -70,6 +74,8 @@ def test_run_writes_run_folder(fake_notebooks, tmp_path):
     assert json.loads((out / "metrics.json").read_text()) == {"value": 1.5, "seed": 3}
     assert yaml.safe_load((out / "params.yaml").read_text()) == {"seed": 3, "scale": 0.5, "fail": False}
     assert (out / "meems.ipynb").is_file() and (out / "figures").is_dir()
+    outputs = [o for c in nbformat.read(str(out / "meems.ipynb"), 4).cells for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in outputs)
     assert json.loads((out / "run.json").read_text())["status"] == "ok"
     assert cli.main(["compare", "meems", str(out)]) == 0
 
