@@ -53,7 +53,8 @@ def _compatible(default, value) -> bool:
     return isinstance(value, type(default))
 
 
-VOLATILE_METADATA = ("papermill", "execution")
+VOLATILE_METADATA = ("papermill", "execution", "widgets")
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # progress-bar widgets: random ids, no saved state
 
 
 def clean_notebook(path: Path) -> None:
@@ -68,5 +69,9 @@ def clean_notebook(path: Path) -> None:
     for cell in nb.cells:
         for key in VOLATILE_METADATA:
             cell.metadata.pop(key, None)
+        for output in cell.get("outputs", []):
+            output.get("data", {}).pop(WIDGET_VIEW, None)
+        if "outputs" in cell:
+            cell.outputs = [o for o in cell.outputs if o.get("output_type") != "display_data" or o.get("data")]
     nb.metadata.get("kernelspec", {}).update(name="python3", display_name="Python 3 (ipykernel)")
     atomic_write_text(path, nbformat.writes(nb) + "\n")

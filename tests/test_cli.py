@@ -127,9 +127,14 @@ def test_clean_notebook_strips_timings(tmp_path):
     cell = nbformat.v4.new_code_cell("1")
     cell.metadata["execution"] = {"iopub.status.busy": "2026"}
     cell.metadata["papermill"] = {"duration": 0.1}
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"3595a5": {}}}}
+    cell.outputs = [nbformat.v4.new_output("display_data", {"application/vnd.jupyter.widget-view+json": {"model_id": "3595a5"}}),
+                    nbformat.v4.new_output("display_data", {"application/vnd.jupyter.widget-view+json": {"model_id": "7"},
+                                                            "text/plain": "epoch 1/3"})]
     nb.cells = [cell]
     path = tmp_path / "n.ipynb"
     nbformat.write(nb, str(path))
     clean_notebook(path)
     text = path.read_text()
-    assert "duration" not in text and "iopub" not in text
+    assert "duration" not in text and "iopub" not in text and "3595a5" not in text and "model_id" not in text
+    assert [o["data"] for o in nbformat.read(str(path), 4).cells[0].outputs] == [{"text/plain": "epoch 1/3"}]
