@@ -165,3 +165,13 @@ def test_multiscale_model_outputs_and_word_order_sensitivity(towers):
     assert not any(p.requires_grad for p in model.text_backbone.embeddings.parameters())
     with pytest.raises(Err, match="cached grid"):
         model.encode_images(torch.randn(2, 4, 7))
+
+
+def test_cached_perturbations_same_order_when_computed_and_when_read(tmp_path, monkeypatch):
+    from medvl_core.eval.perturbed_study import cached_perturbations
+
+    monkeypatch.setenv("MEDVL_DATA", str(tmp_path))
+    texts = ["There is a small left pleural effusion and mild cardiomegaly.", "The lungs are clear."]
+    first = cached_perturbations(texts, seed=0)  # computed
+    again = cached_perturbations(texts, seed=0)  # read from the cache
+    assert [list(d) for d in first] == [list(d) for d in again] and first == again

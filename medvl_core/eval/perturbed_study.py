@@ -57,11 +57,11 @@ def cached_perturbations(texts: Sequence[str], seed: int = 0) -> list[dict]:
     code = Path(perturb_module.__file__).read_text(encoding="utf-8")  # a changed perturbation invalidates the cache
     digest = hashlib.sha256("\n\x00".join([str(seed), code, *texts]).encode()).hexdigest()[:16]
     path = cache_dir("perturbations") / f"{len(texts)}-{digest}.json"
-    if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
-    perturbed = perturb_all(texts, seed=seed)
-    atomic_write_json(path, perturbed)
-    return perturbed
+    if not path.is_file():
+        atomic_write_json(path, perturb_all(texts, seed=seed))
+    # always the file's content: the JSON is key-sorted, and the kinds' order decides which ones PerturbedPairs
+    # draws, so a first (computing) run must see the same order as every later (reading) one
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 class PixelImages:
