@@ -19,7 +19,9 @@ from medvl_core.eval.m3g import (
     M3GSplit,
     batch_size_sweep,
     case_vote,
+    control_rows,
     fit_label_clip,
+    label_extraction_table,
     pca_reduce,
     postprocessing_table,
     predict_labels,
@@ -217,3 +219,8 @@ def test_pipeline_on_a_dermavqa_layout_builds_its_dictionary_and_tables(data_roo
     refs = reference_table(data, splits=("valid",))
     oracle = refs[refs["setting"].str.startswith("oracle: It is [label of")]
     assert float(oracle["dBLEU"].iloc[0]) == 100.0
+    truth = {"train": data.train.labels, "valid": data.split("valid").labels}  # extracted labels as stand-in truth
+    assert list(label_extraction_table(data, truth).iloc[:, 1]) == [1.0, 1.0]
+    rows = control_rows("control", labels, data, truth)
+    assert [r["split"] for r in rows] == ["valid"] and rows[0]["dBLEU"] == post["dBLEU"].iloc[1]
+    assert rows[0]["label accuracy"] == round(float(np.mean(np.array(labels["valid"]) == np.array(truth["valid"]))), 3)

@@ -30,6 +30,7 @@ from ..data import open_dataset
 from ..data.base import RecordDataset
 from ..data.images import load_image
 from ..data.pairs import FeaturePairs
+from ..data.synth_derm_conditions import label_dictionary
 from ..errors import ParameterError
 from ..losses import ContrastiveObjective
 from ..models.cache import image_tower_features, text_tower_features
@@ -178,6 +179,22 @@ def accuracy(predicted, truth) -> float | None:
     return float(np.mean([p == t for p, t in zip(predicted, truth)]))
 
 
+def label_extraction_table(data: M3GData, truth: dict) -> pd.DataFrame:
+    """Per split: the share of cases whose extracted label is the true condition."""
+    return pd.DataFrame({
+        "split": list(data.splits),
+        "extracted label = true condition": [round(accuracy(s.labels, truth[n]), 3) for n, s in data.splits.items()],
+    })
+
+
+def built_dictionary_accuracy(data: M3GData, truth: list[str]) -> tuple[int, float]:
+    """A dictionary built from the training answers alone: (its phrases, share of train labels equal to the truth)."""
+    built = build_label_dictionary(data.train.references)
+    aliases = label_dictionary()
+    labels = [aliases.get(label, label) for label in extract_labels(data.train.references, built)]
+    return len(built), accuracy(labels, truth)
+
+
 # ------------------------------------------------------------------ CLIP training
 
 @dataclass
@@ -317,6 +334,11 @@ def score_row(setting: str, hypotheses, split: M3GSplit, labels=None, truth=None
     if labels is not None and truth is not None:
         row["label accuracy"] = round(accuracy(labels, truth), 3)
     return row
+
+
+def control_rows(setting: str, labels: dict, data: M3GData, truth: dict) -> list[dict]:
+    """Score rows of a control arm from its predicted labels per split, answered as "It is [label]."."""
+    return [score_row(setting, answers(labels[s], data.split(s)), data.split(s), labels[s], truth[s]) for s in labels]
 
 
 # ------------------------------------------------------------------ the paper's tables

@@ -45,16 +45,22 @@ def image_tower_features(encoder, dataset, batch_size: int = 64, progress: bool 
     ids = [_fingerprint(record) for record in dataset.records]
 
     def compute():
-        encoder.eval()
-        device = next(encoder.parameters()).device
-        chunks = []
-        for start in tqdm(range(0, len(dataset), batch_size), desc=f"image features {encoder.spec}", disable=not progress):
-            items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-            pixels = torch.stack([encoder.preprocess(item["image"]) for item in items]).to(device)
-            chunks.append(encoder(pixels).float().cpu())
+        chunks = _image_batches(encoder, dataset, batch_size, progress, "image features",
+                                lambda pixels: encoder(pixels).float().cpu())
         return torch.cat(chunks) if chunks else torch.empty(0, encoder.embed_dim)
 
     return _cached(cache_key(encoder.spec, ids, repr(encoder.preprocess)), compute)
+
+
+def _image_batches(encoder, dataset, batch_size: int, progress: bool, what: str, run) -> list:
+    """`run(pixels)` over the dataset's images in batches (encoder in eval mode, on its device); the outputs in order."""
+    encoder.eval()
+    device = next(encoder.parameters()).device
+    chunks = []
+    for start in tqdm(range(0, len(dataset), batch_size), desc=f"{what} {encoder.spec}", disable=not progress):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        chunks.append(run(torch.stack([encoder.preprocess(item["image"]) for item in items]).to(device)))
+    return chunks
 
 
 @torch.no_grad()
@@ -85,13 +91,8 @@ def image_tower_grids(encoder, dataset, batch_size: int = 64, progress: bool = T
     ids = [_fingerprint(record) for record in dataset.records]
 
     def compute():
-        encoder.eval()
-        device = next(encoder.parameters()).device
-        chunks = []
-        for start in tqdm(range(0, len(dataset), batch_size), desc=f"image grids {encoder.spec}", disable=not progress):
-            items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-            pixels = torch.stack([encoder.preprocess(item["image"]) for item in items]).to(device)
-            chunks.append(encoder.forward_grid(pixels).to(torch.float16).cpu())
+        chunks = _image_batches(encoder, dataset, batch_size, progress, "image grids",
+                                lambda pixels: encoder.forward_grid(pixels).to(torch.float16).cpu())
         return torch.cat(chunks) if chunks else torch.empty(0, encoder.grid_dim, 0, 0, dtype=torch.float16)
 
     return _cached(cache_key(encoder.spec, ids, "grid|" + repr(encoder.preprocess)), compute).float()
