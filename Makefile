@@ -7,17 +7,29 @@ STAMP  := $(VENV)/.medvl-installed
 PAPERS := m3g_answer_generation perturbed_report_discrimination meems loss_relaxation vlm_feature_probing
 export MPLBACKEND := Agg
 
-.PHONY: install demo test unit notebooks bench lint lab clean
+.PHONY: install lock demo test unit notebooks bench lint lab clean
+
+LOCK   := requirements.lock
+UV     := $(VENV)/bin/uv
 
 install: $(STAMP)
 
-# Reinstalls only when the project's dependency files change.
-$(STAMP): pyproject.toml
+# Installs exactly the locked versions (uv: ~40 s from an empty cache, vs ~2 min for pip); reinstalls
+# only when the lock or pyproject.toml changes. uv itself is bootstrapped with pip at the locked version.
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	@test -x $(UV) || $(PY) -m pip install --quiet "$$(grep -m1 '^uv==' $(LOCK))"
+	$(UV) pip sync --quiet --python $(PY) $(LOCK)
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name medvl --display-name "medvl (.venv)" >/dev/null
 	@touch $@
+
+# Re-resolve pyproject.toml's ranges (+ lock-constraints.txt) into requirements.lock; then `make install`.
+lock:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(PY) -m pip install --quiet uv
+	$(UV) pip compile pyproject.toml --extra dev --constraint lock-constraints.txt --python-version 3.11 \
+	    --output-file $(LOCK)
 
 demo: install
 	@for p in $(filter-out vlm_feature_probing,$(PAPERS)); do $(MEDVL) run $$p --out runs/demo/$$p || exit 1; done

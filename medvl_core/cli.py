@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -131,8 +132,10 @@ def execute(paper_id: str, overrides: dict, out: Path, progress: bool = True) ->
     status = {"paper": paper.id, "status": "running", "overrides": overrides}
     atomic_write_json(out / "run.json", status)
     try:
-        papermill.execute_notebook(str(paper.notebook), str(output), parameters=overrides,
-                                   progress_bar=progress, cwd=str(paper.notebook.parent))
+        with tempfile.TemporaryDirectory(prefix="medvl-kernel-") as sockets:
+            papermill.execute_notebook(str(paper.notebook), str(output), parameters=overrides,
+                                       progress_bar=progress, cwd=str(paper.notebook.parent),
+                                       config=local_kernel_config(Path(sockets)))
     except PapermillExecutionError as exc:
         atomic_write_json(out / "run.json", {**status, "status": "failed", "runtime_s": time.time() - started,
                                              "error": f"{exc.ename}: {exc.evalue}"})
@@ -146,6 +149,13 @@ def execute(paper_id: str, overrides: dict, out: Path, progress: bool = True) ->
     atomic_write_json(out / "run.json", {**status, "status": "ok", "runtime_s": round(time.time() - started, 1)})
     print(f"medvl: {paper.id} done in {time.time() - started:.0f} s -> {out}")
     return 0
+
+
+def local_kernel_config(socket_dir: Path):
+    """Kernel over local IPC sockets in `socket_dir`: private, and no TCP-without-encryption warning."""
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(socket_dir / "kernel")}})
 
 
 def cmd_batch(args) -> int:

@@ -65,7 +65,7 @@ def test_unknown_paper_and_parameter_exit_2_with_one_line(fake_notebooks, capsys
     assert "missing.yaml" in capsys.readouterr().err
 
 
-def test_run_writes_run_folder(fake_notebooks, tmp_path, monkeypatch):
+def test_run_writes_run_folder(fake_notebooks, tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("MPLBACKEND", "Agg")  # as the Makefile sets it: figures must still reach the notebook
     out = tmp_path / "out"
     out.mkdir()
@@ -77,6 +77,8 @@ def test_run_writes_run_folder(fake_notebooks, tmp_path, monkeypatch):
     outputs = [o for c in nbformat.read(str(out / "meems.ipynb"), 4).cells for o in c.get("outputs", [])]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert json.loads((out / "run.json").read_text())["status"] == "ok"
+    terminal = "".join(capfd.readouterr())  # the kernel writes to our file descriptors
+    assert "medvl: meems done" in terminal and "WARNING" not in terminal and "encryption" not in terminal
     assert cli.main(["compare", "meems", str(out)]) == 0
 
 
