@@ -1,6 +1,6 @@
 """SynthCXR / SynthDerm generation speed and memory (peers: the 60 s default-world budget; a PIL JPEG-writing floor).
 
-``medvl_core.data.synth_cxr.generate_synth_cxr`` and ``medvl_core.data.synth_derm.generate_synth_derm`` (fixed
+``medvl_core.worlds.synth_cxr.generate_synth_cxr`` and ``medvl_core.worlds.synth_derm.generate_synth_derm`` (fixed
 seeds) into fresh temp dirs, each world in its own subprocess so its peak RSS (``resource.getrusage``: the process
 and, separately, its largest worker) is its own. Each world is generated at its default size and at two smaller
 sizes: peak RSS per size shows how memory grows with the world; a straight line through the points (MiB per 1k
@@ -37,11 +37,11 @@ FLOOR = {"synth_cxr": ("L", 128), "synth_derm": ("RGB", 128)}  # image mode and 
 def generate(world: str, root: Path, knobs: dict) -> None:
     """Generate one world with `knobs` at `root`."""
     if world == "synth_cxr":
-        from medvl_core.data.synth_cxr import generate_synth_cxr
+        from medvl_core.worlds.synth_cxr import generate_synth_cxr
 
         generate_synth_cxr(root, **knobs)
     else:
-        from medvl_core.data.synth_derm import generate_synth_derm
+        from medvl_core.worlds.synth_derm import generate_synth_derm
 
         generate_synth_derm(root, **knobs)
 

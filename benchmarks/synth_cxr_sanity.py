@@ -21,7 +21,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from medvl_core.data.labels import CHEXPERT_LABELS
-from medvl_core.data.synth_cxr import WorldParams, generate_synth_cxr, read_truth
+from medvl_core.worlds.synth_cxr import WorldParams, generate_synth_cxr, read_truth
 
 BUDGET_S = 60.0
 MIN_POSITIVES = 3

@@ -6,7 +6,7 @@ import ast
 import difflib
 from pathlib import Path
 
-from .errors import ParameterError
+from .errors import MedvlError, ParameterError
 
 
 def notebook_parameters(path: Path) -> dict:
@@ -75,3 +75,20 @@ def clean_notebook(path: Path) -> None:
             cell.outputs = [o for o in cell.outputs if o.get("output_type") != "display_data" or o.get("data")]
     nb.metadata.get("kernelspec", {}).update(name="python3", display_name="Python 3 (ipykernel)")
     atomic_write_text(path, nbformat.writes(nb) + "\n")
+
+
+def recorded_metrics(path: Path) -> dict:
+    """The metrics a notebook's last `runs.record` cell printed (`runs.print_metrics`) in its saved outputs."""
+    import json
+
+    import nbformat
+
+    cells = [c for c in nbformat.read(str(path), as_version=4).cells if c.cell_type == "code" and "runs.record(" in c.source]
+    if not cells:
+        raise MedvlError(f"{path} has no cell calling runs.record(...); the notebook contract ends with one")
+    text = "".join(o.get("text", "") for o in cells[-1].get("outputs", []) if o.get("name") == "stdout")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise MedvlError(f"{path}: the runs.record cell's output is not the JSON of runs.print_metrics ({exc}); "
+                         "refresh the notebook with `make notebooks`") from exc

@@ -64,6 +64,11 @@ def record(**metrics) -> dict:
     return stored
 
 
+def print_metrics(metrics: dict) -> None:
+    """Print recorded metrics as sorted JSON (what `notebook.recorded_metrics` reads back from a notebook)."""
+    print(json.dumps(metrics, indent=1, sort_keys=True))
+
+
 def read_metrics(run_dir) -> dict:
     """metrics.json of a run folder."""
     return json.loads((Path(run_dir) / "metrics.json").read_text())

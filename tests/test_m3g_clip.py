@@ -10,9 +10,10 @@ import torch
 from PIL import Image
 
 from medvl_core.data.base import RecordDataset
-from medvl_core.data.synth_derm_conditions import label_dictionary
 from medvl_core.errors import ParameterError
-from medvl_core.eval.m3g import (
+from medvl_core.models.dual_encoder import DualEncoder
+from medvl_core.models.encoders import build_image_encoder, build_text_encoder
+from medvl_core.studies.m3g_answer_generation import (
     ClipFit,
     KnnSetting,
     M3GData,
@@ -30,8 +31,6 @@ from medvl_core.eval.m3g import (
     score,
     truth_labels,
 )
-from medvl_core.models.dual_encoder import DualEncoder
-from medvl_core.models.encoders import build_image_encoder, build_text_encoder
 from medvl_core.text.derm_labels import (
     answer_text,
     build_label_dictionary,
@@ -41,6 +40,7 @@ from medvl_core.text.derm_labels import (
     query_label,
 )
 from medvl_core.train import TrainConfig
+from medvl_core.worlds.synth_derm_conditions import label_dictionary
 
 DICT = label_dictionary()
 

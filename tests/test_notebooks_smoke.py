@@ -3,6 +3,8 @@
 Each notebook is executed at most once per session: when nbval collected it (`make test` runs
 `pytest notebooks tests --nbval-lax`), nbval's execution has already written
 $MEDVL_RUNS/interactive/<paper>/metrics.json; otherwise it is executed here with papermill (`medvl run`).
+Besides the behaviour each test asserts, every recorded metric must match the value the committed
+notebook recorded, within tests/metric_tolerances.yaml (training numbers move a little between CPUs).
 """
 
 import os
@@ -11,7 +13,10 @@ from pathlib import Path
 import pytest
 
 from medvl_core import cli
+from medvl_core.notebook import recorded_metrics
+from medvl_core.papers import PAPERS
 from medvl_core.runs import read_metrics
+from metric_check import load_tolerances, metric_differences
 
 pytestmark = pytest.mark.notebook
 
@@ -36,6 +41,23 @@ def metrics_of(request, tmp_path_factory):
         return cache[paper_id]
 
     return get
+
+
+@pytest.mark.parametrize("paper_id", list(PAPERS))
+def test_metrics_match_the_committed_notebook(metrics_of, paper_id):
+    committed = recorded_metrics(PAPERS[paper_id].notebook)
+    assert not metric_differences(metrics_of(paper_id), committed, load_tolerances()[paper_id])
+
+
+def test_single_thread_run_matches_the_committed_notebook(tmp_path, monkeypatch):
+    """One notebook under OMP_NUM_THREADS=1 (other reduction orders, as on another CPU) passes the same checks."""
+    paper_id = "m3g_answer_generation"
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(name, "1")  # the kernel inherits our environment
+    assert cli.execute(paper_id, {}, tmp_path / paper_id, progress=False) == 0
+    measured = read_metrics(tmp_path / paper_id)
+    committed = recorded_metrics(PAPERS[paper_id].notebook)
+    assert not metric_differences(measured, committed, load_tolerances()[paper_id])
 
 
 def test_loss_relaxation(metrics_of):

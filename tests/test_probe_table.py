@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from medvl_core.errors import ParameterError
-from medvl_core.eval.probing import confounder_probe, probe_results, probe_table
+from medvl_core.eval.probing import confounder_probe
+from medvl_core.studies.vlm_feature_probing import probe_results, probe_table
 
 
 def _blobs(n=100, dim=8, sep=6.0, seed=0):
@@ -70,7 +71,7 @@ def test_confounder_results_rows_and_empty_frame():
     import numpy as np
 
     from medvl_core.data.base import RecordDataset
-    from medvl_core.eval.probing import CONFOUNDER_COLUMNS, confounder_results
+    from medvl_core.studies.vlm_feature_probing import CONFOUNDER_COLUMNS, confounder_results
 
     rng = np.random.default_rng(0)
     site = np.repeat(["a", "b"], 30)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from medvl_core.data import open_dataset
-from medvl_core.data import synth_cxr as S
 from medvl_core.data.labels import CHEXPERT_LABELS
-from medvl_core.data.synth_cxr_render import Finding, Nuisance, Scene, render_cxr, render_findings
 from medvl_core.errors import MedvlError
+from medvl_core.worlds import synth_cxr as S
+from medvl_core.worlds.synth_cxr_render import Finding, Nuisance, Scene, render_cxr, render_findings
 
 TINY = {"n_studies": 24, "n_test_images": 6, "image_size": 48, "report_source": "template", "workers": 1}
 
@@ -190,8 +190,8 @@ def test_outdated_default_world_is_regenerated_but_a_user_root_is_not(data_root)
     import json
 
     from medvl_core.data import open_dataset
-    from medvl_core.data.synth_cxr import FORMAT_VERSION, WORLD_FILE
     from medvl_core.errors import MedvlError
+    from medvl_core.worlds.synth_cxr import FORMAT_VERSION, WORLD_FILE
 
     tiny = dict(n_studies=8, n_test_images=2, image_size=32, report_source="template")
     default_root = data_root / "synth-cxr"

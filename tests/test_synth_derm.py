@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from medvl_core.data import open_dataset
-from medvl_core.data import synth_derm as S
 from medvl_core.data.dermavqa import read_submission, write_submission
-from medvl_core.data.synth_derm_conditions import BY_NAME, CONDITIONS, label_dictionary
-from medvl_core.data.synth_derm_render import Nuisance, render_derm, sample_nuisance
 from medvl_core.errors import MedvlError
+from medvl_core.worlds import synth_derm as S
+from medvl_core.worlds.synth_derm_conditions import BY_NAME, CONDITIONS, label_dictionary
+from medvl_core.worlds.synth_derm_render import Nuisance, render_derm, sample_nuisance
 
 TINY = {"n_train": 8, "n_valid": 3, "n_test": 3, "image_size": 48, "n_responders": 20}
 

@@ -1,16 +1,13 @@
-"""Dataset loaders for real on-disk formats and synthetic worlds written in those formats."""
+"""Dataset loaders for the real on-disk formats; synthetic worlds (medvl_core.worlds) are opened by name."""
 
 # Importing a loader module registers its datasets.
 from . import (  # noqa: F401
     cxr,
     dermavqa,
-    folders,  # noqa: E402,F401
+    folders,
     medmnist,
     nli,
     openi,
-    synth_cxr,  # noqa: F401
-    synth_derm,
-    synth_modalities,
 )
 from .registry import DATASETS, open_dataset, register
 

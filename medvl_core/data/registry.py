@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,14 +14,35 @@ from ..errors import MedvlError
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """A registered dataset: its factory and a one-line description."""
+    """A registered dataset: its factory (a callable, or "module:function" imported on first use) and a description."""
 
     name: str
-    factory: Callable
+    target: Callable | str
     description: str
+
+    @property
+    def factory(self) -> Callable:
+        if callable(self.target):
+            return self.target
+        module, function = self.target.split(":")
+        return getattr(importlib.import_module(module), function)
 
 
 DATASETS: dict[str, DatasetEntry] = {}
+
+# Synthetic worlds (medvl_core.worlds) sit above this layer: they write the real formats and read them back
+# with these loaders. They are registered by name and imported only when opened, so `data` never imports them.
+SYNTHETIC_WORLDS = {
+    "synth-cxr": ("medvl_core.worlds.synth_cxr:synth_cxr",
+                  "SynthCXR: deterministic synthetic chest X-rays + reports in the MIMIC-CXR-JPG layout (generated on first use)"),
+    "synth-derm": ("medvl_core.worlds.synth_derm:synth_derm",
+                   "SynthDerm: deterministic synthetic dermatology VQA in the MEDIQA-M3G layout (generated on first use)"),
+    "synth-modalities": ("medvl_core.worlds.synth_modalities:synth_modalities",
+                         "eight synthetic modality datasets (X-ray, CT, MR, US, histology, cytology, fundus, dermoscopy) "
+                         "with recorded confounders; image-folder layout (generated on first use)"),
+}
+for _name, (_target, _description) in SYNTHETIC_WORLDS.items():
+    DATASETS[_name] = DatasetEntry(_name, _target, _description)
 
 
 def register(name: str, description: str):

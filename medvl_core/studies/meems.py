@@ -26,6 +26,8 @@ from ..config import dataset_dir, seed_everything
 from ..data import open_dataset
 from ..data.labels import CHEXPERT_LABELS
 from ..errors import ParameterError
+from ..eval.captioning import caption_bleu, mean_caption_iou
+from ..eval.metrics import auroc, auroc_per_label, choose_thresholds
 from ..losses import captioning_loss
 from ..models.cache import image_tower_grids
 from ..models.captioner import ShowAttendTell, caption_ids, caption_text
@@ -33,8 +35,6 @@ from ..models.meems import MeemsClassifier
 from ..text.sentences import split_sentences
 from ..text.vocab import Vocabulary, build_vocabulary, word_tokens
 from ..train import TrainConfig, train
-from .captioning import caption_bleu, mean_caption_iou
-from .metrics import auroc, auroc_per_label, choose_thresholds
 
 TASKS = ("binary", "multilabel")
 DEMO_WORLD = {"n_studies": 700, "n_test_images": 400, "rare_stratum_fraction": 0.5}
@@ -96,7 +96,7 @@ class MeemsData:
 
 def _rare_flags(root: Path, paths: list[str]) -> np.ndarray | None:
     """SynthCXR's per-image rare-stratum flag from synth_truth.csv (None for real datasets)."""
-    from ..data.synth_cxr import read_truth
+    from ..worlds.synth_cxr import read_truth
 
     if not (root / "synth_truth.csv").is_file():
         return None

@@ -1,4 +1,4 @@
-"""Contrastive fine-tuning studies (Jang et al.'s ablation recipe, reusable by the other CXR papers).
+"""Jang et al. (loss relaxation): contrastive fine-tuning arms, zero-shot evaluation and the paper's ablation tables.
 
 Two profiles share one code path. `trainable="projections"` (the CPU demo) freezes both pretrained
 towers, caches their pooled outputs once and trains the projections and temperature; a report's text
@@ -19,12 +19,19 @@ from ..config import seed_everything
 from ..data import open_dataset
 from ..data.pairs import FeaturePairs, sentence_index
 from ..errors import MedvlError
+from ..eval.metrics import (
+    binary_metrics,
+    bootstrap_ci,
+    choose_thresholds,
+    ensemble,
+    macro_auroc,
+    paired_bootstrap_pvalue,
+)
+from ..eval.zeroshot import ZeroShotClassifier, report_alignment, sentence_alignment
 from ..losses import ContrastiveObjective
 from ..models.cache import image_tower_features, text_tower_features
 from ..models.dual_encoder import DualEncoder
 from ..train import TrainConfig, train
-from .metrics import binary_metrics, bootstrap_ci, choose_thresholds, ensemble, macro_auroc, paired_bootstrap_pvalue
-from .zeroshot import ZeroShotClassifier, report_alignment, sentence_alignment
 
 
 @dataclass(frozen=True)
@@ -242,7 +249,7 @@ def ablation_table(result: AblationResult, Y: np.ndarray) -> pd.DataFrame:
 
 def per_label_table(result: AblationResult, Y: np.ndarray) -> pd.DataFrame:
     """Per-label zero-shot AUROC (columns: variants' ensembles; rows: labels with both classes + macro)."""
-    from .metrics import auroc_per_label
+    from ..eval.metrics import auroc_per_label
 
     table = pd.DataFrame({v: auroc_per_label(Y, result.ensemble(v), result.label_names) for v in result.variants})
     table = table.dropna(how="all")

@@ -23,14 +23,13 @@ import numpy as np
 import pandas as pd
 
 from ..config import dataset_dir
+from ..data.dermavqa import dermavqa
 from ..errors import MedvlError
 from ..io import atomic_write_text
-from .dermavqa import dermavqa
-from .registry import register
+from .common import default_workers, ensure_world, run_jobs
 from .synth_derm_conditions import CONDITIONS, Condition
 from .synth_derm_render import SKIN_TONES, render_derm, sample_nuisance
 from .synth_derm_text import annotate, compose_query, compose_response, draw_context, responder_accuracy
-from .worlds import default_workers, ensure_world, run_jobs
 
 FORMAT_VERSION = 1
 NAME = "synth-derm"
@@ -250,7 +249,6 @@ KNOBS = tuple(WorldParams.__dataclass_fields__)
 LOADER_OPTIONS = ("lang", "images", "userinfo", "mode", "transform")
 
 
-@register(NAME, "SynthDerm: deterministic synthetic dermatology VQA in the MEDIQA-M3G layout (generated on first use)")
 def synth_derm(root: Path, split: str = "train", workers: int | None = None, **options):
     """The `dermavqa` dataset over a SynthDerm world at `root`, generating it first if absent.
 

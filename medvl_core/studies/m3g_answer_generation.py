@@ -30,16 +30,16 @@ from ..data import open_dataset
 from ..data.base import RecordDataset
 from ..data.images import load_image
 from ..data.pairs import FeaturePairs
-from ..data.synth_derm_conditions import label_dictionary
 from ..errors import ParameterError
+from ..eval.deltableu import delta_bleu
+from ..eval.knn import cosine_topk
 from ..losses import ContrastiveObjective
 from ..models.cache import image_tower_features, text_tower_features
 from ..models.dual_encoder import DualEncoder
 from ..models.encoders import build_image_encoder, build_text_encoder
 from ..text.derm_labels import answer_text, build_label_dictionary, extract_labels
 from ..train import TrainConfig, train
-from .deltableu import delta_bleu
-from .knn import cosine_topk
+from ..worlds.synth_derm_conditions import label_dictionary
 
 GALLERIES = ("image", "text")
 SCORE_COLUMNS = ("dBLEU", "BP", "ratio", "hyp_len", "ref_len", "dBLEU official")
@@ -412,7 +412,7 @@ def choose_dictionary(label_source: str, dataset: str) -> dict | None:
     if dataset != "synth-derm":
         raise ParameterError(f"label_source='world' needs dataset='synth-derm' (got {dataset!r}); "
                              "use label_source='responses' for real DermaVQA")
-    from ..data.synth_derm_conditions import label_dictionary
+    from ..worlds.synth_derm_conditions import label_dictionary
 
     return label_dictionary()
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from medvl_core.eval import contrastive_study as cs
 from medvl_core.models.encoders import build_image_encoder, build_text_encoder
+from medvl_core.studies import loss_relaxation as cs
 from medvl_core.train import TrainConfig
 
 LABELS = ["Cardiomegaly", "Pleural Effusion", "Lung Opacity"]

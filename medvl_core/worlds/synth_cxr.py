@@ -30,17 +30,16 @@ import numpy as np
 import pandas as pd
 
 from ..config import dataset_dir
+from ..data.cxr import chexpert, mimic_cxr
+from ..data.labels import CHEXPERT_LABELS
 from ..errors import MedvlError
-from . import worlds
-from .cxr import chexpert, mimic_cxr
-from .labels import CHEXPERT_LABELS
-from .registry import register
+from . import common
 from .synth_cxr_render import DEVICES, LOBES, Finding, render_cxr, sample_nuisance
 
 FORMAT_VERSION = 2  # bump whenever generated files change, so stale worlds are not reused
 PREFIX = "mimic-cxr-2.0.0"
 CHEXPERT_TEST_DIR = "chexpert-test"
-TRUTH_FILE, WORLD_FILE = "synth_truth.csv", worlds.WORLD_FILE
+TRUTH_FILE, WORLD_FILE = "synth_truth.csv", common.WORLD_FILE
 TITLE = "SynthCXR"
 SPLITS = (("train", 0.8), ("validate", 0.1), ("test", 0.1))
 PATHOLOGIES = CHEXPERT_LABELS[1:-1]  # the 12 findings that block "No Finding" (not Support Devices)
@@ -106,7 +105,7 @@ def chexpert_label_table() -> pd.DataFrame:
 @functools.lru_cache(maxsize=1)
 def _openi_pool() -> tuple[dict, ...]:
     """Bundled Open-I reports that have findings or impression text."""
-    from .openi import bundled_openi_reports
+    from ..data.openi import bundled_openi_reports
 
     return tuple(r for r in bundled_openi_reports() if (r["findings"] or r["impression"]).strip())
 
@@ -530,7 +529,7 @@ def _build(tmp: Path, p: WorldParams, workers: int) -> dict:
              for r in tests.itertuples()]
     for job in jobs:
         Path(job[0]).parent.mkdir(parents=True, exist_ok=True)
-    worlds.run_jobs(_render_job, jobs, workers)
+    common.run_jobs(_render_job, jobs, workers)
     counts = {"images": len(jobs), "studies": len(studies), "subjects": int(studies["subject_id"].nunique()),
               "chexpert_test_images": len(tests), **{f"split_{s}": int((studies["split"] == s).sum()) for s, _ in SPLITS}}
     return {"name": "synth-cxr", "format_version": FORMAT_VERSION, "generator": __name__, "params": asdict(p),
@@ -544,7 +543,7 @@ def _build(tmp: Path, p: WorldParams, workers: int) -> dict:
 
 def read_world(root) -> dict | None:
     """world.json of a complete SynthCXR world at `root`, or None if there is none."""
-    return worlds.read_world(root, TITLE)
+    return common.read_world(root, TITLE)
 
 
 def read_truth(root) -> pd.DataFrame:
@@ -577,18 +576,17 @@ def generate_synth_cxr(root, n_studies: int = 2500, n_test_images: int = 500, im
 
 
 def _ensure(root: Path, params: WorldParams, wanted: dict, workers: int | None) -> Path:
-    """Reuse the world at `root` if it matches `wanted`, else generate it atomically (see `data.worlds`)."""
+    """Reuse the world at `root` if it matches `wanted`, else generate it atomically (see `worlds.common`)."""
     def build(tmp: Path) -> dict:
-        return _build(tmp, params, workers or worlds.default_workers())
+        return _build(tmp, params, workers or common.default_workers())
 
-    return worlds.ensure_world(root, build, wanted, TITLE, FORMAT_VERSION, cache_root=dataset_dir("synth-cxr"))
+    return common.ensure_world(root, build, wanted, TITLE, FORMAT_VERSION, cache_root=dataset_dir("synth-cxr"))
 
 
 KNOBS = tuple(WorldParams.__dataclass_fields__)
 LOADER_OPTIONS = ("views", "uncertain", "images", "text", "reports_root", "labeler", "mode", "transform")
 
 
-@register("synth-cxr", "SynthCXR: deterministic synthetic chest X-rays + reports in the MIMIC-CXR-JPG layout (generated on first use)")
 def synth_cxr(root: Path, split: str = "train", test_set: str = "mimic", workers: int | None = None, **options):
     """The `mimic-cxr` dataset over a SynthCXR world at `root`, generating it first if absent.
 

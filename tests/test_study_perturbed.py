@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from medvl_core.errors import ParameterError
-from medvl_core.eval import perturbed_study as ps
 from medvl_core.losses import LossWeights
 from medvl_core.models.encoders import build_image_encoder, build_text_encoder
 from medvl_core.models.multiscale import ImageEmbedder, TextEmbedder
+from medvl_core.studies import perturbed_report_discrimination as ps
 from medvl_core.train import TrainConfig
 
 WORLD = dict(n_studies=40, n_test_images=20, image_size=32, report_source="template")
@@ -168,7 +168,7 @@ def test_multiscale_model_outputs_and_word_order_sensitivity(towers):
 
 
 def test_cached_perturbations_same_order_when_computed_and_when_read(tmp_path, monkeypatch):
-    from medvl_core.eval.perturbed_study import cached_perturbations
+    from medvl_core.studies.perturbed_report_discrimination import cached_perturbations
 
     monkeypatch.setenv("MEDVL_DATA", str(tmp_path))
     texts = ["There is a small left pleural effusion and mild cardiomegaly.", "The lungs are clear."]

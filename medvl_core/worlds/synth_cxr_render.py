@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from .labels import CHEXPERT_LABELS
+from ..data.labels import CHEXPERT_LABELS
 
 SIDE_SIGNS = {"right": (-1.0,), "left": (1.0,), "bilateral": (-1.0, 1.0)}
 LUNG_CX, LUNG_A, LUNG_B_UP, LUNG_B_DOWN, DIAPHRAGM_Y = 0.43, 0.33, 0.8, 1.25, 0.5

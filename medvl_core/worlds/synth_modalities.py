@@ -24,12 +24,11 @@ import pandas as pd
 from PIL import Image
 
 from ..config import dataset_dir
+from ..data.folders import image_folder
+from ..data.medmnist import SPLIT_ALIASES
 from ..errors import DataFormatError, MedvlError
-from .folders import image_folder
-from .medmnist import SPLIT_ALIASES
-from .registry import register
+from .common import ensure_world, read_world
 from .synth_modalities_render import RENDERERS, Scene
-from .worlds import ensure_world, read_world
 
 FORMAT_VERSION = 1  # bump whenever generated files change (also when synth_cxr_render changes)
 TITLE = "synth-modalities"
@@ -274,8 +273,6 @@ def _check_name(dataset: str) -> str:
 
 # ------------------------------------------------------------------ loader
 
-@register(TITLE, "eight synthetic modality datasets (X-ray, CT, MR, US, histology, cytology, fundus, dermoscopy) "
-                 "with recorded confounders; image-folder layout (generated on first use)")
 def synth_modalities(root: Path, split: str = "train", dataset: str = "xray", mode: str | None = None,
                      transform=None, **knobs):
     """The `image-folder` dataset of one synthetic modality (split train/val/test or 'all'), generated if absent.

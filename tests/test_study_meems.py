@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from medvl_core.errors import ParameterError
-from medvl_core.eval import meems_study as S
 from medvl_core.eval.metrics import auroc
 from medvl_core.eval.projection import pca, pca_2d
+from medvl_core.studies import meems as S
 from medvl_core.train import TrainConfig
 
 
