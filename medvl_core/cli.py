@@ -19,7 +19,7 @@ import yaml
 from .errors import MedvlError, ParameterError
 from .io import atomic_write_json, atomic_write_text
 from .notebook import check_overrides, notebook_parameters
-from .papers import PAPERS, get_paper, published
+from .papers import PAPERS, get_paper
 from .runs import RUN_DIR_ENV, read_metrics
 
 EXIT_USAGE = 2
@@ -57,9 +57,10 @@ def _build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--out", help="sweep folder (default runs/sweeps/<sweep name>)")
     batch.set_defaults(func=cmd_batch)
 
-    compare = sub.add_parser("compare", help="published vs reproduced numbers for a run folder")
+    compare = sub.add_parser("compare", help="the paper's tables beside a run folder's numbers")
     compare.add_argument("paper")
     compare.add_argument("run_dir")
+    compare.add_argument("--format", choices=("text", "md"), default="text", help="terminal text or Markdown")
     compare.set_defaults(func=cmd_compare)
 
     refresh = sub.add_parser("refresh", help="re-execute notebooks with default parameters and commit-ready outputs")
@@ -251,14 +252,18 @@ def cmd_refresh(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    """Print the paper's published numbers beside this run's recorded metrics."""
-    from .compare import comparison_table
+    """Print every paper table with this run's numbers beside the paper's (Markdown with --format md)."""
+    from .compare import coverage, paper_tables, render_text
 
     paper = get_paper(args.paper)
     run_dir = Path(args.run_dir)
     if not (run_dir / "metrics.json").is_file():
         raise MedvlError(f"{run_dir}/metrics.json not found; run `medvl run {paper.id} --out {run_dir}` first")
-    print(comparison_table(published(paper.id), read_metrics(run_dir)).to_string(index=False))
+    metrics = read_metrics(run_dir)
+    tables = paper_tables(paper.id, metrics, metrics.get("produced_by") or f"the run in {run_dir}")
+    print(render_text(tables, markdown=args.format == "md"))
+    counts = coverage(tables)
+    print(counts.to_markdown(index=False) if args.format == "md" else counts.to_string(index=False))
     return 0
 
 

@@ -250,3 +250,34 @@ def roc_curves_micro(Y, P, label_names, title: str = "", max_labels: int = 14):
     ax.plot(fpr, tpr, color="black", lw=2, label=f"micro-average ({auroc(y, p):.2f})")
     ax.legend(fontsize=6, loc="lower right")
     return fig
+
+
+def paper_gap_figure(pairs, title: str, synthetic: bool = True):
+    """Dumbbell: the paper's value and ours for each table's headline cell, on a 0-100 axis.
+
+    `pairs` is `compare.headline_pairs(...)` (table, quantity, paper, ours, unit); fractions are shown x100
+    so percent, fraction and 0-100 scores (dBLEU) share one axis; other units are left out.
+    """
+    import seaborn as sns
+
+    plt = _plt()
+    shown = pairs[pairs["unit"].isin(["percent", "fraction", "score"])].copy()
+    factor = np.where(shown["unit"] == "fraction", 100.0, 1.0)
+    shown["paper"], shown["ours"] = shown["paper"] * factor, shown["ours"] * factor
+    labels = [f"{t}: {q}" for t, q in zip(shown["table"], shown["quantity"])]
+    fig, ax = plt.subplots(figsize=(7.5, 0.55 * max(len(shown), 2) + 1.4))
+    colours = sns.color_palette("colorblind", 2)
+    y = np.arange(len(shown))
+    ax.hlines(y, shown["paper"], shown["ours"], color="0.7", linewidth=2, zorder=1)
+    ax.scatter(shown["paper"], y, color=colours[0], s=60, label="paper", zorder=2)
+    ax.scatter(shown["ours"], y, color=colours[1], s=60, marker="D",
+               label="this run (synthetic demo)" if synthetic else "this run", zorder=2)
+    ax.set_yticks(y, labels, fontsize=9)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("value on a 0-100 scale (percent; fractions x100; dBLEU as printed)", fontsize=9)
+    ax.set_title(title + ("\n(synthetic demo: not clinical performance)" if synthetic else ""), fontsize=10, loc="left")
+    ax.legend(fontsize=9, loc="lower right")
+    ax.tick_params(axis="x", labelsize=9)
+    fig.tight_layout()
+    return fig

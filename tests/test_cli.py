@@ -80,6 +80,10 @@ def test_run_writes_run_folder(fake_notebooks, tmp_path, monkeypatch, capfd):
     terminal = "".join(capfd.readouterr())  # the kernel writes to our file descriptors
     assert "medvl: meems done" in terminal and "WARNING" not in terminal and "encryption" not in terminal
     assert cli.main(["compare", "meems", str(out)]) == 0
+    assert "cells: paper | ours" in capfd.readouterr().out
+    assert cli.main(["compare", "meems", str(out), "--format", "md"]) == 0
+    printed = capfd.readouterr().out
+    assert printed.count("### ") == 8 and "published cells" in printed  # every MEEMS table, then coverage
 
 
 def test_failing_cell_exits_1_and_names_partial_notebook(fake_notebooks, tmp_path, capsys):

@@ -3,7 +3,6 @@ import json
 import numpy as np
 
 from medvl_core import runs
-from medvl_core.compare import comparison_table
 
 
 def test_record_writes_and_merges_metrics(tmp_path, monkeypatch):
@@ -35,11 +34,3 @@ def test_savefig_writes_png(tmp_path, monkeypatch):
     assert (tmp_path / "figures" / "line.png").read_bytes()[:4] == b"\x89PNG"
     runs.current_run().savefig(fig, "umap_image-folder:/data/us")
     assert (tmp_path / "figures" / "umap_image-folder_data_us.png").is_file()
-
-
-def test_comparison_table_labels_and_missing_values():
-    published = {"headline": {"metric": "AUROC", "value": 0.9, "setting": "CheXpert", "metric_key": "auroc"},
-                 "compare": [{"label": "F1", "published": 0.5, "metric": "f1"}]}
-    table = comparison_table(published, {"auroc": 0.6}, produced_by="SynthCXR demo")
-    assert list(table["published"]) == [0.9, 0.5]
-    assert list(table["reproduced: SynthCXR demo"]) == [0.6, "not reproduced yet"]

@@ -441,16 +441,6 @@ def claude_table(client, data: M3GData, split: str, scenarios=None, max_cases: i
     return pd.DataFrame(rows), out
 
 
-def published_rows(published: dict, table: str) -> pd.DataFrame:
-    """A table of published.yaml's `tables.<table>` rows, or one row saying why there are none."""
-    entry = (published.get("tables") or {}).get(table) or {}
-    rows = entry.get("rows") or []
-    if rows:
-        return pd.DataFrame(rows)
-    status = entry.get("status") or published.get("status") or "no published numbers recorded"
-    return pd.DataFrame([{"table": table, "published numbers": status}])
-
-
 def dbleu_by_setting(table: pd.DataFrame, split: str) -> dict[str, float]:
     """setting -> dBLEU on `split` from a table of score rows."""
     rows = table[table["split"] == split]

@@ -48,3 +48,14 @@ def confounder_results(features: dict, datasets: dict, seed: int = 0) -> pd.Data
         return pd.DataFrame(columns=CONFOUNDER_COLUMNS)
     frame["lift over chance"] = frame["cv_accuracy_mean"] - frame["chance_accuracy"]
     return frame
+
+
+def per_dataset_metrics(results: pd.DataFrame, models: dict[str, str]) -> dict:
+    """Recorded metrics `svc_accuracy_<tag>_<dataset>` / `svc_macro_f1_<tag>_<dataset>` (CV means) per model tag."""
+    metrics = {}
+    for tag, model in models.items():
+        metrics[f"probe_model_{tag}"] = model
+        for _, row in results[results["model"] == model].iterrows():
+            metrics[f"svc_accuracy_{tag}_{row['dataset']}"] = round(float(row["cv_accuracy_mean"]), 4)
+            metrics[f"svc_macro_f1_{tag}_{row['dataset']}"] = round(float(row["cv_macro_f1_mean"]), 4)
+    return metrics
