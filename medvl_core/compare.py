@@ -65,13 +65,14 @@ def beside(table: Table, spec: dict, metrics: dict, produced_by: str) -> Beside:
         if isinstance(value, int | float) and not isinstance(value, bool):
             ours[(entry["row"], entry["column"])] = value * float(entry.get("scale", scale))
     numeric = [c for c in table.columns if table.unit_of(c) != "text"]
+    mapped = bool(spec.get("cells") or spec.get("extra_rows"))  # else: the paper's cells alone, reason below
     body = []
     for row in table.rows:
         line = {"group": row.group or "", "row": row.label}
         for column in table.columns:
             cell = row.cells.get(column)
             shown = cell.show() if cell else DASH
-            if column in numeric and (cell is None or cell.value is not None):
+            if mapped and column in numeric and (cell is None or cell.value is not None):
                 mine = ours.get((row.label, column))
                 shown = f"{shown} | {_fmt(mine) if mine is not None else DASH}"
             line[column] = shown
@@ -87,7 +88,10 @@ def beside(table: Table, spec: dict, metrics: dict, produced_by: str) -> Beside:
     filled = len(ours) + sum(1 for extra in spec.get("extra_rows") or [] for m in extra["cells"].values()
                              if isinstance(metrics.get(m), int | float))
     reason = spec.get("missing") or ("this run measures none of this table's quantities" if not filled else "")
-    caption = f"cells: paper | ours. Ours: {produced_by}." + (f" {DASH}: {reason}" if reason else "")
+    if mapped:
+        caption = f"cells: paper | ours. Ours: {produced_by}." + (f" {DASH}: {reason}" if reason else "")
+    else:
+        caption = f"the paper's values only; ours {DASH}: {reason}"
     return Beside(table, frame, caption, table.n_values, filled, ours)
 
 
