@@ -4,11 +4,11 @@ import json
 
 import nbformat
 import pytest
+from metric_check import load_tolerances, metric_differences, tolerance_for
 
 from medvl_core.errors import MedvlError
 from medvl_core.notebook import recorded_metrics
 from medvl_core.papers import PAPERS
-from metric_check import load_tolerances, metric_differences, tolerance_for
 
 RULES = {"n_*": {"exact": True}, "auc_*": {"abs": 0.02}, "*": {"abs": 0.5}}
 

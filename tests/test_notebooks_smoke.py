@@ -11,12 +11,12 @@ import os
 from pathlib import Path
 
 import pytest
+from metric_check import load_tolerances, metric_differences
 
 from medvl_core import cli
 from medvl_core.notebook import recorded_metrics
 from medvl_core.papers import PAPERS
 from medvl_core.runs import read_metrics
-from metric_check import load_tolerances, metric_differences
 
 pytestmark = pytest.mark.notebook
 

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ParameterError
+from .distributed import gather_batch
 from .relaxed import relaxed_similarity
 
 FRAMEWORKS = ("clip", "slip")
@@ -51,12 +52,14 @@ def clip_loss(img: torch.Tensor, txt: torch.Tensor, logit_scale, relax=None) -> 
     """Symmetric InfoNCE over matched rows: mean of image->text and text->image cross-entropy.
 
     Inputs are L2-normalised here (idempotent for normalised embeddings); `relax=(threshold, alpha)` passes the
-    cosine matrix's diagonal through `relaxed_similarity` before scaling (Jang et al., eq. 3).
+    cosine matrix's diagonal through `relaxed_similarity` before scaling (Jang et al., eq. 3). Under
+    torch.distributed the loss is the global batch's on every rank (`losses.distributed`).
     """
     if img.ndim != 2 or img.shape != txt.shape:
         raise ParameterError(
             f"clip_loss needs matching (B, D) embeddings, got {tuple(img.shape)} and {tuple(txt.shape)}"
         )
+    img, txt = gather_batch(img), gather_batch(txt)
     logits = clip_logits(img, txt, logit_scale, relax)
     targets = torch.arange(logits.shape[0], device=logits.device)
     return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
@@ -68,6 +71,7 @@ def simclr_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) ->
         raise ParameterError(f"simclr_loss needs matching (B, D) views, got {tuple(z1.shape)} and {tuple(z2.shape)}")
     if temperature <= 0:
         raise ParameterError(f"temperature must be > 0, got {temperature}")
+    z1, z2 = gather_batch(z1), gather_batch(z2)  # global batch under torch.distributed
     z = F.normalize(_full(torch.cat([z1, z2])), dim=-1)
     n = z1.shape[0]
     logits = (z @ z.T) / temperature
