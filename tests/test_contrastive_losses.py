@@ -10,8 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from medvl_core.errors import ParameterError
-from medvl_core.losses import ContrastiveObjective, clip_loss, relaxed_similarity, simclr_loss
+from medvl_core.losses import ContrastiveObjective, clip_loss, relax_positive, relaxed_similarity, simclr_loss
+from medvl_core.losses.uniclip import mp_nce_loss, uniclip_loss
 from medvl_core.models.dual_encoder import build_dual_encoder
+from medvl_core.models.uniclip import DomainSimilarity
 
 DIAGONAL = [0.9, 0.6, 0.5, 0.3, 0.1, 0.0, -0.2, -0.7]  # covers s >= t, 0 <= s < t, s < 0 (t = 0.5)
 
@@ -157,10 +159,83 @@ def test_slip_objective_adds_weighted_simclr_and_trains_the_head(model):
 
 
 def test_objective_errors_are_clear(model):
-    with pytest.raises(ParameterError, match="UniCLIP"):
-        ContrastiveObjective("uniclip")
+    with pytest.raises(ParameterError, match="clip, slip, uniclip"):
+        ContrastiveObjective("unclip")
+    with pytest.raises(ParameterError, match="domain_similarity"):
+        ContrastiveObjective("uniclip")(model, batch(model, views=True))
     with pytest.raises(ParameterError, match="views"):
         ContrastiveObjective("slip")(model, batch(model))
     no_head = build_dual_encoder("tiny:cnn-32", "tiny:text-32", embed_dim=16, image_size=32)
     with pytest.raises(ParameterError, match="ssl_dim"):
         ContrastiveObjective("slip")(no_head, batch(no_head, views=True))
+
+
+# --- UniCLIP -------------------------------------------------------------------------------------
+
+
+def test_mp_nce_contrasts_each_positive_with_negatives_only():
+    logits = torch.tensor([[9.0, 1.0, 0.5, -1.0], [1.0, 9.0, 2.0, 0.0], [0.5, 2.0, 9.0, 3.0], [-1.0, 0.0, 3.0, 9.0]])
+    positive = torch.tensor([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]], dtype=torch.bool)
+
+    def pair(a, p, negatives):
+        return math.log(math.exp(logits[a, p]) + sum(math.exp(logits[a, n]) for n in negatives)) - logits[a, p].item()
+
+    expected = (pair(0, 1, [2, 3]) + pair(1, 0, [2, 3]) + pair(2, 3, [0, 1]) + pair(3, 2, [0, 1])) / 4
+    assert mp_nce_loss(logits, positive).item() == pytest.approx(expected, rel=1e-6)
+    # two positives per anchor: each is contrasted with the negatives, not with the other positive
+    positive3 = torch.zeros(3, 3, dtype=torch.bool)
+    positive3[0, 1] = positive3[0, 2] = True
+    l3 = torch.tensor([[0.0, 2.0, 1.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    only_anchor = mp_nce_loss(l3, positive3).item()
+    assert only_anchor == pytest.approx((math.log(math.exp(2.0)) - 2.0 + math.log(math.exp(1.0)) - 1.0) / 2, abs=1e-6)
+
+
+def test_domain_similarity_scales_and_offsets_each_domain_pair():
+    sim = DomainSimilarity(init_temperature=0.5)
+    with torch.no_grad():
+        sim.offset.copy_(torch.tensor([0.1, 0.2, 0.3]))
+    cos = torch.full((3, 3), 0.5)
+    out = sim(cos, torch.tensor([0, 0, 1]))  # image, image, text
+    assert out[0, 1].item() == pytest.approx((0.5 - 0.1) * 2) and out[0, 2].item() == pytest.approx((0.5 - 0.2) * 2)
+    assert out[2, 2].item() == pytest.approx((0.5 - 0.3) * 2) and out[2, 0].item() == pytest.approx(out[0, 2].item())
+
+
+def test_uniclip_loss_by_hand_with_relaxed_positives():
+    g = torch.Generator().manual_seed(0)
+    view, text = torch.randn(2, 4, generator=g), torch.randn(2, 4, generator=g)
+    sim = DomainSimilarity(init_temperature=1.0)  # scale 1, offset 0: logits are the (relaxed) cosines
+    z = torch.nn.functional.normalize(torch.cat([view, text]), dim=-1)
+    cos = z @ z.T
+    for relax in (None, (0.5, 10.0)):
+        pos = {0: [2], 1: [3], 2: [0], 3: [1]}  # sample 0 = rows 0 (view) and 2 (text), sample 1 = rows 1 and 3
+        losses = []
+        for a, ps in pos.items():
+            negatives = [n for n in range(4) if n != a and n not in ps]
+            for p in ps:
+                s = relax_positive(cos[a, p], *relax).item() if relax else cos[a, p].item()
+                losses.append(math.log(math.exp(s) + sum(math.exp(cos[a, n].item()) for n in negatives)) - s)
+        assert uniclip_loss([view], text, sim, relax).item() == pytest.approx(sum(losses) / 4, rel=1e-5)
+
+
+def test_uniclip_objective_trains_aug_embedding_and_similarity_on_cached_views():
+    torch.manual_seed(0)
+    model = build_dual_encoder("tiny:cnn-32", "tiny:text-32", embed_dim=16, trainable="projections",
+                               aug_params=5, domain_similarity=True).train()
+    g = torch.Generator().manual_seed(1)
+    data = {"image_features": torch.randn(6, 32, generator=g), "text_features": torch.randn(6, 32, generator=g),
+            "view_features": torch.randn(6, 2, 32, generator=g), "view_params": torch.randn(6, 2, 5, generator=g)}
+    objective = ContrastiveObjective("uniclip", relax=(0.5, 10.0))
+    out = objective(model, data)
+    out["loss"].backward()
+    assert model.domain_similarity.log_scale.grad.abs().sum() > 0 and model.domain_similarity.offset.grad is not None
+    assert all(p.grad is not None for p in model.aug_embedding.parameters())
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=0.05)
+    for _ in range(30):
+        optimizer.zero_grad()
+        loss = objective(model, data)["loss"]
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < out["loss"].item() - 0.5
+    no_params = model.project_image_features(data["image_features"])
+    zeros = model.project_image_features(data["image_features"], torch.zeros(6, 5))
+    torch.testing.assert_close(no_params, zeros)  # evaluation = the identity view

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from medvl_core.data.pairs import ImageTextPairs, collate_pairs
-from medvl_core.data.transforms import ShrinkTo, paper_augmentation, two_views
+from medvl_core.data.transforms import AUG_PARAMS, ShrinkTo, paper_augmentation, param_vector, two_views
 from medvl_core.errors import DataFormatError, ParameterError
 from medvl_core.models.encoders import build_image_encoder, build_text_encoder
 from medvl_core.text.sentences import split_sentences
@@ -91,11 +92,12 @@ def test_collate_shapes_and_slip_views(preprocess, tokenizer):
     assert not torch.equal(item["views"][0], item["views"][1])
     loader = DataLoader(pairs, batch_size=4, collate_fn=pairs.collate)
     batch = next(iter(loader))
-    assert set(batch) == {"images", "input_ids", "attention_mask", "views"}
+    assert set(batch) == {"images", "input_ids", "attention_mask", "views", "view_params"}
     assert batch["images"].shape == (4, 3, 32, 32) and batch["views"].shape == (2, 4, 3, 32, 32)
+    assert batch["view_params"].shape == (2, 4, 5) and not torch.equal(batch["view_params"][0], batch["view_params"][1])
     assert batch["input_ids"].shape == batch["attention_mask"].shape and batch["input_ids"].shape[0] == 4
     torch.testing.assert_close(batch["views"][:, 0], item["views"])
-    no_views = [{k: v for k, v in pairs[i].items() if k != "views"} for i in range(3)]
+    no_views = [{k: v for k, v in pairs[i].items() if k not in ("views", "view_params")} for i in range(3)]
     plain = collate_pairs(tokenizer, max_length=8)(no_views)
     assert set(plain) == {"images", "input_ids", "attention_mask"} and plain["input_ids"].shape[1] <= 8
 
@@ -106,9 +108,16 @@ def test_transforms():
     augment = paper_augmentation(image_size=64)
     out = augment(image)
     assert isinstance(out, Image.Image) and out.size == (96, 64)
-    affine = augment.transforms[1]
-    assert list(affine.degrees) == [-20.0, 20.0] and tuple(affine.scale) == (0.9, 1.1)
-    assert augment.transforms[3].brightness == (0.8, 1.2) and augment.transforms[3].contrast == (0.8, 1.2)
+    assert (augment.degrees, augment.scale, augment.jitter) == (20.0, (0.9, 1.1), (0.5, 2.0))  # the paper's values
+    identity = {"angle": 0.0, "scale": 1.0, "flip": False, "brightness": 1.0, "contrast": 1.0}
+    shrunk = ShrinkTo(64)(image.convert("RGB"))
+    assert np.array_equal(np.asarray(augment.apply(image.convert("RGB"), identity)), np.asarray(shrunk))
+    assert param_vector(identity).abs().sum() == 0 and param_vector(None).shape == (len(AUG_PARAMS),)
+    torch.manual_seed(0)
+    view, vector = augment.with_params(image)
+    assert view.size == (96, 64) and vector.shape == (5,) and vector.abs().max() <= 1.0 + 1e-6
+    flipped = augment.apply(image.convert("RGB"), {**identity, "flip": True})
+    assert np.array_equal(np.asarray(flipped)[:, ::-1], np.asarray(shrunk))
     first, second = two_views(paper_augmentation())(image)
     assert first.size == second.size == image.size
 

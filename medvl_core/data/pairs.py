@@ -97,7 +97,13 @@ class ImageTextPairs(Dataset):
             torch.manual_seed(_seed(self.seed, self.epoch, index))
             out["image"] = self.preprocess(self.augment(image) if self.augment else image)
             if self.views is not None:
-                out["views"] = torch.stack([self.preprocess(view) for view in self.views(image)])
+                augment = self.views.augment
+                if hasattr(augment, "with_params"):  # views that say how they were made (UniCLIP)
+                    made = [augment.with_params(image) for _ in range(2)]
+                    out["views"] = torch.stack([self.preprocess(view) for view, _ in made])
+                    out["view_params"] = torch.stack([params for _, params in made])
+                else:
+                    out["views"] = torch.stack([self.preprocess(view) for view in self.views(image)])
         return out
 
 
@@ -118,8 +124,9 @@ class PairCollator:
             "input_ids": tokens["input_ids"],
             "attention_mask": tokens["attention_mask"],
         }
-        if "views" in items[0]:
-            batch["views"] = torch.stack([item["views"] for item in items], dim=1)
+        for key in ("views", "view_params"):
+            if key in items[0]:
+                batch[key] = torch.stack([item[key] for item in items], dim=1)
         return batch
 
 

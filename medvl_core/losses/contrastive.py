@@ -11,7 +11,7 @@ from ..errors import ParameterError
 from .distributed import gather_batch
 from .relaxed import relaxed_similarity
 
-FRAMEWORKS = ("clip", "slip")
+FRAMEWORKS = ("clip", "slip", "uniclip")
 
 
 def relax_args(relax) -> tuple[float, float] | None:
@@ -84,17 +84,20 @@ class ContrastiveObjective:
     """`objective(model, batch) -> dict(loss, clip, ssl)`: a training engine's loss_fn for a DualEncoder.
 
     framework="clip": symmetric InfoNCE (relaxed positives when `relax` is set).
-    framework="slip": that plus `ssl_weight` x SimCLR on batch["views"] (2, B, 3, H, W) through the image tower and
-    the model's SSL head, in the same model call (one forward under DDP). The head lives in the model (build it
-    with `build_dual_encoder(..., ssl_dim=256)`), so it is in the optimizer, the checkpoint and `save_pretrained`.
-    UniCLIP is not implemented.
+    framework="slip": that plus `ssl_weight` x SimCLR on two image views through the model's SSL head (build it
+    with `build_dual_encoder(..., ssl_dim=256)`).
+    framework="uniclip": MP-NCE over the universal set {image, its views, text} with the model's augmentation-aware
+    embedding and domain-dependent similarity (`build_dual_encoder(..., aug_params=5, domain_similarity=True)`;
+    `losses.uniclip`), relaxed positives when `relax` is set. "ssl" then reports the image-image share of nothing:
+    the one loss covers both domains.
+    Views come as pixels `batch["views"]` (V, B, 3, H, W) or as cached pooled features `batch["view_features"]`
+    (B, V, tower dim), with `batch["view_params"]` (same leading dims, P) for UniCLIP. Everything goes through one
+    model call (one forward under DDP); the heads live in the model, so they are trained, checkpointed and saved.
     """
 
     def __init__(self, framework: str = "clip", relax=None, ssl_weight: float = 1.0, ssl_temperature: float = 0.1):
         if framework not in FRAMEWORKS:
-            raise ParameterError(
-                f"framework={framework!r}; use one of {', '.join(FRAMEWORKS)} (UniCLIP is not implemented)"
-            )
+            raise ParameterError(f"framework={framework!r}; use one of {', '.join(FRAMEWORKS)}")
         self.framework, self.relax = framework, relax_args(relax)
         self.ssl_weight, self.ssl_temperature = float(ssl_weight), float(ssl_temperature)
 
@@ -110,16 +113,41 @@ class ContrastiveObjective:
             img, txt, scale = model(**inputs)
             clip = clip_loss(img, txt, scale, self.relax)
             return {"loss": clip, "clip": clip.detach(), "ssl": torch.zeros((), device=clip.device)}
-        views = batch.get("views")
-        if views is None or views.ndim != 5 or views.shape[0] != 2:
-            raise ParameterError(
-                "framework='slip' needs batch['views'] of shape (2, B, 3, H, W); "
-                "build the dataset with ImageTextPairs(..., slip=True)"
-            )
-        img, txt, scale, z = model(**inputs, views=views.flatten(0, 1))
-        clip = clip_loss(img, txt, scale, self.relax)
-        ssl = simclr_loss(z[: views.shape[1]], z[views.shape[1] :], self.ssl_temperature)
-        return {"loss": clip + self.ssl_weight * ssl, "clip": clip.detach(), "ssl": ssl.detach()}
+        views, n_views = _views(batch, self.framework)
+        if self.framework == "slip" and getattr(model, "module", model).ssl_head is None:
+            raise ParameterError("framework='slip' needs the model's SSL head; build it with build_dual_encoder(..., ssl_dim=256)")
+        img, txt, scale, out = model(**inputs, **views)
+        chunks = list(out.split(out.shape[0] // n_views))
+        if self.framework == "slip":
+            clip = clip_loss(img, txt, scale, self.relax)
+            ssl = simclr_loss(chunks[0], chunks[1], self.ssl_temperature)
+            return {"loss": clip + self.ssl_weight * ssl, "clip": clip.detach(), "ssl": ssl.detach()}
+        from .uniclip import uniclip_loss
+
+        similarity = getattr(model, "module", model).domain_similarity  # DDP wraps the model in .module
+        if similarity is None:
+            raise ParameterError("framework='uniclip' needs a model built with domain_similarity=True and aug_params=5")
+        loss = uniclip_loss([img, *chunks], txt, similarity, self.relax)
+        return {"loss": loss, "clip": loss.detach(), "ssl": torch.zeros((), device=loss.device)}
+
+
+def _views(batch: Mapping, framework: str) -> tuple[dict, int]:
+    """Model keyword arguments carrying the image views (flattened view-major) and the number of views."""
+    if batch.get("views") is not None and batch["views"].ndim == 5:
+        views = batch["views"]
+        out = {"views": views.flatten(0, 1)}
+        if batch.get("view_params") is not None:
+            out["view_params"] = batch["view_params"].flatten(0, 1)
+        return out, views.shape[0]
+    if batch.get("view_features") is not None and batch["view_features"].ndim == 3:
+        features = batch["view_features"].transpose(0, 1)  # (V, B, D)
+        out = {"view_features": features.flatten(0, 1)}
+        if batch.get("view_params") is not None:
+            out["view_params"] = batch["view_params"].transpose(0, 1).flatten(0, 1)
+        return out, features.shape[0]
+    raise ParameterError(
+        f"framework={framework!r} needs image views: batch['views'] (V, B, 3, H, W) from ImageTextPairs(..., slip=True) "
+        "or batch['view_features'] (B, V, D) from FeaturePairs(..., view_features=...)")
 
 
 def _model_inputs(batch: Mapping) -> dict:

@@ -13,6 +13,8 @@
 
 SLIP: `ssl_dim=256` adds `ssl_head` (SLIP's 3-layer MLP on the image tower's pooled features) to the model, so
 its parameters are trained and saved with it; `losses.ContrastiveObjective("slip")` uses it.
+UniCLIP: `aug_params=5` adds the augmentation-aware embedding and `domain_similarity=True` the per-domain-pair
+similarity (`models.uniclip`); `losses.ContrastiveObjective("uniclip")` uses both.
 
 Frozen BatchNorm layers stay in eval mode during training, so "frozen" also means frozen running statistics.
 """
@@ -31,6 +33,7 @@ from torch import nn
 
 from ..errors import DataFormatError, ParameterError
 from .encoders import ImageEncoder, TextEncoder, _device_of, _eval_mode, build_image_encoder, build_text_encoder
+from .uniclip import AugmentationEmbedding, DomainSimilarity
 
 TRAINABLE = ("all", "projections", "last")
 CONFIG_NAME, WEIGHTS_NAME = "dual_encoder.json", "dual_encoder.pt"
@@ -71,6 +74,8 @@ class DualEncoder(nn.Module):
         max_logit_scale: float = 100.0,
         ssl_dim: int | None = None,
         ssl_hidden_dim: int = 1024,
+        aug_params: int | None = None,
+        domain_similarity: bool = False,
     ):
         super().__init__()
         if not 0.0 < init_temperature <= 1.0 or max_logit_scale < 1.0 / init_temperature:
@@ -87,6 +92,10 @@ class DualEncoder(nn.Module):
         self.log_logit_scale.requires_grad_(self.learn_temperature)
         self.ssl_dim, self.ssl_hidden_dim = ssl_dim, int(ssl_hidden_dim)
         self.ssl_head = SSLHead(image_encoder.embed_dim, ssl_hidden_dim, ssl_dim) if ssl_dim else None
+        # UniCLIP (models.uniclip): augmentation-aware embedding of image views, per-domain-pair similarity
+        self.aug_params, self.use_domain_similarity = aug_params, bool(domain_similarity)
+        self.aug_embedding = AugmentationEmbedding(aug_params, image_encoder.embed_dim) if aug_params else None
+        self.domain_similarity = DomainSimilarity(init_temperature) if domain_similarity else None
         self.trainable = "all"
         tower_device = _device_of(image_encoder)
         if tower_device.type != "cpu":  # new heads join towers that already live on an accelerator
@@ -125,7 +134,7 @@ class DualEncoder(nn.Module):
         """(B,3,H,W) tensor -> normalised (B,D), differentiable; a list of PIL images -> CPU float (eval, no grad)."""
         if not torch.is_tensor(pixels):
             return self._encode_pil(pixels)
-        return F.normalize(self.image_projection(self.visual(pixels)), dim=-1)
+        return self.project_image_features(self.visual(pixels))
 
     def encode_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Token ids + mask -> normalised (B,D), differentiable."""
@@ -159,8 +168,11 @@ class DualEncoder(nn.Module):
             )
         return self.ssl_head(self.visual(pixels))
 
-    def project_image_features(self, features: torch.Tensor) -> torch.Tensor:
-        """Pooled image-tower features (B, tower dim), e.g. from a feature cache -> normalised (B,D)."""
+    def project_image_features(self, features: torch.Tensor, aug_params: torch.Tensor | None = None) -> torch.Tensor:
+        """Pooled image-tower features (B, tower dim), e.g. from a feature cache -> normalised (B,D); with an
+        augmentation-aware embedding, `aug_params` (B, P) say how each view was made (None: not augmented)."""
+        if self.aug_embedding is not None:
+            features = self.aug_embedding(features, aug_params)
         return F.normalize(self.image_projection(features), dim=-1)
 
     def project_text_features(self, features: torch.Tensor) -> torch.Tensor:
@@ -168,17 +180,24 @@ class DualEncoder(nn.Module):
         return F.normalize(self.text_projection(features), dim=-1)
 
     def forward(self, images=None, input_ids=None, attention_mask=None, views=None, *, image_features=None,
-                text_features=None):
-        """(normalised image emb., normalised text emb., logit scale[, SSL head outputs of `views` (N,3,H,W)]).
+                text_features=None, view_features=None, view_params=None):
+        """(normalised image emb., normalised text emb., logit scale[, view outputs]).
 
-        `image_features`/`text_features` (cached outputs of frozen towers) replace the pixel/token inputs.
-        Passing SLIP's views here (not through `ssl_embed`) keeps one forward call under DDP/Accelerate.
+        `image_features`/`text_features` (cached outputs of frozen towers) replace the pixel/token inputs. Image
+        views, as pixels `views` (N,3,H,W) or pooled `view_features` (N, tower dim), add a 4th output: SLIP's SSL
+        head outputs when the model has one, else their normalised embeddings (augmentation-aware with
+        `view_params` (N, P); UniCLIP). Passing views here keeps one forward call under DDP/Accelerate.
         """
         img = self.encode_images(images) if image_features is None else self.project_image_features(image_features)
         txt = (self.encode_tokens(input_ids, attention_mask) if text_features is None
                else self.project_text_features(text_features))
         out = (img, txt, self.logit_scale)
-        return out if views is None else (*out, self.ssl_embed(views))
+        if views is None and view_features is None:
+            return out
+        pooled = self.visual(views) if views is not None else view_features
+        if self.ssl_head is not None:
+            return (*out, self.ssl_head(pooled))
+        return (*out, self.project_image_features(pooled, view_params))
 
     # -- freezing -----------------------------------------------------------------------------
 
@@ -191,7 +210,8 @@ class DualEncoder(nn.Module):
             if mode == "last":
                 for _, part in last_stage(tower):
                     part.requires_grad_(True)
-        for head in (self.image_projection, self.text_projection, self.ssl_head):
+        for head in (self.image_projection, self.text_projection, self.ssl_head, self.aug_embedding,
+                     self.domain_similarity):
             if head is not None:
                 head.requires_grad_(True)
         self.log_logit_scale.requires_grad_(self.learn_temperature)
@@ -241,6 +261,8 @@ class DualEncoder(nn.Module):
             "max_logit_scale": self.max_logit_scale,
             "ssl_dim": self.ssl_dim,
             "ssl_hidden_dim": self.ssl_hidden_dim,
+            "aug_params": self.aug_params,
+            "domain_similarity": self.use_domain_similarity,
             "trainable": self.trainable,
         }
 
@@ -294,10 +316,11 @@ def load_dual_encoder(path, device=None) -> DualEncoder:
         raise DataFormatError(f"{config_file} is not valid JSON ({exc}); save the model again") from exc
     if config.get("format") != _FORMAT:
         raise DataFormatError(f"{config_file}: format {config.get('format')!r}, expected {_FORMAT!r}")
-    keys = ("embed_dim", "init_temperature", "learn_temperature", "max_logit_scale", "ssl_dim", "ssl_hidden_dim")
+    keys = ("embed_dim", "init_temperature", "learn_temperature", "max_logit_scale", "ssl_dim", "ssl_hidden_dim",
+            "aug_params", "domain_similarity")
     model = build_dual_encoder(
         config["image_spec"], config["text_spec"], trainable=config.get("trainable", "all"),
-        image_size=config.get("image_size"), **{k: config[k] for k in keys},
+        image_size=config.get("image_size"), **{k: config[k] for k in keys if k in config},
     )  # fmt: skip
     state = torch.load(weights_file, map_location="cpu", weights_only=True)
     missing, unexpected = model.load_state_dict(state, strict=False)
