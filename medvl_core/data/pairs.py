@@ -204,6 +204,47 @@ class FeaturePairs(Dataset):
                 "text_features": self.sentence_features[chosen].mean(dim=0)}
 
 
+def epoch_text(text: str, sentences_per_report: int | None, seed: int, epoch: int, index: int) -> str:
+    """What report `index` contributes in `epoch`: `sentences_per_report` sentences drawn from (seed, epoch, index)
+    and joined into one text (Jang et al.'s random sentence sampling; None = the whole report), as `ImageTextPairs`."""
+    if sentences_per_report is None:
+        return text
+    rng = np.random.default_rng([int(seed), int(epoch), int(index), 0])
+    return " ".join(sample_sentences(split_sentences(text), sentences_per_report, rng))
+
+
+class CachedPairs(Dataset):
+    """Frozen-tower pairs for a CPU demo: an image's cached pooled features, optional cached augmented views
+    (`view_features` (N, V, D) with `view_params` (N, V, P)), and the features of this epoch's texts from
+    `text_features(epoch)` -> (N, D) (e.g. `EpochTextFeatures`: the sampled sentences of each report joined and
+    encoded by the frozen text tower, as the paper feeds them to its text encoder)."""
+
+    def __init__(self, image_features: torch.Tensor, text_features, view_features: torch.Tensor | None = None,
+                 view_params: torch.Tensor | None = None):
+        if view_features is not None and (len(view_features) != len(image_features) or view_params is None
+                                          or view_params.shape[:2] != view_features.shape[:2]):
+            raise ParameterError("view_features (N, V, D) need view_params (N, V, P) for the same N images and V views")
+        self.image_features, self.text_features = image_features, text_features
+        self.view_features, self.view_params = view_features, view_params
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose texts `__getitem__` returns (idempotent)."""
+        self.epoch = int(epoch)
+        self._texts = self.text_features(self.epoch)
+        if len(self._texts) != len(self.image_features):
+            raise ParameterError(f"text_features({epoch}) gave {len(self._texts)} rows for {len(self.image_features)} images")
+
+    def __len__(self) -> int:
+        return len(self.image_features)
+
+    def __getitem__(self, index: int) -> dict:
+        item = {"image_features": self.image_features[index], "text_features": self._texts[index]}
+        if self.view_features is not None:
+            item["view_features"], item["view_params"] = self.view_features[index], self.view_params[index]
+        return item
+
+
 def sentence_index(reports) -> tuple[list[str], list[list[int]]]:
     """Unique sentences over all reports and, per report, the indices of its sentences (split once)."""
     position: dict[str, int] = {}

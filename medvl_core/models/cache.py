@@ -19,6 +19,18 @@ def cache_key(spec: str, ids, extra: str = "") -> str:
     return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', spec)}-{len(ids)}-{digest}"
 
 
+def _spec_key(encoder) -> str:
+    """The encoder's spec, plus a digest of its weights for random-init specs (tiny:..., ...@random), whose
+    weights differ between runs with different seeds: their features must not be mixed up in the cache."""
+    spec = encoder.spec
+    if not (spec.startswith("tiny:") or spec.endswith("@random")):
+        return spec
+    digest = hashlib.sha256()
+    for tensor in encoder.state_dict().values():
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return f"{spec}#{digest.hexdigest()[:12]}"
+
+
 def _fingerprint(record: dict) -> str:
     """Record id plus its image file's path, size and mtime, so a regenerated file invalidates the cache."""
     path = record.get("path")
@@ -49,7 +61,7 @@ def image_tower_features(encoder, dataset, batch_size: int = 64, progress: bool 
                                 lambda pixels: encoder(pixels).float().cpu())
         return torch.cat(chunks) if chunks else torch.empty(0, encoder.embed_dim)
 
-    return _cached(cache_key(encoder.spec, ids, repr(encoder.preprocess)), compute)
+    return _cached(cache_key(_spec_key(encoder), ids, repr(encoder.preprocess)), compute)
 
 
 def _image_batches(encoder, dataset, batch_size: int, progress: bool, what: str, run) -> list:
@@ -79,7 +91,7 @@ def text_tower_features(encoder, texts, batch_size: int = 128, progress: bool = 
             out[rows] = encoder(tokens["input_ids"].to(device), tokens["attention_mask"].to(device)).float().cpu()
         return out
 
-    return _cached(cache_key(encoder.spec, texts), compute)
+    return _cached(cache_key(_spec_key(encoder), texts), compute)
 
 
 @torch.no_grad()
@@ -95,4 +107,66 @@ def image_tower_grids(encoder, dataset, batch_size: int = 64, progress: bool = T
                                 lambda pixels: encoder.forward_grid(pixels).to(torch.float16).cpu())
         return torch.cat(chunks) if chunks else torch.empty(0, encoder.grid_dim, 0, 0, dtype=torch.float16)
 
-    return _cached(cache_key(encoder.spec, ids, "grid|" + repr(encoder.preprocess)), compute).float()
+    return _cached(cache_key(_spec_key(encoder), ids, "grid|" + repr(encoder.preprocess)), compute).float()
+
+
+@torch.no_grad()
+def image_view_features(encoder, dataset, augment, n_views: int = 2, seed: int = 0, batch_size: int = 64,
+                        progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pooled features (N, V, D) of `n_views` augmented views of every image and their parameter vectors (N, V, P).
+
+    `augment.with_params(image)` makes a view (e.g. `data.transforms.PaperAugmentation`); view k of item i is drawn
+    from a torch seed of (seed, i, k), so the views are reproducible; both tensors are cached on disk.
+    """
+    from ..data.pairs import _seed
+
+    ids = [_fingerprint(record) for record in dataset.records]
+
+    def compute():
+        encoder.eval()
+        device = next(encoder.parameters()).device
+        features, params = [], []
+        for start in tqdm(range(0, len(dataset), batch_size), desc=f"view features {encoder.spec}", disable=not progress):
+            pixels, vectors = [], []
+            for i in range(start, min(start + batch_size, len(dataset))):
+                image = dataset[i]["image"]
+                for k in range(n_views):
+                    with torch.random.fork_rng(devices=[]):
+                        torch.manual_seed(_seed(seed, 1_000_000 + k, i))
+                        view, vector = augment.with_params(image)
+                    pixels.append(encoder.preprocess(view))
+                    vectors.append(vector)
+            out = encoder(torch.stack(pixels).to(device)).float().cpu()
+            features.append(out.view(-1, n_views, out.shape[-1]))
+            params.append(torch.stack(vectors).view(-1, n_views, vectors[0].shape[0]))
+        return {"features": torch.cat(features), "params": torch.cat(params)}
+
+    cached = _cached(cache_key(_spec_key(encoder), ids, f"views|{n_views}|{seed}|{augment!r}|{encoder.preprocess!r}"), compute)
+    return cached["features"], cached["params"]
+
+
+class EpochTextFeatures:
+    """epoch -> (N, D) frozen text-tower features of that epoch's texts (`data.pairs.epoch_text`: each report's
+    sampled sentences joined into one text), every distinct text over `epochs` epochs encoded once (cached on disk).
+    Epoch e uses the draw of epoch e mod `epochs`: `epochs` = the training epochs draws anew every epoch (the
+    paper); fewer rounds bound the number of texts a CPU has to encode."""
+
+    def __init__(self, encoder, reports, sentences_per_report: int | None, seed: int, epochs: int,
+                 progress: bool = True):
+        from ..data.pairs import epoch_text
+
+        rounds = epochs if sentences_per_report is not None else 1  # the whole report is the same every epoch
+        texts = [[epoch_text(r, sentences_per_report, seed, e, i) for i, r in enumerate(reports)] for e in range(rounds)]
+        distinct = list(dict.fromkeys(t for epoch in texts for t in epoch))
+        position = {t: k for k, t in enumerate(distinct)}
+        self.features = text_tower_features(encoder, distinct, progress=progress)
+        self.index = [torch.tensor([position[t] for t in epoch]) for epoch in texts]
+        self.texts = texts
+
+    @property
+    def n_distinct(self) -> int:
+        return len(self.features)
+
+    def __call__(self, epoch: int) -> torch.Tensor:
+        """Features of the texts of `epoch` (draws repeat every `epochs` epochs)."""
+        return self.features[self.index[int(epoch) % len(self.index)]]

@@ -1,8 +1,9 @@
 """Jang et al. (loss relaxation): contrastive fine-tuning arms, zero-shot evaluation and the paper's ablation tables.
 
 Two profiles share one code path. `trainable="projections"` (the CPU demo) freezes both pretrained
-towers, caches their pooled outputs once and trains the projections and temperature; a report's text
-feature each epoch is the mean of its drawn sentences' features (`data.pairs.FeaturePairs`).
+towers, caches their pooled outputs once and trains the projections and temperature; each epoch a report's
+n sampled sentences are joined into one text and encoded by the frozen text tower (`models.cache.
+EpochTextFeatures`, distinct texts encoded once and cached); SLIP and UniCLIP use cached augmented views.
 `trainable="last"|"all"` (the paper's protocol, GPU) fine-tunes the towers on pixels and token ids with
 the paper's augmentations and per-epoch sentence sampling (`data.pairs.ImageTextPairs`). Everything is seeded.
 """
@@ -17,7 +18,8 @@ import torch
 
 from ..config import seed_everything
 from ..data import open_dataset
-from ..data.pairs import FeaturePairs, sentence_index
+from ..data.pairs import CachedPairs, sentence_index
+from ..data.transforms import PaperAugmentation
 from ..errors import MedvlError
 from ..eval.metrics import (
     binary_metrics,
@@ -29,7 +31,7 @@ from ..eval.metrics import (
 )
 from ..eval.zeroshot import ZeroShotClassifier, report_alignment, sentence_alignment
 from ..losses import ContrastiveObjective
-from ..models.cache import image_tower_features, text_tower_features
+from ..models.cache import EpochTextFeatures, image_tower_features, image_view_features, text_tower_features
 from ..models.dual_encoder import DualEncoder
 from ..train import TrainConfig, train
 
@@ -41,13 +43,22 @@ class Variant:
     name: str
     sentences_per_report: int | None = None
     relax: tuple[float, float] | None = None
+    framework: str = "clip"
 
 
-def ablation_variants(sentences_per_report: int = 3, threshold: float = 0.5, alpha: float = 10.0) -> list[Variant]:
-    """Table 6's four arms: baseline, + sentence sampling, + loss relaxation, + both."""
+def ablation_variants(sentences_per_report: int = 3, threshold: float = 0.5, alpha: float = 10.0,
+                      framework: str = "clip") -> list[Variant]:
+    """Table 6's four arms of one framework: baseline, + sentence sampling, + loss relaxation, + both (CLIP's arms
+    are named without a prefix, the others' "SLIP: baseline" etc.)."""
     relax = (float(threshold), float(alpha))
-    return [Variant("baseline"), Variant("+ sentence sampling", sentences_per_report),
-            Variant("+ loss relaxation", None, relax), Variant("+ both", sentences_per_report, relax)]
+    prefix = "" if framework == "clip" else f"{FRAMEWORK_NAMES[framework]}: "
+    return [Variant(f"{prefix}baseline", None, None, framework),
+            Variant(f"{prefix}+ sentence sampling", sentences_per_report, None, framework),
+            Variant(f"{prefix}+ loss relaxation", None, relax, framework),
+            Variant(f"{prefix}+ both", sentences_per_report, relax, framework)]
+
+
+FRAMEWORK_NAMES = {"clip": "CLIP", "slip": "SLIP", "uniclip": "UniCLIP"}
 
 
 @dataclass
@@ -56,10 +67,13 @@ class Split:
 
     dataset: object
     labels: np.ndarray
+    texts: list[str] | None = None
     sentences: list[str] | None = None
     owners: list[list[int]] | None = None
     image_features: torch.Tensor | None = None
     sentence_features: torch.Tensor | None = None
+    view_features: torch.Tensor | None = None  # (N, V, D) cached augmented views (SLIP, UniCLIP)
+    view_params: torch.Tensor | None = None  # (N, V, P) their augmentation parameters
 
 
 @dataclass
@@ -74,25 +88,29 @@ class StudyData:
     reports_test: Split
     test: Split
     cached: bool
+    sampling_rounds: int = 2  # cached demo: distinct sentence draws per report (epoch e uses draw e mod rounds)
 
 
 def _report_split(name, split, options) -> Split:
     """A split with reports: dataset, labels, unique sentences and which report owns which."""
     dataset = open_dataset(name, split=split, **options)
     texts = open_dataset(name, split=split, images=False, **options)
-    unique, owners = sentence_index([texts[i]["text"] for i in range(len(texts))])
-    return Split(dataset, dataset.label_matrix(), unique, owners)
+    reports = [texts[i]["text"] for i in range(len(texts))]
+    unique, owners = sentence_index(reports)
+    return Split(dataset, dataset.label_matrix(), reports, unique, owners)
 
 
 HELD_OUT_OPTIONS = {"synth-cxr": {"split": "test", "test_set": "chexpert"}}  # its CheXpert-style test set
 
 
 def prepare_study(image_encoder, text_encoder, labels=None, name: str = "synth-cxr", test_name: str | None = None,
-                  cache: bool = True, progress: bool = True, **options) -> StudyData:
+                  cache: bool = True, progress: bool = True, views: int = 0, sampling_rounds: int = 2,
+                  **options) -> StudyData:
     """Open train/validate/test (with reports) of `name` and the held-out zero-shot test set of `test_name`.
 
     `test_name` defaults to `name`; SynthCXR's held-out set is its CheXpert-style test set, a real dataset's
-    is its "test" split. Frozen-tower features are cached when `cache`.
+    is its "test" split. Frozen-tower features are cached when `cache`; `views` > 0 also caches that many
+    augmented views of each training image (`data.transforms.PaperAugmentation`) for SLIP and UniCLIP.
     """
     splits = {s: _report_split(name, s, options) for s in ("train", "validate", "test")}
     test_name = test_name or name
@@ -110,11 +128,20 @@ def prepare_study(image_encoder, text_encoder, labels=None, name: str = "synth-c
             split.image_features = image_tower_features(image_encoder, split.dataset, progress=progress)
             if split.sentences is not None:
                 split.sentence_features = text_tower_features(text_encoder, split.sentences, progress=progress)
+        if views:
+            train = splits["train"]
+            train.view_features, train.view_params = image_view_features(
+                image_encoder, train.dataset, PaperAugmentation(), views, progress=progress)
     return StudyData(image_encoder, text_encoder, label_names, splits["train"], splits["validate"], splits["test"],
-                     splits["held_out"], cache)
+                     splits["held_out"], cache, int(sampling_rounds))
 
 
-def new_model(study: StudyData, seed: int, embed_dim: int = 128, trainable: str = "projections") -> DualEncoder:
+FRAMEWORK_HEADS = {"clip": {}, "slip": {"ssl_dim": 256, "ssl_hidden_dim": 1024},
+                   "uniclip": {"aug_params": 5, "domain_similarity": True}}
+
+
+def new_model(study: StudyData, seed: int, embed_dim: int = 128, trainable: str = "projections",
+              framework: str = "clip") -> DualEncoder:
     """A dual encoder over copies of the study's towers (shared when frozen) with freshly seeded projections."""
     import copy
 
@@ -122,7 +149,7 @@ def new_model(study: StudyData, seed: int, embed_dim: int = 128, trainable: str 
     shared = trainable == "projections"
     image, text = (study.image_encoder, study.text_encoder) if shared else (
         copy.deepcopy(study.image_encoder), copy.deepcopy(study.text_encoder))
-    return DualEncoder(image, text, embed_dim=embed_dim).set_trainable(trainable)
+    return DualEncoder(image, text, embed_dim=embed_dim, **FRAMEWORK_HEADS[framework]).set_trainable(trainable)
 
 
 def _train_pairs(study: StudyData, model: DualEncoder, variant: Variant, seed: int, augment):
@@ -130,11 +157,17 @@ def _train_pairs(study: StudyData, model: DualEncoder, variant: Variant, seed: i
     from ..data.pairs import ImageTextPairs
 
     if study.cached:
-        train_split = study.train
-        return FeaturePairs(train_split.image_features, train_split.sentence_features, train_split.owners,
-                            variant.sentences_per_report, seed)
+        train = study.train
+        if variant.framework != "clip" and train.view_features is None:
+            raise MedvlError(f"{variant.framework} needs cached image views: prepare_study(..., views=2)")
+        # the draws are seeded by epoch (the same for every training seed), so arms and seeds share encoded texts
+        texts = EpochTextFeatures(study.text_encoder, train.texts, variant.sentences_per_report, seed=0,
+                                  epochs=study.sampling_rounds, progress=False)
+        with_views = variant.framework != "clip"
+        return CachedPairs(train.image_features, texts, train.view_features if with_views else None,
+                           train.view_params if with_views else None)
     return ImageTextPairs(study.train.dataset, model.preprocess, model.tokenize, variant.sentences_per_report,
-                          augment=augment, seed=seed, cache_images=True)
+                          augment=augment, seed=seed, cache_images=True, slip=variant.framework != "clip")
 
 
 def fit_variant(study: StudyData, variant: Variant, seed: int, config: TrainConfig, embed_dim: int = 128,
@@ -142,11 +175,11 @@ def fit_variant(study: StudyData, variant: Variant, seed: int, config: TrainConf
     """Train one (variant, seed); returns (model in eval mode, TrainResult)."""
     if study.cached != (trainable == "projections"):
         raise MedvlError(f"trainable={trainable!r} needs prepare_study(cache={trainable == 'projections'})")
-    model = new_model(study, seed, embed_dim, trainable)
+    model = new_model(study, seed, embed_dim, trainable, variant.framework)
     pairs = _train_pairs(study, model, variant, seed, augment)
     collate = None if study.cached else pairs.collate
-    result = train(model, pairs, ContrastiveObjective("clip", relax=variant.relax), replace(config, seed=seed),
-                   collate_fn=collate)
+    result = train(model, pairs, ContrastiveObjective(variant.framework, relax=variant.relax),
+                   replace(config, seed=seed), collate_fn=collate)
     return model.eval(), result
 
 
@@ -179,8 +212,9 @@ def alignment_scores(model: DualEncoder, split: Split, study: StudyData) -> dict
     owner = np.concatenate([[i] * len(o) for i, o in enumerate(split.owners)])
     flat = np.concatenate(split.owners)
     sentences = sentence_embeddings(model, split, study)
-    if study.cached:  # a report = mean of its sentences' tower features, as in training
-        reports = model.project_text_features(torch.stack([split.sentence_features[o].mean(0) for o in split.owners]))
+    if study.cached:  # the whole report through the frozen text tower, as the no-sampling arm is trained
+        whole = EpochTextFeatures(study.text_encoder, split.texts, None, seed=0, epochs=1, progress=False)
+        reports = model.project_text_features(whole(0))
     else:
         reports = model.encode_text([" ".join(split.sentences[i] for i in o) for o in split.owners])
     return {"sentence": sentence_alignment(images, sentences[flat], owner), "report": report_alignment(images, reports)}
@@ -290,4 +324,27 @@ def alignment_table(result: AblationResult) -> pd.DataFrame:
     for variant, per_seed in result.alignment.items():
         rows.append({"variant": variant, "sentence-level": _mean_std([a["sentence"] for a in per_seed.values()]),
                      "report-level": _mean_std([a["report"] for a in per_seed.values()])})
+    return pd.DataFrame(rows)
+
+
+CLAIMS = {"+ loss relaxation": "loss relaxation raises zero-shot macro AUROC",
+          "+ sentence sampling": "random sentence sampling raises zero-shot macro AUROC",
+          "+ both": "both together raise zero-shot macro AUROC"}
+
+
+def verdicts(result: AblationResult, Y: np.ndarray, n_resamples: int = 1000, seed: int = 0,
+             level: float = 0.05, baseline: str = "baseline") -> pd.DataFrame:
+    """The paper's claims tested on this run: each arm's seed-ensemble macro AUROC minus the baseline's, with a
+    two-sided paired bootstrap p-value over the test images; "supported" needs diff > 0 and p < `level`."""
+    tests = significance_table(result, Y, baseline, n_resamples, seed).set_index("variant")
+    rows = []
+    for arm, claim in CLAIMS.items():
+        if arm not in tests.index:
+            continue
+        diff, p = float(tests.loc[arm, "diff"]), float(tests.loc[arm, "p_value"])
+        verdict = ("supported" if diff > 0 and p < level else
+                   "contradicted" if diff < 0 and p < level else f"not shown (p >= {level})")
+        rows.append({"paper's claim": claim, "AUROC gain": round(diff, 4),
+                     "95% CI": f"[{tests.loc[arm, 'low']:.4f}, {tests.loc[arm, 'high']:.4f}]",
+                     "p (paired bootstrap)": round(p, 4), "this run": verdict})
     return pd.DataFrame(rows)
