@@ -2,12 +2,14 @@
 
 `papers/<id>/beside.yaml` says which recorded metric (metrics.json key) stands beside which published
 cell, the factor from our metric's unit to the table's (`scale: 100` for a fraction beside a percent),
-and why the other cells show "—". Optional `extra_rows` add this run's own rows (e.g. our encoders
-beside the paper's) in the paper's columns.
+and why the other cells show "—" (a recorded NaN, e.g. an AUROC of a label without positives, shows "—"
+too). Optional `extra_rows` add this run's own rows (e.g. our encoders beside the paper's) in the paper's
+columns; `descriptive` names columns shown as printed (e.g. "# of label").
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -62,9 +64,10 @@ def beside(table: Table, spec: dict, metrics: dict, produced_by: str) -> Beside:
     for entry in spec.get("cells") or []:
         table.cell(entry["row"], entry["column"])  # a KeyError names the table when the mapping is stale
         value = metrics.get(entry["metric"])
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
             ours[(entry["row"], entry["column"])] = value * float(entry.get("scale", scale))
-    numeric = [c for c in table.columns if table.unit_of(c) != "text"]
+    descriptive = set(spec.get("descriptive") or [])  # columns that describe a row (e.g. "# of label"): as printed
+    numeric = [c for c in table.columns if table.unit_of(c) != "text" and c not in descriptive]
     mapped = bool(spec.get("cells") or spec.get("extra_rows"))  # else: the paper's cells alone, reason below
     body = []
     for row in table.rows:
@@ -134,6 +137,16 @@ def show_paper_tables(paper_id: str, metrics: dict, produced_by: str) -> list[Be
     for item in tables:
         display(Markdown(f"**{item.title}**"), item.frame, Markdown(f"<small>{item.caption}</small>"))
     return tables
+
+
+def show_paper_table(paper_id: str, table_id: str, metrics: dict, produced_by: str) -> Beside:
+    """Display one paper table beside ours (the notebook section that reproduces it); returns it."""
+    from IPython.display import Markdown, display
+
+    table = published(paper_id).tables[table_id]
+    item = beside(table, beside_spec(paper_id).get(table_id) or {}, metrics, produced_by)
+    display(Markdown(f"**{item.title}**"), item.frame, Markdown(f"<small>{item.caption}</small>"))
+    return item
 
 
 def render_text(tables: list[Beside], markdown: bool = False) -> str:

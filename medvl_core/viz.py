@@ -281,3 +281,24 @@ def paper_gap_figure(pairs, title: str, synthetic: bool = True):
     ax.tick_params(axis="x", labelsize=9)
     fig.tight_layout()
     return fig
+
+
+def text_panels(panels: dict, title: str = "", width: int = 48, size: float = 3.6):
+    """Side-by-side boxes of wrapped text (e.g. a report, its sentences, a sampled subset); list values are bulleted."""
+    import textwrap
+
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size), squeeze=False)
+    for ax, (heading, body) in zip(axes[0], panels.items()):
+        items = body if isinstance(body, list | tuple) else [body]
+        lines = [textwrap.fill(("• " if len(items) > 1 else "") + str(item), width, subsequent_indent="  ")
+                 for item in items]
+        ax.text(0.02, 0.98, "\n".join(lines), va="top", ha="left", fontsize=9, family="sans-serif",
+                transform=ax.transAxes)
+        ax.set_title(textwrap.fill(heading, 40), fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig

@@ -62,7 +62,7 @@ def test_best_variant_picks_highest_ensemble_auroc():
 
 
 def test_slip_and_uniclip_arms_train_on_cached_views(tmp_path, towers):
-    study = cs.prepare_study(*towers, labels=LABELS, root=tmp_path / "w", progress=False, views=2, **WORLD)
+    study = cs.prepare_study(*towers, labels=LABELS, root=tmp_path / "w", progress=False, cached_views=2, **WORLD)
     assert study.train.view_features.shape == (len(study.train.dataset), 2, 32)
     assert study.train.view_params.shape == (len(study.train.dataset), 2, 5)
     config = TrainConfig(epochs=1, batch_size=16, lr=1e-3, progress=False, device="cpu")
@@ -73,7 +73,7 @@ def test_slip_and_uniclip_arms_train_on_cached_views(tmp_path, towers):
     assert result.models["UniCLIP: + both"].domain_similarity is not None
     assert result.test_probs["UniCLIP: + both"][0].shape == (30, 3)
     no_views = cs.prepare_study(*towers, labels=LABELS, root=tmp_path / "w", progress=False, **WORLD)
-    with pytest.raises(cs.MedvlError, match="views=2"):
+    with pytest.raises(cs.MedvlError, match="cached_views=2"):
         cs.run_ablation(no_views, variants[:1], [0], config, embed_dim=16, progress=False)
 
 
@@ -104,3 +104,42 @@ def test_sampled_sentences_are_joined_and_encoded_not_averaged(towers):
     pairs = ImageTextPairs(Reports(), towers[0].preprocess, sentences_per_report=2, seed=0)
     pairs.set_epoch(1)
     assert [pairs.text_for(i) for i in range(3)] == second  # the GPU path draws the same sentences
+
+
+def test_paper_tables_as_metrics_select_on_validation(tmp_path, towers):
+    labels = cs.COMPETITION + ["Lung Opacity"]
+    study = cs.prepare_study(*towers, labels=labels, root=tmp_path / "w", progress=False, **WORLD)
+    config = TrainConfig(epochs=2, batch_size=16, lr=1e-3, progress=False, device="cpu")
+    result = cs.run_ablation(study, cs.ablation_variants(2), [0, 1], config, embed_dim=16, progress=False)
+    history = result.history["+ both"][0]
+    assert {"train_loss", "val_auroc_5", "val_auroc"} <= set(history.columns) and len(history) == 2
+    m = cs.paper_metrics(result, study, frameworks=("clip",))
+    assert m["t3_best_single"] == m["t4_best_ensemble"] == "+ both"  # the only "w/ ours" arm
+    assert {"t6_clip_none_avg5", "t6_clip_both_pleural_effusion", "t1_clip_w_avgtotal", "t2_clip_ensemble_wo_mcc",
+            "t5_clip_w_report", "t4_f1", "t3_chexpert5_auc"} <= set(m)
+    five = [study.label_names.index(c) for c in cs.COMPETITION]
+    per_seed = [cs.macro_auroc(study.validate.labels[:, five], p[:, five]) for p in result.val_probs["baseline"].values()]
+    assert m["t6_clip_none_avg5"] == pytest.approx(np.mean(per_seed), abs=1e-4)
+    assert all(-1.0 <= m[k] <= 1.0 or np.isnan(m[k]) for k in m if k.startswith(("t1_", "t2_", "t6_")))
+    assert 0.0 <= m["t1_clip_w_avgtotal"] <= 1.0 and 0.0 <= m["t2_clip_single_w_f1"] <= 1.0
+    curves = cs.training_curves(result, ["baseline", "+ both"])
+    assert list(curves["variant"].unique()) == ["baseline", "+ both"] and len(curves) == 4
+    sweep = cs.threshold_sweep(study, [0.3, 0.7], config, embed_dim=16)
+    assert list(sweep["t"]) == [0.3, 0.7] and sweep["validation Avg. 5 AUC"].between(0, 1).all()
+    table4 = cs.ensemble_ci_table(result, study, "+ both", n_resamples=50, frameworks=("clip",))
+    assert list(table4.index) == ["mean AUC", "Mean F1", "Mean MCC"] and table4.loc["mean AUC", "low"] <= table4.loc["mean AUC", "point"]
+
+
+def test_label_sharing_counts_reports_per_label_combination():
+    nan = np.nan
+    labels = np.array([[1, 1, 0], [1, 1, 1], [1, nan, -1], [0, 0, 1]])
+    shared = cs.label_sharing(labels, max_n=3)
+    # n=1: label0 in 3 reports, label1 in 2, label2 in 2 -> 7/3; n=2: (0,1) x2, (0,2) x1, (1,2) x1 -> 4/3; n=3: 1
+    assert shared[1] == pytest.approx(7 / 3) and shared[2] == pytest.approx(4 / 3) and shared[3] == 1.0
+
+
+def test_sampled_example_on_a_real_report():
+    example = cs.sampled_example({"findings": "Heart size normal. Lungs are clear. No effusion.", "impression": "No acute disease."})
+    assert example["sentences"][-1] == "No acute disease." and len(example["sentences"]) == 4
+    drawn = list(example.values())[2]
+    assert len([s for s in example["sentences"] if s in drawn]) == 3

@@ -89,6 +89,17 @@ class StudyData:
     test: Split
     cached: bool
     sampling_rounds: int = 2  # cached demo: distinct sentence draws per report (epoch e uses draw e mod rounds)
+    _prompts: dict | None = None
+
+    def prompt_features(self) -> dict:
+        """Frozen text-tower features of the zero-shot prompts ("{label}", "no {label}"), computed once."""
+        if self._prompts is None:
+            from ..eval.zeroshot import prompt_pairs
+
+            pos, neg = prompt_pairs(self.label_names)
+            features = text_tower_features(self.text_encoder, pos + neg, progress=False)
+            self._prompts = dict(zip(pos + neg, features))
+        return self._prompts
 
 
 def _report_split(name, split, options) -> Split:
@@ -104,15 +115,19 @@ HELD_OUT_OPTIONS = {"synth-cxr": {"split": "test", "test_set": "chexpert"}}  # i
 
 
 def prepare_study(image_encoder, text_encoder, labels=None, name: str = "synth-cxr", test_name: str | None = None,
-                  cache: bool = True, progress: bool = True, views: int = 0, sampling_rounds: int = 2,
-                  **options) -> StudyData:
+                  cache: bool = True, progress: bool = True, cached_views: int = 0, sampling_rounds: int = 2,
+                  validation_name: str | None = None, **options) -> StudyData:
     """Open train/validate/test (with reports) of `name` and the held-out zero-shot test set of `test_name`.
 
     `test_name` defaults to `name`; SynthCXR's held-out set is its CheXpert-style test set, a real dataset's
-    is its "test" split. Frozen-tower features are cached when `cache`; `views` > 0 also caches that many
-    augmented views of each training image (`data.transforms.PaperAugmentation`) for SLIP and UniCLIP.
+    is its "test" split. Model selection uses `name`'s validation split, or `validation_name`'s (e.g. "chexpert":
+    its radiologist-labelled valid set, as the paper). Frozen-tower features are cached when `cache`;
+    `cached_views` > 0 also caches that many augmented views of each training image (`data.transforms.PaperAugmentation`).
     """
     splits = {s: _report_split(name, s, options) for s in ("train", "validate", "test")}
+    if validation_name:
+        validation = open_dataset(validation_name, split="validate")
+        splits["validate"] = Split(validation, validation.label_matrix())
     test_name = test_name or name
     held_out_options = {"split": "test", **HELD_OUT_OPTIONS.get(test_name, {})}
     held_out = open_dataset(test_name, **held_out_options, **(options if test_name == name else {}))
@@ -128,10 +143,10 @@ def prepare_study(image_encoder, text_encoder, labels=None, name: str = "synth-c
             split.image_features = image_tower_features(image_encoder, split.dataset, progress=progress)
             if split.sentences is not None:
                 split.sentence_features = text_tower_features(text_encoder, split.sentences, progress=progress)
-        if views:
+        if cached_views:
             train = splits["train"]
             train.view_features, train.view_params = image_view_features(
-                image_encoder, train.dataset, PaperAugmentation(), views, progress=progress)
+                image_encoder, train.dataset, PaperAugmentation(), cached_views, progress=progress)
     return StudyData(image_encoder, text_encoder, label_names, splits["train"], splits["validate"], splits["test"],
                      splits["held_out"], cache, int(sampling_rounds))
 
@@ -159,7 +174,7 @@ def _train_pairs(study: StudyData, model: DualEncoder, variant: Variant, seed: i
     if study.cached:
         train = study.train
         if variant.framework != "clip" and train.view_features is None:
-            raise MedvlError(f"{variant.framework} needs cached image views: prepare_study(..., views=2)")
+            raise MedvlError(f"{variant.framework} needs cached image views: prepare_study(..., cached_views=2)")
         # the draws are seeded by epoch (the same for every training seed), so arms and seeds share encoded texts
         texts = EpochTextFeatures(study.text_encoder, train.texts, variant.sentences_per_report, seed=0,
                                   epochs=study.sampling_rounds, progress=False)
@@ -178,9 +193,31 @@ def fit_variant(study: StudyData, variant: Variant, seed: int, config: TrainConf
     model = new_model(study, seed, embed_dim, trainable, variant.framework)
     pairs = _train_pairs(study, model, variant, seed, augment)
     collate = None if study.cached else pairs.collate
-    result = train(model, pairs, ContrastiveObjective(variant.framework, relax=variant.relax),
-                   replace(config, seed=seed), collate_fn=collate)
+    config = replace(config, seed=seed, keep_best=True, monitor="val_auroc_5", monitor_mode="max")
+    result = train(model, pairs, ContrastiveObjective(variant.framework, relax=variant.relax), config,
+                   collate_fn=collate, val_fn=lambda m, epoch: validation_scores(m, study))
     return model.eval(), result
+
+
+COMPETITION = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]  # CheXpert's five
+
+
+def competition_columns(label_names) -> list[int]:
+    """Column indices of the five CheXpert competition labels among `label_names`."""
+    missing = [c for c in COMPETITION if c not in label_names]
+    if missing:
+        raise MedvlError(f"the study's labels lack the competition labels {missing}; keep them in `labels`")
+    return [list(label_names).index(c) for c in COMPETITION]
+
+
+@torch.no_grad()
+def validation_scores(model: DualEncoder, study: StudyData) -> dict:
+    """Zero-shot macro AUROC on the validation split: over the 5 competition labels (the paper's model selection;
+    those of them the study has, else all labels) and over all labels."""
+    probs = zero_shot_probabilities(model.eval(), study.validate, study)
+    five = [study.label_names.index(c) for c in COMPETITION if c in study.label_names] or list(range(probs.shape[1]))
+    return {"val_auroc_5": macro_auroc(study.validate.labels[:, five], probs[:, five]),
+            "val_auroc": macro_auroc(study.validate.labels, probs)}
 
 
 @torch.no_grad()
@@ -199,10 +236,30 @@ def sentence_embeddings(model: DualEncoder, split: Split, study: StudyData) -> t
     return model.encode_text(split.sentences)
 
 
+class _CachedPromptModel:
+    """A frozen-tower model seen by ZeroShotClassifier: prompts projected from cached text-tower features (the
+    prompts are encoded by the text tower once per study, not once per evaluation)."""
+
+    def __init__(self, model: DualEncoder, study: StudyData):
+        self.model, self.study = model, study
+
+    def encode_text(self, texts):
+        prompts = self.study.prompt_features()
+        return self.model.project_text_features(torch.stack([prompts[t] for t in texts]))
+
+    @property
+    def logit_scale(self):
+        return self.model.logit_scale
+
+    def parameters(self):
+        return self.model.parameters()
+
+
 @torch.no_grad()
 def zero_shot_probabilities(model: DualEncoder, split: Split, study: StudyData) -> np.ndarray:
     """(N, L) prompt-pair zero-shot probabilities of a split's images."""
-    return ZeroShotClassifier(model, study.label_names).probabilities(image_embeddings(model, split, study))
+    encoder = _CachedPromptModel(model, study) if study.cached else model
+    return ZeroShotClassifier(encoder, study.label_names).probabilities(image_embeddings(model, split, study))
 
 
 @torch.no_grad()
@@ -327,24 +384,194 @@ def alignment_table(result: AblationResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-CLAIMS = {"+ loss relaxation": "loss relaxation raises zero-shot macro AUROC",
-          "+ sentence sampling": "random sentence sampling raises zero-shot macro AUROC",
-          "+ both": "both together raise zero-shot macro AUROC"}
+CLAIMS = {"relax": "loss relaxation raises zero-shot macro AUROC",
+          "aug": "random sentence sampling raises zero-shot macro AUROC",
+          "both": "sampling + relaxation ('ours') raise zero-shot macro AUROC"}
 
 
-def verdicts(result: AblationResult, Y: np.ndarray, n_resamples: int = 1000, seed: int = 0,
-             level: float = 0.05, baseline: str = "baseline") -> pd.DataFrame:
-    """The paper's claims tested on this run: each arm's seed-ensemble macro AUROC minus the baseline's, with a
-    two-sided paired bootstrap p-value over the test images; "supported" needs diff > 0 and p < `level`."""
-    tests = significance_table(result, Y, baseline, n_resamples, seed).set_index("variant")
+def verdicts(result: AblationResult, Y: np.ndarray, n_resamples: int = 1000, seed: int = 0, level: float = 0.05,
+             frameworks=("clip",)) -> pd.DataFrame:
+    """The paper's claims tested on this run, per framework: the arm's seed-ensemble macro AUROC minus plain
+    fine-tuning's, a bootstrap 95% CI and a two-sided paired bootstrap p-value over the test images;
+    "supported" needs a gain at p < `level`, "contradicted" a loss at p < `level`."""
     rows = []
-    for arm, claim in CLAIMS.items():
-        if arm not in tests.index:
-            continue
-        diff, p = float(tests.loc[arm, "diff"]), float(tests.loc[arm, "p_value"])
-        verdict = ("supported" if diff > 0 and p < level else
-                   "contradicted" if diff < 0 and p < level else f"not shown (p >= {level})")
-        rows.append({"paper's claim": claim, "AUROC gain": round(diff, 4),
-                     "95% CI": f"[{tests.loc[arm, 'low']:.4f}, {tests.loc[arm, 'high']:.4f}]",
-                     "p (paired bootstrap)": round(p, 4), "this run": verdict})
+    for fw in frameworks:
+        baseline = result.ensemble(arm_name(fw, "none"))
+        for arm, claim in CLAIMS.items():
+            test = paired_bootstrap_pvalue(Y, result.ensemble(arm_name(fw, arm)), baseline, "macro_auroc",
+                                           n_resamples, seed=seed)
+            diff, p = test["diff"], test["p_value"]
+            verdict = ("supported" if diff > 0 and p < level else
+                       "contradicted" if diff < 0 and p < level else f"not shown (p >= {level})")
+            rows.append({"framework": FRAMEWORK_NAMES[fw], "paper's claim": claim, "AUROC gain": round(diff, 4),
+                         "95% CI": f"[{test['low']:.4f}, {test['high']:.4f}]", "p (paired bootstrap)": round(p, 4),
+                         "this run": verdict})
     return pd.DataFrame(rows)
+
+
+# --- the paper's tables as recorded metrics (papers/loss_relaxation/beside.yaml maps them to the cells) -----------
+
+FRAMEWORKS = ("clip", "slip", "uniclip")
+ARMS = {"none": "baseline", "relax": "+ loss relaxation", "aug": "+ sentence sampling", "both": "+ both"}
+
+
+def arm_name(framework: str, arm: str) -> str:
+    """The AblationResult variant name of (framework, arm key of ARMS)."""
+    return ("" if framework == "clip" else f"{FRAMEWORK_NAMES[framework]}: ") + ARMS[arm]
+
+
+def _per_seed_auroc(result: AblationResult, variant: str, split: str, Y: np.ndarray) -> pd.DataFrame:
+    """Per-label AUROC of each seed's model (rows seeds)."""
+    from ..eval.metrics import auroc_per_label
+
+    probs = result.val_probs[variant] if split == "validate" else result.test_probs[variant]
+    return pd.DataFrame([auroc_per_label(Y, p, result.label_names) for p in probs.values()], index=list(probs))
+
+
+def auroc_columns(result: AblationResult, variant: str, split: str, Y: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-seed AUROC of the five competition labels, their mean ("avg5") and the mean of all labels ("avgtotal")."""
+    per = _per_seed_auroc(result, variant, split, Y)
+    columns = {label: per[label].to_numpy() for label in COMPETITION}
+    columns["avg5"] = per[COMPETITION].mean(axis=1).to_numpy()
+    columns["avgtotal"] = per.mean(axis=1).to_numpy()
+    return columns
+
+
+def _operating_point(Y_val, P_val, Y, P, five) -> dict:
+    """Mean AUROC, F1 and MCC over the five labels; F1/MCC at the validation-optimal threshold of each label."""
+    out = {"auc": macro_auroc(Y[:, five], P[:, five])}
+    for metric in ("f1", "mcc"):
+        thresholds = choose_thresholds(Y_val[:, five], P_val[:, five], metric)
+        out[metric] = float(binary_metrics(Y[:, five], P[:, five], thresholds).loc["macro", metric])
+    return out
+
+
+def operating_points(result: AblationResult, variant: str, Y_val, Y, five) -> dict:
+    """Table 2's cells of one arm: single models (mean over seeds) and the seed ensemble."""
+    seeds = [_operating_point(Y_val, result.val_probs[variant][s], Y, result.test_probs[variant][s], five)
+             for s in result.test_probs[variant]]
+    single = {k: float(np.mean([r[k] for r in seeds])) for k in seeds[0]}
+    ens = _operating_point(Y_val, result.ensemble(variant, "validate"), Y, result.ensemble(variant), five)
+    return {"single": single, "ensemble": ens}
+
+
+def best_with_ours(result: AblationResult, Y_val: np.ndarray, frameworks, ensemble: bool) -> str:
+    """The "w/ ours" arm with the highest validation Avg. 5 AUROC (seed mean, or of the seed ensemble)."""
+    five = competition_columns(result.label_names)
+
+    def score(variant):
+        if ensemble:
+            return macro_auroc(Y_val[:, five], result.ensemble(variant, "validate")[:, five])
+        return float(np.mean(auroc_columns(result, variant, "validate", Y_val)["avg5"]))
+
+    return max((arm_name(f, "both") for f in frameworks), key=score)
+
+
+def paper_metrics(result: AblationResult, study: StudyData, frameworks=FRAMEWORKS) -> dict:
+    """Flat metrics for Tables 1-6 (keys t<table>_...): validation ablation (6), test zero-shot (1, 3), operating
+    points (2), the best ensemble's bootstrap CIs (4) and alignment (5). Values are seed means unless 'ensemble'."""
+    Y_val, Y = study.validate.labels, study.test.labels
+    five = competition_columns(study.label_names)
+    m = {}
+    for fw in frameworks:
+        for arm in ARMS:
+            variant = arm_name(fw, arm)
+            for col, values in auroc_columns(result, variant, "validate", Y_val).items():
+                m[f"t6_{fw}_{arm}_{col.lower().replace(' ', '_')}"] = round(float(np.mean(values)), 4)
+        for tag, arm in (("wo", "none"), ("w", "both")):
+            variant = arm_name(fw, arm)
+            test = auroc_columns(result, variant, "test", Y)
+            m[f"t1_{fw}_{tag}_avg5"], m[f"t1_{fw}_{tag}_avgtotal"] = (round(float(np.mean(test[k])), 4)
+                                                                      for k in ("avg5", "avgtotal"))
+            for kind, values in operating_points(result, variant, Y_val, Y, five).items():
+                for metric, value in values.items():
+                    m[f"t2_{fw}_{kind}_{tag}_{metric}"] = round(value, 4)
+            align = result.alignment[variant]
+            for level in ("sentence", "report"):
+                m[f"t5_{fw}_{tag}_{level}"] = round(float(np.mean([a[level] for a in align.values()])), 4)
+    single = best_with_ours(result, Y_val, frameworks, ensemble=False)
+    m["t3_best_single"] = single
+    fw_single = next(f for f in frameworks if arm_name(f, "both") == single)
+    m.update({f"t3_{k}": m[f"t{t}_{fw_single}_{kk}"] for k, t, kk in (
+        ("chexpert5_auc", 1, "w_avg5"), ("chexpert13_auc", 1, "w_avgtotal"),
+        ("chexpert5_f1", 2, "single_w_f1"), ("chexpert5_mcc", 2, "single_w_mcc"))})
+    best = best_with_ours(result, Y_val, frameworks, ensemble=True)
+    m["t4_best_ensemble"] = best
+    for metric in ("auc", "f1", "mcc"):  # the point estimates; ensemble_ci_table adds CIs and p-values
+        m[f"t4_{metric}"] = m[f"t2_{best_fw(best, frameworks)}_ensemble_w_{metric}"]
+    return m
+
+
+def best_fw(variant: str, frameworks=FRAMEWORKS) -> str:
+    """The framework key of a 'w/ ours' variant name."""
+    return next(f for f in frameworks if arm_name(f, "both") == variant)
+
+
+def ensemble_ci_table(result: AblationResult, study: StudyData, variant: str, n_resamples: int = 1000,
+                      seed: int = 0, frameworks=FRAMEWORKS) -> pd.DataFrame:
+    """Table 4 for our runs: the ensemble's five-label AUROC, F1 and MCC with bootstrap 95% CIs, and paired
+    bootstrap p-values against every framework's plain fine-tuning ensemble."""
+    Y_val, Y = study.validate.labels, study.test.labels
+    five = competition_columns(study.label_names)
+    P, P_val = result.ensemble(variant)[:, five], result.ensemble(variant, "validate")[:, five]
+    y, y_val = Y[:, five], Y_val[:, five]
+    rows = [{"metric": "mean AUC", **bootstrap_ci(y, P, "macro_auroc", n_resamples, seed=seed)}]
+    for metric in ("f1", "mcc"):
+        thresholds = choose_thresholds(y_val, P_val, metric)
+
+        def macro(yy, pp, thresholds=thresholds, metric=metric):
+            return float(binary_metrics(yy, pp, thresholds).loc["macro", metric])
+
+        rows.append({"metric": f"Mean {metric.upper()}", **bootstrap_ci(y, P, macro, n_resamples, seed=seed)})
+    table = pd.DataFrame(rows).set_index("metric")
+    for fw in frameworks:
+        other = result.ensemble(arm_name(fw, "none"))[:, five]
+        test = paired_bootstrap_pvalue(y, P, other, "macro_auroc", n_resamples, seed=seed)
+        table.loc["mean AUC", f"p vs {FRAMEWORK_NAMES[fw]}_ensemble"] = test["p_value"]
+    return table.round(4)
+
+
+def label_sharing(labels: np.ndarray, max_n: int = 5) -> dict[int, float]:
+    """Table 7: for n = 1..max_n, the mean number of reports that contain each combination of n positive labels,
+    over the combinations that occur (NaN / uncertain / negative mentions are not positive)."""
+    from collections import Counter
+    from itertools import combinations
+
+    positive = [tuple(np.flatnonzero(np.nan_to_num(row, nan=0.0) == 1)) for row in np.asarray(labels)]
+    shared = {}
+    for n in range(1, max_n + 1):
+        counts = Counter(combo for labels_of in positive for combo in combinations(labels_of, n))
+        shared[n] = float(np.mean(list(counts.values()))) if counts else 0.0
+    return shared
+
+
+def sampled_example(report: dict, n: int = 3, seed: int = 0) -> dict:
+    """Fig. 2 on a real report: its Findings + Impression text, the sentences, and one draw of n of them."""
+    from ..data.pairs import epoch_text
+    from ..text.sentences import split_sentences
+
+    text = " ".join(part for part in (report.get("findings"), report.get("impression")) if part)
+    return {"report (Findings + Impression)": text, "sentences": split_sentences(text),
+            f"{n} sampled sentences (one epoch's positive text)": epoch_text(text, n, seed, 0, 0)}
+
+
+def threshold_sweep(study: StudyData, thresholds, config: TrainConfig, seed: int = 0, embed_dim: int = 128,
+                    alpha: float = 10.0, sentences_per_report: int | None = 3, trainable: str = "projections",
+                    augment=None) -> pd.DataFrame:
+    """Fig. 4 (left): validation Avg. 5 AUROC of CLIP + both for each relaxation threshold t (one seed)."""
+    rows = []
+    for t in thresholds:
+        variant = Variant(f"t={t}", sentences_per_report, (float(t), float(alpha)))
+        model, _ = fit_variant(study, variant, seed, config, embed_dim, trainable, augment)
+        rows.append({"t": float(t), "validation Avg. 5 AUC": validation_scores(model, study)["val_auroc_5"]})
+    return pd.DataFrame(rows)
+
+
+def training_curves(result: AblationResult, variants) -> pd.DataFrame:
+    """Fig. 5: per epoch, each variant's mean (over seeds) training loss and validation Avg. 5 AUROC."""
+    frames = []
+    for variant in variants:
+        per_seed = pd.concat(list(result.history[variant].values()))
+        mean = per_seed.groupby(level=0)[["train_loss", "val_auroc_5"]].mean()
+        frames.append(mean.assign(variant=variant))
+    return pd.concat(frames).reset_index()
