@@ -38,14 +38,11 @@ def test_ablation_runs_and_tables(tmp_path, towers, trainable):
     assert np.allclose(result.ensemble("+ both"), (result.test_probs["+ both"][0] + probs) / 2)
     table = cs.ablation_table(result, study.test.labels)
     assert list(table["variant"]) == ["untrained (random projections)", "baseline", "+ both"]
-    per_label = cs.per_label_table(result, study.test.labels)
-    assert list(per_label.columns) == ["baseline", "+ both"] and per_label.index[-1] == "macro"
-    ops = cs.operating_point_table(result, study.validate.labels, study.test.labels, "+ both", n_resamples=50)
-    assert (ops["low"] <= ops["point"]).all() and (ops["point"] <= ops["high"]).all()
-    sig = cs.significance_table(result, study.test.labels, n_resamples=50)
-    assert list(sig["variant"]) == ["+ both"] and 0 < sig["p_value"].iloc[0] <= 1
-    align = cs.alignment_table(result)
-    assert align.shape == (2, 3)
+    alignment = result.alignment["+ both"][1]
+    assert set(alignment) == {"sentence", "report"} and all(-1.0 <= v <= 1.0 for v in alignment.values())
+    claims = cs.verdicts(result, study.test.labels, n_resamples=50, frameworks=("clip",))
+    assert list(claims["framework"]) == ["CLIP"] and claims["p (paired bootstrap)"].between(0, 1).all()
+    assert set(claims["this run"]) <= {"supported", "contradicted", "not shown (p >= 0.05)"}
 
 
 def test_profile_mismatch_is_reported(tmp_path, towers):
