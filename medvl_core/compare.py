@@ -64,7 +64,7 @@ def beside(table: Table, spec: dict, metrics: dict, produced_by: str) -> Beside:
     for entry in spec.get("cells") or []:
         table.cell(entry["row"], entry["column"])  # a KeyError names the table when the mapping is stale
         value = metrics.get(entry["metric"])
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        if _number(value):
             ours[(entry["row"], entry["column"])] = value * float(entry.get("scale", scale))
     descriptive = set(spec.get("descriptive") or [])  # columns that describe a row (e.g. "# of label"): as printed
     numeric = [c for c in table.columns if table.unit_of(c) != "text" and c not in descriptive]
@@ -84,18 +84,23 @@ def beside(table: Table, spec: dict, metrics: dict, produced_by: str) -> Beside:
         line = {"group": "this run", "row": extra["label"].format_map(_Blank(metrics))}
         for column in table.columns:
             value = metrics.get(extra["cells"].get(column, ""), None)
-            line[column] = f"{DASH} | {_fmt(value * scale)}" if isinstance(value, int | float) else DASH
+            line[column] = f"{DASH} | {_fmt(value * scale)}" if _number(value) else DASH
         body.append(line)
     frame = pd.DataFrame(body).set_index(["group", "row"]) if any(r["group"] for r in body) else \
         pd.DataFrame(body).drop(columns="group").set_index("row")
     filled = len(ours) + sum(1 for extra in spec.get("extra_rows") or [] for m in extra["cells"].values()
-                             if isinstance(metrics.get(m), int | float))
+                             if _number(metrics.get(m)))
     reason = spec.get("missing") or ("this run measures none of this table's quantities" if not filled else "")
     if mapped:
         caption = f"cells: paper | ours. Ours: {produced_by}." + (f" {DASH}: {reason}" if reason else "")
     else:
         caption = f"the paper's values only; ours {DASH}: {reason}"
     return Beside(table, frame, caption, table.n_values, filled, ours)
+
+
+def _number(value) -> bool:
+    """A finite int/float (not a bool): a measured value to show."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class _Blank(dict):
