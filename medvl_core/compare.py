@@ -136,22 +136,24 @@ def coverage(tables: list[Beside]) -> pd.DataFrame:
 
 def show_paper_tables(paper_id: str, metrics: dict, produced_by: str) -> list[Beside]:
     """Display every paper table beside ours in a notebook (title, table, caption); returns them."""
-    from IPython.display import Markdown, display
-
     tables = paper_tables(paper_id, metrics, produced_by)
     for item in tables:
-        display(Markdown(f"**{item.title}**"), item.frame, Markdown(f"<small>{item.caption}</small>"))
+        _display(item)
     return tables
 
 
 def show_paper_table(paper_id: str, table_id: str, metrics: dict, produced_by: str) -> Beside:
     """Display one paper table beside ours (the notebook section that reproduces it); returns it."""
+    item = beside(published(paper_id).tables[table_id], beside_spec(paper_id).get(table_id) or {}, metrics, produced_by)
+    _display(item)
+    return item
+
+
+def _display(item: Beside) -> None:
+    """Title, table and caption in a notebook."""
     from IPython.display import Markdown, display
 
-    table = published(paper_id).tables[table_id]
-    item = beside(table, beside_spec(paper_id).get(table_id) or {}, metrics, produced_by)
     display(Markdown(f"**{item.title}**"), item.frame, Markdown(f"<small>{item.caption}</small>"))
-    return item
 
 
 def render_text(tables: list[Beside], markdown: bool = False) -> str:

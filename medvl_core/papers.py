@@ -138,11 +138,7 @@ class Published:
     protocol: dict
     quirks: list[str]
     tables: dict[str, Table]
-    raw: dict
-
-    def get(self, key: str, default=None):
-        """Any other top-level key of the file (e.g. `official_scorer`)."""
-        return self.raw.get(key, default)
+    raw: dict  # the whole file, for keys the schema leaves free (e.g. m3g's `official_scorer`)
 
 
 def published(paper_id: str) -> Published:

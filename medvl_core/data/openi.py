@@ -185,9 +185,14 @@ def _images(record: dict) -> list[tuple[str, str, str]]:
 
 # ---------------------------------------------------------------- the dataset
 
+def report_text(record: dict, sections=("findings", "impression")) -> str:
+    """An Open-I report's text: its non-empty `sections`, joined by a space."""
+    return " ".join(record[s] for s in sections if record.get(s))
+
+
 def _item(record: dict, labels: np.ndarray, sections) -> dict:
     """The text/label part of an Open-I item."""
-    text = " ".join(record[s] for s in sections if record.get(s))
+    text = report_text(record, sections)
     keys = ("findings", "impression", "indication", "comparison", "mesh_major", "image_ids")
     return {"id": record["uid"], "uid": record["uid"], "text": text, "labels": labels, **{k: record[k] for k in keys}}
 

@@ -88,8 +88,7 @@ class ContrastiveObjective:
     with `build_dual_encoder(..., ssl_dim=256)`).
     framework="uniclip": MP-NCE over the universal set {image, its views, text} with the model's augmentation-aware
     embedding and domain-dependent similarity (`build_dual_encoder(..., aug_params=5, domain_similarity=True)`;
-    `losses.uniclip`), relaxed positives when `relax` is set. "ssl" then reports the image-image share of nothing:
-    the one loss covers both domains.
+    `losses.uniclip`), relaxed positives when `relax` is set; its one loss covers both domains, so "ssl" is 0.
     Views come as pixels `batch["views"]` (V, B, 3, H, W) or as cached pooled features `batch["view_features"]`
     (B, V, tower dim), with `batch["view_params"]` (same leading dims, P) for UniCLIP. Everything goes through one
     model call (one forward under DDP); the heads live in the model, so they are trained, checkpointed and saved.

@@ -161,7 +161,6 @@ class EpochTextFeatures:
         position = {t: k for k, t in enumerate(distinct)}
         self.features = text_tower_features(encoder, distinct, progress=progress)
         self.index = [torch.tensor([position[t] for t in epoch]) for epoch in texts]
-        self.texts = texts
 
     @property
     def n_distinct(self) -> int:

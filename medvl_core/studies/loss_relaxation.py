@@ -141,8 +141,9 @@ def prepare_study(image_encoder, text_encoder, labels=None, name: str = "synth-c
     if cache:
         for split in splits.values():
             split.image_features = image_tower_features(image_encoder, split.dataset, progress=progress)
-            if split.sentences is not None:
-                split.sentence_features = text_tower_features(text_encoder, split.sentences, progress=progress)
+        # only sentence-level alignment (on the report test split) uses single sentences; training encodes epoch texts
+        report_test = splits["test"]
+        report_test.sentence_features = text_tower_features(text_encoder, report_test.sentences, progress=progress)
         if cached_views:
             train = splits["train"]
             train.view_features, train.view_params = image_view_features(
@@ -425,7 +426,8 @@ def best_with_ours(result: AblationResult, Y_val: np.ndarray, frameworks, ensemb
 
 def paper_metrics(result: AblationResult, study: StudyData, frameworks=FRAMEWORKS) -> dict:
     """Flat metrics for Tables 1-6 (keys t<table>_...): validation ablation (6), test zero-shot (1, 3), operating
-    points (2), the best ensemble's bootstrap CIs (4) and alignment (5). Values are seed means unless 'ensemble'."""
+    points (2), the best ensemble's point estimates (4; `ensemble_ci_table` adds CIs) and alignment (5). Values
+    are seed means unless 'ensemble'."""
     Y_val, Y = study.validate.labels, study.test.labels
     five = competition_columns(study.label_names)
     m = {}
@@ -447,7 +449,7 @@ def paper_metrics(result: AblationResult, study: StudyData, frameworks=FRAMEWORK
                 m[f"t5_{fw}_{tag}_{level}"] = round(float(np.mean([a[level] for a in align.values()])), 4)
     single = best_with_ours(result, Y_val, frameworks, ensemble=False)
     m["t3_best_single"] = single
-    fw_single = next(f for f in frameworks if arm_name(f, "both") == single)
+    fw_single = best_fw(single, frameworks)
     m.update({f"t3_{k}": m[f"t{t}_{fw_single}_{kk}"] for k, t, kk in (
         ("chexpert5_auc", 1, "w_avg5"), ("chexpert13_auc", 1, "w_avgtotal"),
         ("chexpert5_f1", 2, "single_w_f1"), ("chexpert5_mcc", 2, "single_w_mcc"))})
@@ -503,10 +505,11 @@ def label_sharing(labels: np.ndarray, max_n: int = 5) -> dict[int, float]:
 
 def sampled_example(report: dict, n: int = 3, seed: int = 0) -> dict:
     """Fig. 2 on a real report: its Findings + Impression text, the sentences, and one draw of n of them."""
+    from ..data.openi import report_text
     from ..data.pairs import epoch_text
     from ..text.sentences import split_sentences
 
-    text = " ".join(part for part in (report.get("findings"), report.get("impression")) if part)
+    text = report_text(report)
     return {"report (Findings + Impression)": text, "sentences": split_sentences(text),
             f"{n} sampled sentences (one epoch's positive text)": epoch_text(text, n, seed, 0, 0)}
 
@@ -521,6 +524,24 @@ def threshold_sweep(study: StudyData, thresholds, config: TrainConfig, seed: int
         model, _ = fit_variant(study, variant, seed, config, embed_dim, trainable, augment)
         rows.append({"t": float(t), "validation Avg. 5 AUC": validation_scores(model, study)["val_auroc_5"]})
     return pd.DataFrame(rows)
+
+
+def sentences_table(metrics: dict, frameworks, sentences_per_report: int) -> pd.DataFrame:
+    """Fig. 4 (right) from the trained arms: validation Avg. 5 AUROC with relaxation, n sampled sentences vs the
+    whole report (`paper_metrics` keys t6_<framework>_both/relax_avg5)."""
+    return pd.DataFrame({f"n = {sentences_per_report}": [metrics[f"t6_{fw}_both_avg5"] for fw in frameworks],
+                         "n = all (whole report)": [metrics[f"t6_{fw}_relax_avg5"] for fw in frameworks]},
+                        index=[FRAMEWORK_NAMES[fw] for fw in frameworks]).rename_axis(
+        "validation Avg. 5 AUROC, with relaxation")
+
+
+def curves_without_and_with(result: AblationResult, framework: str) -> dict[str, dict[str, np.ndarray]]:
+    """Fig. 5: per quantity (train_loss, val_auroc_5), the seed-mean curve of plain fine-tuning ("w/o ours") and of
+    both parts of the method ("w/ ours") of one framework."""
+    arms = {"w/o ours": arm_name(framework, "none"), "w/ ours": arm_name(framework, "both")}
+    curve = training_curves(result, list(arms.values()))
+    return {column: {label: curve.loc[curve["variant"] == variant, column].to_numpy() for label, variant in arms.items()}
+            for column in ("train_loss", "val_auroc_5")}
 
 
 def training_curves(result: AblationResult, variants) -> pd.DataFrame:
