@@ -2,7 +2,8 @@
 
 It records every request (headers + JSON body), can be told to answer the next N requests with an error status
 (429, 500, 529, ...) or to stall them past the client's timeout, can delay every answer (to observe concurrency),
-and counts the most requests it ever had in flight at once.
+and counts the most requests it ever had in flight at once. POST /v1/messages/count_tokens answers
+{"input_tokens": COUNT_TOKENS(body)} and records the body in `count_requests` (not in `requests`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,16 @@ ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 429: "
                500: "api_error", 503: "api_error", 529: "overloaded_error"}
 
 
+def count_tokens(body: dict) -> int:
+    """The fake token count of a count_tokens request: a quarter of its JSON size."""
+    return len(json.dumps(body)) // 4
+
+
 def default_responder(body: dict) -> str:
-    """Reply text: echo the last text block of the request."""
+    """Reply text: echo the last text block of the request ('(images only)' when it has none)."""
     blocks = body["messages"][-1]["content"]
     texts = [b["text"] for b in blocks if b.get("type") == "text"] if isinstance(blocks, list) else [blocks]
-    return f"echo: {texts[-1]}"
+    return f"echo: {texts[-1] if texts else '(images only)'}"
 
 
 class FakeMessagesServer:
@@ -31,6 +37,7 @@ class FakeMessagesServer:
         self.responder = responder
         self.delay = delay
         self.requests: list[dict] = []
+        self.count_requests: list[dict] = []
         self.attempts = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -111,6 +118,10 @@ class FakeMessagesServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 (http.server naming)
+                if self.path.split("?")[0] == "/v1/messages/count_tokens":
+                    body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+                    fake.count_requests.append(body)
+                    return _send_json(self, 200, {"input_tokens": count_tokens(body)})
                 if self.path.split("?")[0] != "/v1/messages":
                     return _send_json(self, 404, {"type": "error", "error": {"type": "not_found_error",
                                                                              "message": self.path}})

@@ -174,12 +174,22 @@ def test_official_mode_uniform_without_chinese_weighted_with_it():
     rng = random.Random(11)
     hyps, refs = _corpus(rng, 20)
     ws = [[rng.choice([0.6, 0.7, 0.8, 0.9, 1.0]) for _ in case] for case in refs]
-    en = delta_bleu(hyps, refs, ws, mode="official", lowercase=False)
+    en = delta_bleu(hyps, refs, ws, mode="official", lowercase=False, languages=("en",))
     assert en == delta_bleu(hyps, refs, None, mode="official", lowercase=False)
+    assert en == delta_bleu(hyps, refs, ws, mode="official", lowercase=False, languages=["en", "es"])
     assert en.score == pytest.approx(sacrebleu.corpus_bleu(hyps, _streams(refs), use_effective_order=True).score)
     zh = delta_bleu(hyps, refs, ws, mode="official", lowercase=False, languages=("en", "zh"))
     assert zh.score == pytest.approx(delta_bleu(hyps, refs, ws, effective_order=True).score)
     assert zh.score != pytest.approx(en.score)
+
+
+def test_official_mode_with_weights_needs_the_submission_languages():
+    hyps, refs, ws = ["It is dyshidrotic eczema."], [["It is eczema.", "It is dyshidrotic eczema of the hands."]], [[1.0, 0.6]]
+    with pytest.raises(ParameterError, match=r"languages=.*content_<lang> keys the submission holds.*score_submission"):
+        delta_bleu(hyps, refs, ws, mode="official")
+    assert delta_bleu(hyps, refs, ws).score > 0  # the weighted mode always applies the weights: no languages needed
+    assert delta_bleu(hyps, refs, ws, mode="official", languages="zh").score == pytest.approx(
+        delta_bleu(hyps, refs, ws, mode="official", languages=["en", "zh"]).score)
 
 
 def test_official_mode_matches_an_independent_oracle():

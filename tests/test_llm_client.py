@@ -35,7 +35,7 @@ def api_key(monkeypatch):
     return KEY
 
 
-def make_client(server, tmp_path, model="claude-opus-4-5", **options) -> ClaudeClient:
+def make_client(server, tmp_path, model="claude-opus-4-7", **options) -> ClaudeClient:
     """A client pointed at the fake server with tiny backoff and a short timeout."""
     settings = {"base_url": server.base_url, "backoff_base": 0.001, "backoff_max": 0.01, "timeout": 2.0,
                 "progress": False, "max_tokens": 64}
@@ -56,12 +56,12 @@ def test_request_shape_images_before_text(server, tmp_path):
     jpeg_file = tmp_path / "case.jpg"
     jpeg_file.write_bytes(JPEG)
     reply = make_client(server, tmp_path).complete("SYSTEM PROMPT", "What is it?", [PNG, jpeg_file])
-    assert reply.text == "echo: What is it?" and not reply.cached and reply.model == "claude-opus-4-5"
+    assert reply.text == "echo: What is it?" and not reply.cached and reply.model == "claude-opus-4-7"
     assert reply.input_tokens > 0 and reply.output_tokens > 0
     (request,) = server.requests
     body = request["body"]
     assert request["path"] == "/v1/messages"
-    assert body["model"] == "claude-opus-4-5" and body["system"] == "SYSTEM PROMPT"
+    assert body["model"] == "claude-opus-4-7" and body["system"] == "SYSTEM PROMPT"
     assert body["max_tokens"] == 64 and body["temperature"] == 0.0
     (message,) = body["messages"]
     assert message["role"] == "user"
@@ -213,7 +213,7 @@ def test_cache_file_content_has_no_key(server, tmp_path):
     (path,) = (tmp_path / "cache").glob("*.json")
     assert len(path.stem) == 64
     entry = json.loads(path.read_text())
-    assert entry["text"] == "echo: t" and entry["request"]["model"] == "claude-opus-4-5"
+    assert entry["text"] == "echo: t" and entry["request"]["model"] == "claude-opus-4-7"
     assert len(entry["request"]["images_sha256"]) == 1
     for file in (tmp_path / "cache").rglob("*"):
         assert KEY not in file.read_text(errors="replace")
@@ -269,7 +269,7 @@ def test_usage_tokens_and_cost(server, tmp_path):
     assert (usage.calls, usage.cached_calls, usage.attempts) == (2, 1, 2)
     assert usage.input_tokens == replies[0].input_tokens + replies[1].input_tokens > 0
     assert usage.output_tokens == replies[0].output_tokens + replies[1].output_tokens > 0
-    price_in, price_out = model_price("claude-opus-4-5")[0]
+    price_in, price_out = model_price("claude-opus-4-7")[0]
     assert usage.cost_usd == pytest.approx((usage.input_tokens * price_in + usage.output_tokens * price_out) / 1e6)
     assert usage.as_dict()["calls"] == usage.calls and usage.price_known
 
@@ -288,7 +288,7 @@ def test_missing_key_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     assert not api_key_available()
     with pytest.raises(MissingAPIKeyError, match="export ANTHROPIC_API_KEY") as info:
-        ClaudeClient("claude-opus-4-5", tmp_path)
+        ClaudeClient("claude-opus-4-7", tmp_path)
     assert isinstance(info.value, MedvlError) and "rest of the notebook" in str(info.value)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "  ")
     assert not api_key_available()
@@ -297,6 +297,77 @@ def test_missing_key_is_a_clear_error(monkeypatch, tmp_path):
 def test_invalid_parameters(tmp_path):
     assert api_key_available()
     with pytest.raises(ParameterError, match="max_concurrency"):
-        ClaudeClient("claude-opus-4-5", tmp_path, max_concurrency=0)
+        ClaudeClient("claude-opus-4-7", tmp_path, max_concurrency=0)
     with pytest.raises(ParameterError, match="model"):
         ClaudeClient("", tmp_path)
+
+
+# ------------------------------------------------------------------ content layout, token counting, models
+
+def test_text_first_layout_and_image_only_message(server, tmp_path):
+    client = make_client(server, tmp_path)
+    client.complete("s", "Additional information: rash", [PNG, JPEG], text_first=True)
+    client.complete("s", "", [PNG])
+    client.complete_many([LLMRequest("s", "q", (JPEG,), text_first=True)])
+    first, image_only, many = (r["body"]["messages"][0]["content"] for r in server.requests)
+    assert [b["type"] for b in first] == ["text", "image", "image"] and first[0]["text"] == "Additional information: rash"
+    assert [b["source"]["media_type"] for b in first[1:]] == ["image/png", "image/jpeg"]
+    assert [b["type"] for b in image_only] == ["image"]  # no empty text block
+    assert [b["type"] for b in many] == ["text", "image"]
+
+
+def test_layout_is_part_of_the_cache_key_only_when_text_first(server, tmp_path):
+    client = make_client(server, tmp_path)
+    client.complete("s", "t", [PNG])
+    client.complete("s", "t", [PNG], text_first=True)
+    client.complete("s", "t", [], text_first=True)  # no images: the same message as without the flag
+    client.complete("s", "t", [])
+    assert server.attempts == 3
+    (entry,) = [json.loads(p.read_text()) for p in (tmp_path / "cache").glob("*.json")
+                if json.loads(p.read_text())["request"].get("text_first")]
+    assert entry["request"]["images_sha256"]
+    assert "text_first" not in client._key_fields("s", "t", [PNG])  # images-then-text keys are unchanged
+
+
+def test_count_tokens_uses_the_sdk_endpoint(server, tmp_path):
+    from llm_fake_server import count_tokens
+
+    client = make_client(server, tmp_path)
+    n = client.count_tokens(LLMRequest("SYS", "Additional information: q", (PNG,), text_first=True))
+    (body,) = server.count_requests
+    assert n == count_tokens(body) > 0 and body["system"] == "SYS" and body["model"] == "claude-opus-4-7"
+    assert [b["type"] for b in body["messages"][0]["content"]] == ["text", "image"]
+    assert server.requests == []  # counting sends no message
+
+
+def test_retired_model_is_refused_before_any_call(server, tmp_path):
+    with pytest.raises(ParameterError, match=r"claude_model='claude-3-opus-20240229' was retired by Anthropic on "
+                                             r"2026-01-05.*-p claude_model NAME.*paper used claude-3-opus-20240229"):
+        make_client(server, tmp_path, model="claude-3-opus-20240229")
+    assert server.attempts == 0
+
+
+def test_sdk_end_of_life_dates_retire_models(monkeypatch):
+    import datetime
+
+    from medvl_core.llm import client as client_module
+
+    monkeypatch.setattr(client_module, "sdk_deprecations", lambda: {"claude-x-1": datetime.date(2026, 6, 30)})
+    assert client_module.retired_on("claude-x-1", datetime.date(2026, 6, 29)) is None
+    assert client_module.retired_on("claude-x-1", datetime.date(2026, 7, 1)) == "2026-06-30"
+    with pytest.raises(ParameterError, match="claude-x-1' was retired by Anthropic on 2026-06-30"):
+        client_module.check_model("claude-x-1", datetime.date(2026, 7, 1))
+    assert client_module._eol_date("January 22nd, 2027") == datetime.date(2027, 1, 22)
+
+
+def test_unknown_model_names_the_parameter_and_the_paper_model(server, tmp_path):
+    from medvl_core.llm.client import check_known_model
+
+    with pytest.raises(ParameterError, match=r"claude_model='claude-opsu-4-7' is not a model.*-p claude_model.*"
+                                             r"claude-3-opus-20240229"):
+        check_known_model("claude-opsu-4-7")
+    check_known_model("claude-opus-4-7")
+    server.inject(404)
+    with pytest.raises(LLMRequestError, match=r"claude_model='claude-opus-4-7' is unknown to the Anthropic API or "
+                                              r"retired.*-p claude_model NAME.*claude-3-opus-20240229"):
+        make_client(server, tmp_path).complete("s", "t")

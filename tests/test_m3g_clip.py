@@ -5,22 +5,32 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
 
 from medvl_core.data.base import RecordDataset
+from medvl_core.data.dermavqa import write_submission
 from medvl_core.errors import ParameterError
+from medvl_core.eval.m3g_scoring import score_submission
 from medvl_core.models.dual_encoder import DualEncoder
 from medvl_core.models.encoders import build_image_encoder, build_text_encoder
 from medvl_core.studies.m3g_answer_generation import (
+    CLAUDE_METRICS,
+    SCORE_COLUMNS,
     ClipFit,
     KnnSetting,
     M3GData,
     M3GSplit,
+    answers,
     batch_size_sweep,
     case_vote,
+    claude_dry_run,
+    claude_table,
     control_rows,
+    dbleu_by_setting,
+    dbleu_metrics,
     fit_label_clip,
     label_extraction_table,
     pca_reduce,
@@ -29,6 +39,7 @@ from medvl_core.studies.m3g_answer_generation import (
     prepare_m3g,
     reference_table,
     score,
+    sdk_token_counter,
     truth_labels,
 )
 from medvl_core.text.derm_labels import (
@@ -175,9 +186,32 @@ def test_score_columns_and_perfect_answers():
     data = _toy_data()
     test = data.split("test")
     perfect = score([f"It is {label}." for label in test.labels], test)
-    assert perfect["dBLEU"] == 100.0 and perfect["BP"] == 1.0 and perfect["hyp_len"] == perfect["ref_len"]
-    assert perfect["dBLEU official"] < 90  # the official scorer lowercases the answer only: "it" != "It"
+    assert tuple(perfect) == SCORE_COLUMNS and perfect["BP"] == 1.0 and perfect["hyp_len"] == perfect["ref_len"]
+    assert perfect["dBLEU weighted"] == perfect["dBLEU unweighted"] == 100.0
+    assert perfect["dBLEU"] < 90  # the headline is the official scorer: it lowercases the answer only, "it" != "It"
     assert score(["It is disease z."] * test.n_cases, test)["dBLEU"] < 60
+
+
+def test_dbleu_metrics_record_the_official_score_with_labelled_extras():
+    table = pd.DataFrame([{"setting": "batch 256", "split": "test", "dBLEU": 8.4, "dBLEU weighted": 9.1,
+                           "dBLEU unweighted": 9.0},
+                          {"setting": "batch 256", "split": "valid", "dBLEU": 1.0, "dBLEU weighted": 2.0,
+                           "dBLEU unweighted": 3.0}])
+    assert dbleu_metrics(table, "test", {"batch 256": "dbleu_batch_256", "batch 512": "dbleu_batch_512"}) == {
+        "dbleu_batch_256": 8.4, "dbleu_weighted_batch_256": 9.1, "dbleu_unweighted_batch_256": 9.0}
+    assert dbleu_by_setting(table, "valid") == {"batch 256": 1.0}
+    assert dbleu_by_setting(table, "valid", "dBLEU weighted") == {"batch 256": 2.0}
+    with pytest.raises(ParameterError, match="dbleu_"):
+        dbleu_metrics(table, "test", {"batch 256": "batch_256"})
+    assert dbleu_metrics(pd.DataFrame(), "test", {"img 1-call": "dbleu_claude_img_1_call"}) == {}  # arm not run
+
+
+def test_sdk_token_counter_only_with_a_key_and_a_served_model(monkeypatch, data_root):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    assert sdk_token_counter("claude-opus-4-7") is None
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    assert sdk_token_counter("claude-3-opus-20240229") is None  # retired: the dry run estimates instead
+    assert sdk_token_counter("claude-opus-4-7").model == "claude-opus-4-7"
 
 
 def _write_dermavqa(root):
@@ -211,16 +245,45 @@ def test_pipeline_on_a_dermavqa_layout_builds_its_dictionary_and_tables(data_roo
     table, fits = batch_size_sweep(data, (4, 128), TrainConfig(epochs=2, device="cpu", progress=False),
                                    splits=("valid",), embed_dim=8)
     assert list(table["effective batch"]) == [4, 18] and set(fits) == {4, 128}
-    assert {"dBLEU", "BP", "ratio", "hyp_len", "ref_len", "dBLEU official"} <= set(table.columns)
+    assert set(SCORE_COLUMNS) <= set(table.columns)
     labels = {"valid": predict_labels(fits[4], data, "valid", KnnSetting("image", k=1))}
     post = postprocessing_table(data, labels)
     assert list(post["setting"]) == ["label only", "It is [label].", "query matching", "It is [label]. + query matching"]
     assert post["hyp_len"].iloc[1] == post["hyp_len"].iloc[0] + 3 * 6  # "It is" + "." add three tokens per case
     refs = reference_table(data, splits=("valid",))
     oracle = refs[refs["setting"].str.startswith("oracle: It is [label of")]
-    assert float(oracle["dBLEU"].iloc[0]) == 100.0
+    assert float(oracle["dBLEU weighted"].iloc[0]) == 100.0 > float(oracle["dBLEU"].iloc[0])
+    valid = data.split("valid")
+    texts = answers(labels["valid"], valid)
+    written = write_submission(root / "prediction.json", dict(zip(valid.ids, texts)), order=valid.dataset)
+    assert round(score_submission(written, valid.dataset).score("en"), 2) == score(texts, valid)["dBLEU"]
     truth = {"train": data.train.labels, "valid": data.split("valid").labels}  # extracted labels as stand-in truth
     assert list(label_extraction_table(data, truth).iloc[:, 1]) == [1.0, 1.0]
     rows = control_rows("control", labels, data, truth)
     assert [r["split"] for r in rows] == ["valid"] and rows[0]["dBLEU"] == post["dBLEU"].iloc[1]
     assert rows[0]["label accuracy"] == round(float(np.mean(np.array(labels["valid"]) == np.array(truth["valid"]))), 3)
+
+
+def test_claude_table_and_dry_run_on_a_dermavqa_layout(data_root, tmp_path, monkeypatch):
+    from llm_fake_server import FakeMessagesServer
+
+    from medvl_core.llm import ClaudeClient
+
+    root = data_root / "dermavqa"
+    _write_dermavqa(root)
+    data = prepare_m3g("dermavqa", root=root, splits=("train", "valid"), image_encoder="tiny:cnn",
+                       text_encoder="tiny:text", image_size=32)
+    plan = claude_dry_run(data, "valid", "claude-opus-4-7", max_cases=2)
+    assert (plan.n_cases, plan.first_case, plan.split) == (2, "valid0", "valid")
+    assert [row["calls"] for row in plan.table()] == [2, 4, 2, 4, 12]
+    assert "IMG_valid0_0.jpg: " in str(plan) and "32 x 32 px" in str(plan)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    with FakeMessagesServer(responder=lambda body: "psoriasis") as server:
+        client = ClaudeClient("claude-opus-4-7", tmp_path / "cache", base_url=server.base_url, progress=False)
+        table1, claude_answers = claude_table(client, data, "valid", max_cases=2)
+    assert list(table1["setting"]) == list(CLAUDE_METRICS) and set(table1["model"]) == {"claude-opus-4-7"}
+    assert list(table1["parse fallbacks"]) == [2, 0, 0, 0]  # "psoriasis" carries no "Answer:" line
+    assert claude_answers["img 2-calls"] == ["It is psoriasis."] * 2
+    metrics = dbleu_metrics(table1, "valid", CLAUDE_METRICS)
+    assert metrics["dbleu_claude_img_1_call"] == table1["dBLEU"].iloc[0]
+    assert metrics["dbleu_weighted_claude_img_plus_text"] == table1["dBLEU weighted"].iloc[3]

@@ -11,6 +11,7 @@ and `df_userinfo.csv` (author_id, validation_level, rank_level). One item per en
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -274,15 +275,31 @@ def write_submission(path, predictions, order=None, lang: str = "en") -> Path:
     return atomic_write_json(path, rows)
 
 
-def read_submission(path, lang: str = "en") -> dict[str, str]:
-    """encounter_id -> first response's content_<lang> (the scored one), in file order."""
+def read_submission(path, lang: str = "en", order=None) -> dict[str, str]:
+    """encounter_id -> first response's content_<lang> (the scored one), in file order (a repeated id: the last).
+
+    `order` (the reference dataset, reference JSON path or id list): warn when the file's encounter order differs,
+    since the official scorer pairs predictions with references by position, not by id.
+    """
     path = Path(path)
-    out = {}
-    for index, row in enumerate(read_json_list(path, "submission JSON")):
+    out, rows = {}, read_json_list(path, "submission JSON")
+    for index, row in enumerate(rows):
         responses = row.get("responses") if isinstance(row, dict) else None
         if not isinstance(row, dict) or "encounter_id" not in row:
             raise DataFormatError(f"{path}: entry {index} has no key 'encounter_id'")
         if not responses or not isinstance(responses[0], dict) or f"content_{lang}" not in responses[0]:
             raise DataFormatError(f"{path}: entry {index} ({row['encounter_id']}) has no responses[0]['content_{lang}']")
         out[str(row["encounter_id"])] = responses[0][f"content_{lang}"]
+    _warn_if_reordered(path, [str(r["encounter_id"]) for r in rows], order)
     return out
+
+
+def _warn_if_reordered(path: Path, file_ids: list[str], order) -> None:
+    """Warn when the file's ids are not the references' ids in the references' order."""
+    ids = _order_ids(order)
+    if ids is None or file_ids[: len(ids)] == ids:
+        return
+    warnings.warn(f"{path}: encounter order differs from the references; this dict aligns answers by id, the "
+                  "official scorer pairs them by file position. See both scores with "
+                  "medvl_core.eval.m3g_scoring.score_submission(path, references); rewrite the file with "
+                  "write_submission(path, predictions, order=references)", UserWarning, stacklevel=3)

@@ -6,8 +6,11 @@ Two modes:
   matches), so with all weights 1 the score equals ``sacrebleu.corpus_bleu``.
 - ``official``: the MEDIQA-M3G scorer (``evaluation/nlg/scoring_multilingresp.py`` calling
   ``sacrebleu_deltableu.corpus_bleu_t``, a modified sacreBLEU 1.4.1): weights apply only when
-  Chinese is among the scored ``languages``; ``lowercase=True`` (its setting, the default here)
-  lowercases the hypothesis only; effective order on; no zero-match shortcut.
+  Chinese is among the submission's ``languages`` (the content_<lang> keys it holds; they must be
+  passed with weights, there is no default); ``lowercase=True`` (its setting, the default here)
+  lowercases the hypothesis only; effective order on; no zero-match shortcut. To score a
+  submission file as the scorer does (languages read from it, pairing by position), use
+  ``medvl_core.eval.m3g_scoring.score_submission``.
 
 Inputs: ``references[i]`` is case i's list of reference strings (any number per case);
 ``weights[i]`` the floats aligned with it (None: all 1). Each matched hypothesis n-gram is clipped
@@ -53,7 +56,7 @@ class DeltaBleuResult:
 
 
 def delta_bleu(hypotheses, references, weights=None, mode: str = "weighted", lowercase: bool | None = None,
-               tokenize: str = "13a", max_order: int = 4, languages=("en",),
+               tokenize: str = "13a", max_order: int = 4, languages=None,
                effective_order: bool | None = None) -> DeltaBleuResult:
     """Corpus deltaBLEU of one hypothesis per case against that case's weighted references."""
     _check_mode(mode)
@@ -61,8 +64,9 @@ def delta_bleu(hypotheses, references, weights=None, mode: str = "weighted", low
     refs = _check_references(references, len(hyps))
     wts = _check_weights(weights, refs)
     _check_max_order(max_order)
+    langs = _check_languages(languages)
     official = mode == "official"
-    if not _scores_chinese(languages) and official:
+    if official and wts is not None and not _scores_chinese(langs):
         wts = None
     lower_hyp, lower_ref = _lowercasing(official, lowercase)
     hyps = [h.lower() for h in hyps] if lower_hyp else hyps
@@ -226,12 +230,24 @@ def _lowercasing(official: bool, lowercase) -> tuple[bool, bool]:
     return lowercase, lowercase and not official
 
 
-def _scores_chinese(languages) -> bool:
-    """True when 'zh' is among the scored languages (the official scorer's weighting switch)."""
+def _check_languages(languages) -> tuple[str, ...] | None:
+    """Language codes as a tuple (a single code allowed), or None when not given."""
+    if languages is None:
+        return None
     if isinstance(languages, str):
         languages = (languages,)
     if not _is_list(languages) or not all(isinstance(x, str) for x in languages):
         raise ParameterError(f"languages must be a list of language codes such as ['en', 'zh'], got {languages!r}")
+    return tuple(languages)
+
+
+def _scores_chinese(languages: tuple[str, ...] | None) -> bool:
+    """True when 'zh' is among the submission's languages (the official scorer's weighting switch)."""
+    if languages is None:
+        raise ParameterError("mode='official' with weights needs languages=: the content_<lang> keys the submission "
+                             "holds (e.g. ['en'] or ['en', 'zh']), because the official scorer applies the reference "
+                             "weights only when 'zh' is among them; m3g_scoring.submission_languages(rows) reads them, "
+                             "m3g_scoring.score_submission(file, references) scores a file as the scorer does")
     return "zh" in languages
 
 

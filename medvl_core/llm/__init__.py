@@ -1,4 +1,4 @@
-"""medvl_core.llm: Claude (Anthropic Messages API) client and the MEDIQA-M3G two-call pipeline (no torch)."""
+"""medvl_core.llm: Claude (Anthropic Messages API) client and the MEDIQA-M3G pipeline with the paper's prompts (no torch)."""
 
 from .client import (
     NO_KEY_MESSAGE,
@@ -9,9 +9,21 @@ from .client import (
     MissingAPIKeyError,
     UsageSummary,
     api_key_available,
+    check_model,
 )
-from .m3g import SCENARIOS, M3GCase, M3GTrace, answer_cases, case_from_item, run_scenario
+from .m3g import (
+    SCENARIOS,
+    DryRun,
+    M3GCase,
+    M3GTrace,
+    answer_cases,
+    case_from_item,
+    dry_run,
+    load_prompts,
+    run_scenario,
+    use_dry_run,
+)
 
-__all__ = ["NO_KEY_MESSAGE", "SCENARIOS", "ClaudeClient", "LLMReply", "LLMRequest", "LLMRequestError", "M3GCase",
-           "M3GTrace", "MissingAPIKeyError", "UsageSummary", "answer_cases", "api_key_available", "case_from_item",
-           "run_scenario"]
+__all__ = ["NO_KEY_MESSAGE", "SCENARIOS", "ClaudeClient", "DryRun", "LLMReply", "LLMRequest", "LLMRequestError",
+           "M3GCase", "M3GTrace", "MissingAPIKeyError", "UsageSummary", "answer_cases", "api_key_available",
+           "case_from_item", "check_model", "dry_run", "load_prompts", "run_scenario", "use_dry_run"]

@@ -15,15 +15,23 @@ images)` or `client.complete_many([LLMRequest(...), ...])`, and `client.usage()`
 - Concurrency: at most `max_concurrency` requests in flight (threads); `complete_many` keeps the input order.
 - Cost: `usage().cost_usd` from PRICES_PER_MTOK (USD per million input/output tokens, matched by model-name
   prefix); an unknown model is priced at the highest listed price (an upper bound) and `price_known` is False.
+- Models: a retired model (RETIRED_MODELS, or past the end-of-life date the installed SDK lists) is refused before
+  any call (`check_model`), with one error naming `-p claude_model` and the paper's model; a 404 from the API gives
+  the same advice; `check_known_model` refuses a name neither the SDK nor the price table knows (the dry run's check).
+- Content: the images (base64 blocks) then the text, or the text first (`text_first`); an empty text sends no text
+  block (an image-only message).
+- Token counting: `count_tokens(...)` asks the SDK's `messages.count_tokens` (free, needs the key and the network).
 """
 
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import json
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -40,7 +48,15 @@ CACHE_FORMAT = 1
 NO_KEY_MESSAGE = (f"no Anthropic API key: export {API_KEY_ENV}=... (or pass api_key=) to run the Claude pipeline; "
                   "the rest of the notebook runs without it")
 
-# USD per million (input, output) tokens, Anthropic list prices; longest matching prefix wins.
+PAPER_MODEL = "claude-3-opus-20240229"  # the M3G paper's Claude 3 Opus
+MODEL_PARAMETER = "claude_model"  # the notebook parameter that names the model
+
+# USD per million (input, output) tokens, Anthropic list prices (base input / output; no caching or batch discount).
+# Longest matching prefix wins, so a dated snapshot takes its alias's price and a minor version not listed takes
+# its family's; a model matching no prefix is priced at FALLBACK_PRICE (an upper bound) with price_known False.
+PRICES_SOURCE = ("Anthropic pricing page, https://platform.claude.com/docs/en/about-claude/pricing (model pricing "
+                 "table; Claude 3 models as listed while offered) and the Claude Opus 5 models overview "
+                 "(Opus 5.5, Sonnet 5.5, Haiku 5.5), read 2026-12-02")
 PRICES_PER_MTOK = {
     "claude-3-opus": (15.0, 75.0),
     "claude-3-sonnet": (3.0, 15.0),
@@ -48,12 +64,33 @@ PRICES_PER_MTOK = {
     "claude-3-5-sonnet": (3.0, 15.0),
     "claude-3-5-haiku": (0.8, 4.0),
     "claude-3-7-sonnet": (3.0, 15.0),
-    "claude-opus-4": (15.0, 75.0),
+    "claude-opus-4": (15.0, 75.0),  # Opus 4 and 4.1
     "claude-opus-4-5": (5.0, 25.0),
-    "claude-sonnet-4": (3.0, 15.0),
+    "claude-opus-4-6": (5.0, 25.0),
+    "claude-opus-4-7": (5.0, 25.0),
+    "claude-opus-4-8": (5.0, 25.0),
+    "claude-opus-5": (5.0, 25.0),
+    "claude-opus-5-5": (4.0, 20.0),
+    "claude-sonnet-4": (3.0, 15.0),  # Sonnet 4, 4.5, 4.6
+    "claude-sonnet-5-5": (2.0, 10.0),
     "claude-haiku-4-5": (1.0, 5.0),
+    "claude-haiku-5-5": (0.1, 0.5),  # prompts up to 100k tokens
+    "claude-fable-5": (10.0, 50.0),
+    "claude-mythos-5": (10.0, 50.0),
 }
 FALLBACK_PRICE = max(PRICES_PER_MTOK.values())
+
+# Models the Claude API no longer serves (requests fail), with the retirement date. Models the installed SDK lists
+# as deprecated (anthropic._data.DEPRECATED_MODELS) count as retired once their end-of-life date has passed.
+RETIRED_SOURCE = ("Anthropic model deprecations page, https://platform.claude.com/docs/en/about-claude/"
+                  "model-deprecations, and the API release notes, read 2026-12-02")
+RETIRED_MODELS = {
+    **dict.fromkeys(("claude-1.0", "claude-1.1", "claude-1.2", "claude-1.3", "claude-instant-1.0",
+                     "claude-instant-1.1", "claude-instant-1.2"), "2024-11-06"),
+    **dict.fromkeys(("claude-2.0", "claude-2.1", "claude-3-sonnet-20240229"), "2025-07-21"),
+    **dict.fromkeys(("claude-3-5-sonnet-20240620", "claude-3-5-sonnet-20241022"), "2025-10-28"),
+    "claude-3-opus-20240229": "2026-01-05",
+}
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024  # the Messages API's per-image limit (base64 of larger images is refused)
 MAX_IMAGE_SIDE = 1568  # longest side the API uses without downscaling it itself
@@ -71,11 +108,12 @@ class LLMRequestError(MedvlError):
 
 @dataclass(frozen=True)
 class LLMRequest:
-    """One Messages API request: system prompt, user text and images (bytes or file paths) sent before the text."""
+    """One Messages API request: system prompt, user text and images (bytes or paths), images first unless text_first."""
 
     system: str
     text: str
     images: Sequence = ()
+    text_first: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,10 +155,72 @@ def api_key_available() -> bool:
 
 def model_price(model: str) -> tuple[tuple[float, float], bool]:
     """(USD per million input tokens, per million output tokens) for `model`, and whether it was listed."""
-    matches = [prefix for prefix in PRICES_PER_MTOK if model.startswith(prefix)]
+    matches = [prefix for prefix in PRICES_PER_MTOK if model == prefix or model.startswith(prefix + "-")]
     if not matches:
         return FALLBACK_PRICE, False
     return PRICES_PER_MTOK[max(matches, key=len)], True
+
+
+def sdk_models() -> tuple[str, ...]:
+    """The model names the installed anthropic SDK lists (anthropic.types.ModelParam)."""
+    from typing import get_args
+
+    from anthropic.types import ModelParam
+
+    return tuple(name for arg in get_args(ModelParam) for name in get_args(arg))
+
+
+def sdk_deprecations() -> dict[str, datetime.date]:
+    """Model -> end-of-life date of the models the installed SDK lists as deprecated (empty if it lists none)."""
+    try:
+        from anthropic._data import DEPRECATED_MODELS
+    except ImportError:
+        return {}
+    return {model: _eol_date(text) for model, text in DEPRECATED_MODELS.items() if _eol_date(text)}
+
+
+def _eol_date(text: str) -> datetime.date | None:
+    """'June 30th, 2026' -> date(2026, 6, 30); None when unparsable."""
+    try:
+        return datetime.datetime.strptime(re.sub(r"(\d)(st|nd|rd|th)", r"\1", text.strip()), "%B %d, %Y").date()
+    except ValueError:
+        return None
+
+
+def retired_on(model: str, today: datetime.date | None = None) -> str | None:
+    """The date (YYYY-MM-DD) `model` was retired, or None while it is served."""
+    if model in RETIRED_MODELS:
+        return RETIRED_MODELS[model]
+    eol = sdk_deprecations().get(model)
+    return eol.isoformat() if eol and eol <= (today or datetime.date.today()) else None
+
+
+def suggested_model() -> str:
+    """A current model to suggest: the first Opus model the SDK lists that is not deprecated."""
+    deprecated = sdk_deprecations()
+    return next((m for m in sdk_models() if m.startswith("claude-opus") and m not in deprecated), "claude-opus-4-7")
+
+
+def model_advice(model: str, problem: str) -> str:
+    """One error line: what is wrong with `model`, the parameter to change and the paper's model."""
+    retired = RETIRED_MODELS.get(PAPER_MODEL)
+    paper = f"the paper used {PAPER_MODEL} (Claude 3 Opus" + (f", retired {retired})" if retired else ")")
+    return (f"{MODEL_PARAMETER}={model!r} {problem}; pass a current model with -p {MODEL_PARAMETER} NAME "
+            f"(e.g. {suggested_model()}); {paper}")
+
+
+def check_model(model: str, today: datetime.date | None = None) -> None:
+    """Raise ParameterError for a retired model before any call is made."""
+    date = retired_on(model, today)
+    if date:
+        raise ParameterError(model_advice(model, f"was retired by Anthropic on {date} (requests to it fail)"))
+
+
+def check_known_model(model: str) -> None:
+    """Raise ParameterError for a name neither the installed SDK nor the price table knows (a typo, most likely)."""
+    if model not in sdk_models() and not model_price(model)[1]:
+        raise ParameterError(model_advice(model, "is not a model the installed anthropic SDK lists nor one with a "
+                                                 "list price in medvl_core.llm.client.PRICES_PER_MTOK"))
 
 
 def image_media_type(data: bytes) -> str:
@@ -163,6 +263,13 @@ def fit_image(data: bytes) -> bytes:
         if buffer.tell() <= MAX_IMAGE_BYTES or min(image.size) <= 64:
             return buffer.getvalue()
         image = image.resize((int(image.width * 0.75), int(image.height * 0.75)))
+
+
+def message_content(datas: Sequence[bytes], text: str, text_first: bool = False) -> list[dict]:
+    """The user message's blocks: image blocks and the text block (none when empty), text first if asked."""
+    images = [image_block(d) for d in datas]
+    texts = [{"type": "text", "text": text}] if text else []
+    return texts + images if text_first else images + texts
 
 
 def image_block(data: bytes) -> dict:
@@ -212,6 +319,7 @@ class ClaudeClient:
                  backoff_max: float = 30.0, progress: bool = True):
         if not isinstance(model, str) or not model.strip():
             raise ParameterError(f"ClaudeClient: model={model!r} must be a model name such as 'claude-opus-4-5'")
+        check_model(model)
         for name, value, minimum in (("max_concurrency", max_concurrency, 1), ("max_retries", max_retries, 0),
                                      ("timeout", timeout, 1e-3), ("max_tokens", max_tokens, 1),
                                      ("backoff_base", backoff_base, 0), ("backoff_max", backoff_max, 0)):
@@ -241,17 +349,17 @@ class ClaudeClient:
 
     # ------------------------------------------------------------------ public API
 
-    def complete(self, system: str, text: str, images: Sequence = ()) -> LLMReply:
-        """One request: images (base64 blocks) then the text, under `system`; served from the cache if present."""
+    def complete(self, system: str, text: str, images: Sequence = (), text_first: bool = False) -> LLMReply:
+        """One request: images (base64 blocks) and the text, under `system`; served from the cache if present."""
         datas = [fit_image(image_bytes(image)) for image in images]
-        fields = self._key_fields(system, text, datas)
+        fields = self._key_fields(system, text, datas, text_first)
         path = self.cache_dir / f"{cache_key(fields)}.json"
         cached = self._read_cache(path)
         if cached is not None:
             with self._lock:
                 self._usage.cached_calls += 1
             return cached
-        reply = self._call(system, text, datas)
+        reply = self._call(system, message_content(datas, text, text_first))
         atomic_write_json(path, {"format": CACHE_FORMAT, "request": fields, "text": reply.text,
                                  "input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens,
                                  "model": reply.model})
@@ -264,12 +372,25 @@ class ClaudeClient:
         requests = list(requests)
         with tqdm(total=len(requests), desc=f"claude {self.model}", disable=not self.progress) as bar:
             def run(request: LLMRequest) -> LLMReply:
-                reply = self.complete(request.system, request.text, request.images)
+                reply = self.complete(request.system, request.text, request.images, request.text_first)
                 bar.update(1)
                 return reply
 
             with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
                 return list(pool.map(run, requests))
+
+    def count_tokens(self, request: LLMRequest) -> int:
+        """Input tokens of `request` counted by the SDK (messages.count_tokens; free, needs the network)."""
+        import anthropic
+
+        datas = [fit_image(image_bytes(image)) for image in request.images]
+        content = message_content(datas, request.text, request.text_first)
+        try:
+            counted = self._sdk.messages.count_tokens(model=self.model, system=request.system,
+                                                      messages=[{"role": "user", "content": content}])
+        except anthropic.APIError as exc:
+            raise self._refused(exc) from None
+        return int(counted.input_tokens)
 
     def usage(self) -> UsageSummary:
         """Calls, cache hits, attempts, tokens and estimated cost (USD) so far."""
@@ -281,11 +402,12 @@ class ClaudeClient:
 
     # ------------------------------------------------------------------ internals
 
-    def _key_fields(self, system: str, text: str, datas: list[bytes]) -> dict:
-        """Everything that determines a reply (images by content hash)."""
-        return {"model": self.model, "system": system, "text": text,
-                "images_sha256": [hashlib.sha256(d).hexdigest() for d in datas],
-                "max_tokens": self.max_tokens, "temperature": self.temperature}
+    def _key_fields(self, system: str, text: str, datas: list[bytes], text_first: bool = False) -> dict:
+        """Everything that determines a reply (images by content hash; the text-first layout only when used)."""
+        fields = {"model": self.model, "system": system, "text": text,
+                  "images_sha256": [hashlib.sha256(d).hexdigest() for d in datas],
+                  "max_tokens": self.max_tokens, "temperature": self.temperature}
+        return {**fields, "text_first": True} if text_first and datas and text else fields
 
     def _read_cache(self, path: Path) -> LLMReply | None:
         """The cached reply at `path`, or None when absent."""
@@ -298,9 +420,8 @@ class ClaudeClient:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DataFormatError(f"LLM cache file {path} is unreadable ({exc}); delete it to redo the call") from exc
 
-    def _call(self, system: str, text: str, datas: list[bytes]) -> LLMReply:
+    def _call(self, system: str, content: list[dict]) -> LLMReply:
         """Send the request with retries; count the call and its tokens."""
-        content = [image_block(d) for d in datas] + [{"type": "text", "text": text}]
         extra = {} if self.temperature is None else {"temperature": self.temperature}
         message = self._with_retries(lambda: self._sdk.messages.create(
             model=self.model, max_tokens=self.max_tokens, system=system,
@@ -347,8 +468,7 @@ class ClaudeClient:
         if status in (401, 403):
             return LLMRequestError(f"Anthropic API rejected the key ({detail}); check {API_KEY_ENV}")
         if status == 404:
-            return LLMRequestError(f"Anthropic API: model {self.model!r} not found ({detail}); set the model "
-                                   "parameter to a model your key can use")
+            return LLMRequestError(model_advice(self.model, f"is unknown to the Anthropic API or retired ({detail})"))
         if status == 400 and "temperature" in detail:
             return LLMRequestError(f"model {self.model!r} does not accept temperature ({detail}); "
                                    "pass temperature=None")

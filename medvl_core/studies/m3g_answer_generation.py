@@ -11,7 +11,9 @@ Pipeline (paper section "CLIP solution", with offline stand-ins):
    training items' label-text embeddings ("image-text"), optionally after PCA fitted on the training side;
    the votes of all images of a case are pooled (majority, ties -> the most similar neighbour);
 5. post-processing of the label into the answer ("It is <label>.", query word-matching; `derm_labels.answer_text`)
-   and deltaBLEU with the competition reference weights.
+   and deltaBLEU. The headline "dBLEU" is the official competition scorer on the submission these answers make
+   (one language, the split's; `eval.m3g_scoring` has the scorer's rules); "dBLEU weighted" (competition reference
+   weights, sacreBLEU 2.x rules) and "dBLEU unweighted" (plain sacreBLEU corpus BLEU) are labelled extras.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..config import seed_everything
+from ..config import cache_dir, seed_everything
 from ..data import open_dataset
 from ..data.base import RecordDataset
 from ..data.images import load_image
@@ -42,7 +44,9 @@ from ..train import TrainConfig, train
 from ..worlds.synth_derm_conditions import label_dictionary
 
 GALLERIES = ("image", "text")
-SCORE_COLUMNS = ("dBLEU", "BP", "ratio", "hyp_len", "ref_len", "dBLEU official")
+HEADLINE = "dBLEU"  # the official scorer's deltaBLEU
+EXTRA_SCORES = {"weighted": "dBLEU weighted", "unweighted": "dBLEU unweighted"}  # metric infix -> column
+SCORE_COLUMNS = (HEADLINE, "BP", "ratio", "hyp_len", "ref_len", *EXTRA_SCORES.values())
 POSTPROCESSING = {  # Table 4 arms: (template "It is <label>.", query word-matching)
     "label only": (False, False),
     "It is [label].": (True, False),
@@ -56,6 +60,8 @@ RESPONSE_LABEL = "oracle: It is [label of the case's responses]."
 CONSTANT = "constant: It is [most frequent training label]."
 REFERENCE_METRICS = {TRUE_CONDITION: "dbleu_it_is_true_condition", RESPONSE_LABEL: "dbleu_it_is_label_oracle",
                      CONSTANT: "dbleu_constant_label"}
+CLAUDE_METRICS = {"img 1-call": "dbleu_claude_img_1_call", "img 2-calls": "dbleu_claude_img_2_calls",
+                  "img-then-text": "dbleu_claude_img_then_text", "img+text": "dbleu_claude_img_plus_text"}
 
 
 # ------------------------------------------------------------------ data
@@ -318,14 +324,22 @@ def answers(labels, split: M3GSplit, dictionary: dict | None = None, template: b
     return [answer_text(label, query, dictionary, template, query_match) for label, query in zip(labels, split.queries)]
 
 
+def split_language(split: M3GSplit) -> str:
+    """The language of the split's queries and references (the submission's one content_<lang>)."""
+    return getattr(split.dataset, "lang", "en") or "en"
+
+
 def score(hypotheses, split: M3GSplit) -> dict:
-    """deltaBLEU against the split's weighted references (dBLEU, BP, ratio, hyp_len, ref_len), plus the official
-    scorer's dBLEU (English-only submissions: uniform weights, effective order, hypothesis-only lowercasing)."""
-    hypotheses = list(hypotheses)
-    result = delta_bleu(hypotheses, split.references, weights=split.weights, mode="weighted")
-    official = delta_bleu(hypotheses, split.references, weights=split.weights, mode="official")
-    return {"dBLEU": round(result.score, 2), "BP": round(result.bp, 3), "ratio": round(result.ratio, 3),
-            "hyp_len": result.hyp_len, "ref_len": result.ref_len, "dBLEU official": round(official.score, 2)}
+    """Official deltaBLEU (headline) with its BP, ratio and lengths, plus weighted and unweighted deltaBLEU."""
+    hypotheses, lang = list(hypotheses), split_language(split)
+    tokenize = "zh" if lang == "zh" else "13a"
+    official = delta_bleu(hypotheses, split.references, split.weights, mode="official", languages=(lang,),
+                          tokenize=tokenize)
+    weighted = delta_bleu(hypotheses, split.references, split.weights, mode="weighted", tokenize=tokenize)
+    unweighted = delta_bleu(hypotheses, split.references, None, mode="weighted", tokenize=tokenize)
+    return {HEADLINE: round(official.score, 2), "BP": round(official.bp, 3), "ratio": round(official.ratio, 3),
+            "hyp_len": official.hyp_len, "ref_len": official.ref_len,
+            EXTRA_SCORES["weighted"]: round(weighted.score, 2), EXTRA_SCORES["unweighted"]: round(unweighted.score, 2)}
 
 
 def score_row(setting: str, hypotheses, split: M3GSplit, labels=None, truth=None, **extra) -> dict:
@@ -428,23 +442,68 @@ def head(split: M3GSplit, n: int) -> M3GSplit:
                     split.labels[:n])
 
 
-def claude_table(client, data: M3GData, split: str, scenarios=None, max_cases: int = 0) -> tuple[pd.DataFrame, dict]:
-    """Table 1: the Claude pipeline's scenarios (medvl_core.llm) scored on `split`; (rows, answers per scenario)."""
-    from ..llm import SCENARIOS, answer_cases, case_from_item
+def claude_cases(data: M3GData, split: str, max_cases: int = 0) -> tuple[M3GSplit, list]:
+    """The split's first `max_cases` cases (0: all) and their llm.M3GCase (images by path, query text)."""
+    from ..llm import case_from_item
 
     target = head(data.split(split), max_cases)
-    cases = [case_from_item(record) for record in target.dataset.records]
+    return target, [case_from_item(record) for record in target.dataset.records]
+
+
+def claude_table(client, data: M3GData, split: str, scenarios=None, max_cases: int = 0) -> tuple[pd.DataFrame, dict]:
+    """Table 1: the Claude pipeline's scenarios (medvl_core.llm, Appendix A prompts) scored on `split`; (rows, answers)."""
+    from ..llm import SCENARIOS, run_scenario
+
+    target, cases = claude_cases(data, split, max_cases)
     rows, out = [], {}
     for scenario in scenarios or SCENARIOS:
-        out[scenario] = answer_cases(client, cases, scenario)
-        rows.append(score_row(f"{client.model}: {scenario}", out[scenario], target))
+        traces = run_scenario(client, cases, scenario)
+        out[scenario] = [trace.answer for trace in traces]
+        fallbacks = sum(trace.parsed_by.startswith("fallback") for trace in traces)
+        rows.append(score_row(scenario, out[scenario], target, model=client.model, **{"parse fallbacks": fallbacks}))
     return pd.DataFrame(rows), out
 
 
-def dbleu_by_setting(table: pd.DataFrame, split: str) -> dict[str, float]:
-    """setting -> dBLEU on `split` from a table of score rows."""
+def sdk_token_counter(model: str):
+    """A ClaudeClient for the SDK's token counting when a key is set and `model` is served; else None (estimates)."""
+    from ..llm import ClaudeClient, api_key_available
+    from ..llm.client import retired_on
+
+    if not api_key_available() or retired_on(model):
+        return None
+    return ClaudeClient(model, cache_dir("claude"), progress=False, timeout=20.0)
+
+
+def claude_dry_run(data: M3GData, split: str, model: str, scenarios=None, max_cases: int = 0, counter=None):
+    """Table 1 before any call: the first case's requests, and the calls, input tokens and cost on `split` (llm.DryRun)."""
+    from ..llm import dry_run
+
+    _, cases = claude_cases(data, split, max_cases)
+    return dry_run(cases, model, scenarios, split=split, counter=counter)
+
+
+def dbleu_by_setting(table: pd.DataFrame, split: str, column: str = HEADLINE) -> dict[str, float]:
+    """setting -> `column` (default the official dBLEU) on `split` from a table of score rows."""
     rows = table[table["split"] == split]
-    return dict(zip(rows["setting"], rows["dBLEU"].astype(float)))
+    return dict(zip(rows["setting"], rows[column].astype(float)))
+
+
+def dbleu_metrics(table: pd.DataFrame, split: str, keys: dict[str, str]) -> dict[str, float]:
+    """Metrics of the rows named in `keys` (setting -> 'dbleu_<stem>'): official, 'dbleu_weighted_<stem>', ...unweighted."""
+    out = {}
+    if table.empty:
+        return out
+    for column, infix in [(HEADLINE, ""), *((c, f"{name}_") for name, c in EXTRA_SCORES.items())]:
+        values = dbleu_by_setting(table, split, column)
+        out.update({_metric_key(key, infix): values[setting] for setting, key in keys.items() if setting in values})
+    return out
+
+
+def _metric_key(key: str, infix: str) -> str:
+    """'dbleu_<stem>' with the extra's infix after 'dbleu_' ('dbleu_weighted_<stem>')."""
+    if not key.startswith("dbleu_"):
+        raise ParameterError(f"metric key {key!r} must start with 'dbleu_'")
+    return "dbleu_" + infix + key[len("dbleu_"):]
 
 
 def best_row(table: pd.DataFrame, split: str = "valid") -> str:
