@@ -302,3 +302,88 @@ def text_panels(panels: dict, title: str = "", width: int = 48, size: float = 3.
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def labelled_pca_figure(frame, pairs=(), title: str = "", caption: str = ""):
+    """Points (label, pc1, pc2) named at their place, with lines joining the given (label, label) pairs."""
+    import seaborn as sns
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8.5, 6.5))
+    where = {r.label: (r.pc1, r.pc2) for r in frame.itertuples()}
+    colours = sns.color_palette("colorblind", 2)
+    for k, (a, b) in enumerate(pairs):
+        ax.plot(*zip(where[a], where[b]), color=colours[1], alpha=0.5, linewidth=1,
+                label="look-alike pair" if k == 0 else None)
+    ax.scatter(frame["pc1"], frame["pc2"], color=colours[0], s=30, zorder=2)
+    for r in frame.itertuples():
+        ax.annotate(r.label, (r.pc1, r.pc2), fontsize=9, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("PC 1", fontsize=10)
+    ax.set_ylabel("PC 2", fontsize=10)
+    ax.set_title(title, fontsize=10, loc="left")
+    if pairs:
+        ax.legend(fontsize=9, loc="best")
+    if caption:
+        fig.text(0.01, 0.01, caption, fontsize=9)
+    ax.tick_params(labelsize=9)
+    fig.tight_layout(rect=(0, 0.04 if caption else 0, 1, 1))
+    return fig
+
+
+def grouped_pca_figure(frame, group: str = "kind", title: str = "", caption: str = ""):
+    """Points (pc1, pc2) coloured by a categorical column, e.g. image vs label-text embeddings."""
+    import seaborn as sns
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    kinds = list(dict.fromkeys(frame[group]))
+    for colour, kind, marker in zip(sns.color_palette("colorblind", len(kinds)), kinds, "o^sDv"):
+        part = frame[frame[group] == kind]
+        ax.scatter(part["pc1"], part["pc2"], color=colour, s=40 if len(part) < 100 else 12, marker=marker,
+                   alpha=0.8, label=f"{kind} ({len(part)})")
+    ax.set_xlabel("PC 1", fontsize=10)
+    ax.set_ylabel("PC 2", fontsize=10)
+    ax.set_title(title, fontsize=10, loc="left")
+    ax.legend(fontsize=9, loc="best")
+    ax.tick_params(labelsize=9)
+    if caption:
+        fig.text(0.01, 0.01, caption, fontsize=9)
+    fig.tight_layout(rect=(0, 0.05 if caption else 0, 1, 1))
+    return fig
+
+
+def ablation_bars(panels: dict, references: dict, ylabel: str = "", title: str = ""):
+    """One bar panel per source ({panel: {row: {column: value}}}), each with its own dashed reference lines
+    ({panel: {name: value}}), e.g. a paper's ablation beside ours with a trivial baseline in each."""
+    import seaborn as sns
+
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.2), squeeze=False)
+    for ax, (name, rows) in zip(axes[0], panels.items()):
+        columns = list(dict.fromkeys(c for row in rows.values() for c in row))
+        colours = sns.color_palette("colorblind", len(columns) + 2)
+        width = 0.8 / max(len(columns), 1)
+        for j, column in enumerate(columns):
+            values = [rows[r].get(column, np.nan) for r in rows]
+            ax.bar(np.arange(len(rows)) + (j - (len(columns) - 1) / 2) * width, values, width, color=colours[j],
+                   label=column)
+        for k, (ref, value) in enumerate((references.get(name) or {}).items()):
+            ax.axhline(value, color=colours[len(columns) + k], linestyle="--", linewidth=1.5, label=f"{ref}: {value:.2f}")
+        top = np.nanmax([v for row in rows.values() for v in row.values()] + list((references.get(name) or {}).values()))
+        ax.set_ylim(0, top * 1.45)  # room for the legend above the bars
+        ax.set_xticks(np.arange(len(rows)), [textwrap_label(r) for r in rows], fontsize=9)
+        ax.set_ylabel(ylabel, fontsize=10)
+        ax.set_title(name, fontsize=10, loc="left")
+        ax.tick_params(axis="y", labelsize=9)
+        ax.legend(fontsize=9, loc="upper left", ncols=2)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def textwrap_label(text: str, width: int = 18) -> str:
+    """A tick label wrapped to `width` characters per line."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(str(text), width)) or str(text)

@@ -244,6 +244,14 @@ def answer_sentence(diagnosis: str) -> str:
     return ANSWER_TEMPLATE.format(diagnosis=diagnosis) if diagnosis else ""
 
 
+def diagnosis_of(answer: str) -> str:
+    """The diagnosis inside an answer made by `answer_sentence` ('' stays ''; other text is returned unchanged)."""
+    head, tail = ANSWER_TEMPLATE.split("{diagnosis}")
+    if answer.startswith(head) and answer.endswith(tail) and len(answer) >= len(head) + len(tail):
+        return answer[len(head): len(answer) - len(tail)]
+    return answer
+
+
 def run_scenario(client: ClaudeClient, cases: Sequence[M3GCase], scenario_name: str) -> list[M3GTrace]:
     """Run the scenario on `cases` (all first calls, then all second calls); one trace per case, in order."""
     _check_cases(cases, scenario_name)
