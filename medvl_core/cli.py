@@ -70,7 +70,36 @@ def _build_parser() -> argparse.ArgumentParser:
     summary = sub.add_parser("summary", help="headline metric and runtime of every run under a folder")
     summary.add_argument("folder")
     summary.set_defaults(func=cmd_summary)
+
+    check = sub.add_parser("check-data", help="open every image and report of a dataset once; list the bad ones")
+    check.add_argument("dataset")
+    check.add_argument("--root", help="dataset folder (default: its place under $MEDVL_DATA)")
+    check.add_argument("--split", default="all", help="split to check (default: all)")
+    check.add_argument("--views", help="views to include, e.g. all (default: the loader's, usually frontal)")
+    check.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="reader threads")
+    check.add_argument("--quiet", action="store_true", help="no progress bar")
+    check.set_defaults(func=cmd_check_data)
     return parser
+
+
+def cmd_check_data(args) -> int:
+    """Exit 0 when every item of the dataset reads, else print the bad items and exit 1."""
+    import pandas as pd
+
+    from .data import open_dataset
+    from .data.check import check_dataset
+
+    options = {"views": args.views} if args.views else {}
+    dataset = open_dataset(args.dataset, args.root, split=args.split, **options)
+    bad = check_dataset(dataset, args.workers, progress=not args.quiet)
+    if bad.empty:
+        print(f"{args.dataset} ({args.split}): {len(dataset)} items, no bad items")
+        return 0
+    with pd.option_context("display.max_rows", None, "display.max_colwidth", 120, "display.width", 200):
+        print(bad.to_string(index=False))
+    counts = ", ".join(f"{n} {problem}" for problem, n in bad["problem"].value_counts().items())
+    print(f"{args.dataset} ({args.split}): {bad['index'].nunique()} bad items of {len(dataset)} ({counts})")
+    return 1
 
 
 def cmd_list(args) -> int:

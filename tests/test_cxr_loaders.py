@@ -378,3 +378,28 @@ def test_vindr_errors(tmp_path):
     path.unlink()
     with pytest.raises(DataFormatError, match=r"image_labels_train\.csv"):
         open_dataset("vindr-cxr", tmp_path)
+
+
+def test_padchest_labelled_by_and_native_labels(tmp_path):
+    from medvl_core.data.cxr import native_labels
+
+    root = make_padchest(tmp_path)
+    with pytest.raises(DataFormatError, match="needs the column 'MethodLabel'"):
+        open_dataset("padchest", root, split="all", images=False, labelled_by="physician")
+    table = pd.read_csv(root / PADCHEST_CSV).assign(MethodLabel=["Physician", "RNN_model", "Physician", "Physician",
+                                                                 "RNN_model"])
+    table.to_csv(root / PADCHEST_CSV, index=False)
+    ds = open_dataset("padchest", root, split="all", images=False, labelled_by="physician")
+    assert [r["id"] for r in ds.records] == ["a.png", "missing.png"]  # c.png is lateral
+    assert native_labels(ds, ["Nodule", "normal", "goiter"]).tolist() == [[0, 1, 0], [1, 0, 0]]
+    with pytest.raises(MedvlError, match="labelled_by='radiologist' matches no MethodLabel"):
+        open_dataset("padchest", root, split="all", images=False, labelled_by="radiologist")
+
+
+def test_vindr_native_labels_match_plural_columns_and_name_unknown_ones(tmp_path):
+    from medvl_core.data.cxr import native_labels
+
+    ds = open_dataset("vindr-cxr", make_vindr(tmp_path), images=False)
+    assert native_labels(ds, ["cardiomegaly", "nodule/mass", "Tuberculosis"]).tolist() == [[1, 0, 0], [0, 1, 0]]
+    with pytest.raises(DataFormatError, match="'ild'.*not in the label CSV"):
+        native_labels(ds, ["ILD"])

@@ -71,8 +71,9 @@ def test_bad_names_are_clear():
         build_image_encoder("timm:not_a_model@random")
     with pytest.raises(UnknownSpecError, match="bundled:efficientnet_lite0"):
         build_image_encoder("bundled:resnet")
-    with pytest.raises(ParameterError, match="image_size"):
+    with pytest.raises(ParameterError, match="image_size=64: 'open_clip:RN50' keeps its official input size 224"):
         build_image_encoder("open_clip:RN50", image_size=64)
+    assert build_image_encoder("open_clip:RN50", image_size=224).image_size == 224  # restating it is fine (full.yaml)
     with pytest.raises(ParameterError, match="token model"):
         build_image_encoder("timm:vit_tiny_patch16_224@random", image_size=64)
 
@@ -222,3 +223,21 @@ def test_remote_code_only_for_allow_listed_repos_or_opt_in(monkeypatch):
         encoders._hf_text_from("hf:some-org/plain-bert", "some-org/plain-bert")
     assert seen == [("microsoft/BiomedVLP-CXR-BERT-specialized", True), ("some-org/plain-bert", False),
                     ("some-org/plain-bert", True)]
+
+
+def test_open_clip_local_dir_loads_hub_layout_weights(tmp_path, gray_image):
+    from safetensors.torch import load_file
+
+    from cxr_test_trees import tiny_open_clip
+
+    folder = tiny_open_clip(tmp_path / "clip")
+    spec = f"open_clip:local-dir:{folder}"
+    assert parse_spec(spec) == ("open_clip", f"local-dir:{folder}", None)
+    image = build_image_encoder(spec)
+    saved = load_file(str(folder / "open_clip_model.safetensors"))
+    assert torch.equal(image.visual.conv1.weight, saved["visual.conv1.weight"])  # the saved weights, not a new init
+    assert image.encode([gray_image]).shape == (1, 32) and image.image_size == 32
+    text = build_text_encoder(spec)
+    assert text.encode(["no pleural effusion"]).shape == (1, 32)
+    with pytest.raises(UnknownSpecError, match="has no open_clip_config.json"):
+        build_image_encoder(f"open_clip:local-dir:{tmp_path / 'nowhere'}")

@@ -2,9 +2,10 @@
 
 loss_relaxation: MIMIC-CXR-JPG (files/, reports, metadata/split/CheXpert CSVs) and CheXpert (valid.csv +
 test_labels.csv with their image folders), written by the SynthCXR generator and rearranged as the official
-downloads are; the text tower is a tiny BERT saved with `save_pretrained` (the format `hf:bert-base-uncased`
-loads). The image tower stays a random-init `tiny:vit-32`: an open_clip ViT-B/16 checkpoint (the paper's) is
-~600 MB and open_clip has no smaller config of the same family.
+downloads are, plus Open-i, PadChest and VinDr-CXR trees (tests/cxr_test_trees.py) for the paper's other test
+sets; the text tower is a tiny BERT saved with `save_pretrained` (the format `hf:bert-base-uncased` loads) and the
+image tower a 2-layer open_clip ViT saved in the hub layout `open_clip:hf-hub:` repositories ship
+(open_clip_config.json + safetensors), loaded by `open_clip:local-dir:` through the same open_clip factory.
 """
 
 import json
@@ -53,10 +54,13 @@ def official_trees(root):
 
 
 def test_loss_relaxation_full_yaml_at_toy_size(tmp_path, monkeypatch):
-    data = official_trees(tmp_path / "data")
+    from cxr_test_trees import tiny_open_clip, write_paper_test_sets
+
+    data = write_paper_test_sets(official_trees(tmp_path / "data"))
     monkeypatch.setenv("MEDVL_DATA", str(data))
     full = cli.load_params_file(get_paper("loss_relaxation").params_file("full"))
-    toy = {"image_encoder": "tiny:vit-32", "text_encoder": f"hf:{tiny_bert(tmp_path / 'bert')}", "image_size": 32,
+    toy = {"image_encoder": f"open_clip:local-dir:{tiny_open_clip(tmp_path / 'clip')}",
+           "text_encoder": f"hf:{tiny_bert(tmp_path / 'bert')}", "image_size": 32,
            "seeds": [0], "epochs": 1, "batch_size": 8, "warmup_steps": 1, "sweep_thresholds": [0.5],
            "n_bootstrap": 20, "n_reports": 20, "device": "cpu", "save_model": False}
     assert set(toy) - {"save_model"} <= set(full)  # only sizes, devices and the two towers change
@@ -65,6 +69,8 @@ def test_loss_relaxation_full_yaml_at_toy_size(tmp_path, monkeypatch):
     metrics = read_metrics(out)
     assert metrics["n_seeds"] == 1 and metrics["n_test_images"] == 40
     for framework in ("clip", "slip", "uniclip"):  # all three frameworks of full.yaml trained on pixels
-        assert 0.0 <= metrics[f"t1_{framework}_w_avgtotal"] <= 1.0
+        for column in ("avgtotal", "openi_avg5", "openi_avgtotal", "padchest_avgtotal", "vindr_avgtotal"):
+            assert 0.0 <= metrics[f"t1_{framework}_w_{column}"] <= 1.0, column
+    assert {"t3_openi_avg5", "t3_padchest_avgtotal", "t3_vindr_avgtotal"} <= set(metrics)
     params = json.loads(json.dumps(__import__("yaml").safe_load((out / "params.yaml").read_text())))
     assert params["validation_dataset"] == "chexpert" and params["train_views"] == "all" and params["embed_dim"] == 768

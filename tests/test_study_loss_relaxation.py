@@ -1,5 +1,7 @@
 """The contrastive ablation recipe end to end on a tiny SynthCXR world with tiny towers (both profiles)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -123,6 +125,10 @@ def test_paper_tables_as_metrics_select_on_validation(tmp_path, towers):
     assert list(curves["variant"].unique()) == ["baseline", "+ both"] and len(curves) == 4
     sweep = cs.threshold_sweep(study, [0.3, 0.7], config, embed_dim=16)
     assert list(sweep["t"]) == [0.3, 0.7] and sweep["validation Avg. 5 AUC"].between(0, 1).all()
+    by_n = cs.sentences_sweep(study, [1, 2], config, embed_dim=16)
+    assert list(by_n["n"]) == [1, 2] and by_n["validation Avg. 5 AUC"].between(0, 1).all()
+    same = cs.threshold_sweep(study, [0.5], config, embed_dim=16, sentences_per_report=2)  # n=2, t=0.5 again
+    assert same["validation Avg. 5 AUC"].iloc[0] == pytest.approx(by_n["validation Avg. 5 AUC"].iloc[1], abs=1e-9)
     table4 = cs.ensemble_ci_table(result, study, "+ both", n_resamples=50, frameworks=("clip",))
     assert list(table4.index) == ["mean AUC", "Mean F1", "Mean MCC"] and table4.loc["mean AUC", "low"] <= table4.loc["mean AUC", "point"]
 
@@ -140,3 +146,94 @@ def test_sampled_example_on_a_real_report():
     assert example["sentences"][-1] == "No acute disease." and len(example["sentences"]) == 4
     drawn = list(example.values())[2]
     assert len([s for s in example["sentences"] if s in drawn]) == 3
+
+
+# ------------------------------------------------------------------ the paper's other zero-shot test sets
+
+@pytest.fixture(scope="module")
+def paper_sets_root(tmp_path_factory):
+    from cxr_test_trees import write_paper_test_sets
+
+    return write_paper_test_sets(tmp_path_factory.mktemp("paper_sets"))
+
+
+def test_padchest_set_keeps_physician_rows_and_labels_over_100(paper_sets_root, monkeypatch):
+    monkeypatch.setenv("MEDVL_DATA", str(paper_sets_root))
+    zs = cs.zero_shot_set("padchest")
+    assert len(zs.split.labels) == 130  # the 3 RNN-labelled rows are not the paper's test set
+    assert zs.label_names == ["cardiomegaly", "nodule"] and zs.positives == {"cardiomegaly": 110, "nodule": 108}
+    assert zs.dropped["pacemaker"] == 5 and zs.dropped["Air trapping"] == 0 and len(zs.dropped) == 59
+    assert zs.paper_n == 15091
+
+
+def test_vindr_set_counts_any_reader_positive_and_keeps_over_20(paper_sets_root, monkeypatch):
+    monkeypatch.setenv("MEDVL_DATA", str(paper_sets_root))
+    zs = cs.zero_shot_set("vindr-cxr")
+    assert zs.split.labels.shape == (30, 1) and zs.positives == {"cardiomegaly": 25}
+    assert zs.dropped["ILD"] == 3 and zs.dropped["nodule/mass"] == 15  # 15 positives: not more than 20
+
+
+def test_open_i_set_is_frontal_reports_labelled_by_text(paper_sets_root, monkeypatch):
+    from medvl_core.text.labeler import label_reports
+
+    monkeypatch.setenv("MEDVL_DATA", str(paper_sets_root))
+    zs = cs.zero_shot_set("open-i")
+    texts = [r["text"] for r in zs.split.dataset.records]
+    assert 0 < len(texts) <= 30 and all(len(t) >= 10 for t in texts)
+    assert all(r["view"] in ("PA", "AP") for r in zs.split.dataset.records)
+    assert set(zs.prompt_names) <= {n.lower() for n in label_reports.__globals__["CHEXPERT_LABELS"]}
+    assert "Enlarged cardiomeastinum" in {**zs.positives, **zs.dropped}  # Table 9's spelling, kept as printed
+    assert {"atelectasis", "cardiomegaly", "consolidation", "edema", "pleural effusion"} <= set(zs.prompt_names)
+
+
+def test_unknown_set_and_set_without_passing_labels_are_clear_errors(paper_sets_root, monkeypatch):
+    from medvl_core.errors import MedvlError
+
+    monkeypatch.setenv("MEDVL_DATA", str(paper_sets_root))
+    with pytest.raises(MedvlError, match="zero_shot_sets: 'chexpert-plus' is not one of"):
+        cs.zero_shot_set("chexpert-plus")
+    spec = {**cs.paper_test_labels("vindr-cxr"), "min_positives": 1000}
+    monkeypatch.setattr(cs, "paper_test_labels", lambda name: spec)
+    with pytest.raises(MedvlError, match="no label of vindr-cxr passes"):
+        cs.zero_shot_set("vindr-cxr")
+
+
+def test_ablation_scores_the_zero_shot_sets(tmp_path, towers, paper_sets_root, monkeypatch):
+    monkeypatch.setenv("MEDVL_DATA", str(paper_sets_root))
+    study = cs.prepare_study(*towers, labels=LABELS, root=tmp_path / "w", progress=False,
+                             zero_shot_sets=["padchest", "vindr-cxr"], **WORLD)
+    config = TrainConfig(epochs=1, batch_size=16, lr=1e-3, progress=False, device="cpu")
+    result = cs.run_ablation(study, cs.ablation_variants(2)[:1], [0, 1], config, embed_dim=16, progress=False)
+    assert result.set_probs["padchest"]["baseline"][1].shape == (130, 2)
+    assert result.set_probs["vindr-cxr"]["baseline"][0].shape == (30, 1)
+    metrics = cs.zero_shot_set_metrics(result, study, "baseline", "t1_clip_wo")
+    assert set(metrics) == {"t1_clip_wo_padchest_avgtotal", "t1_clip_wo_vindr_avgtotal"}
+    assert all(0.0 <= v <= 1.0 for v in metrics.values())
+    table = cs.zero_shot_set_table(study)
+    assert list(table["labels kept"]) == [2, 1] and list(table["paper images"]) == [15091, 3000]
+
+
+def test_sweep_reading_compares_the_best_point_with_the_paper_choice_and_seed_spread():
+    sweep = __import__("pandas").DataFrame({"n": [1, 2, 3], "validation Avg. 5 AUC": [0.90, 0.93, 0.92]})
+    text = cs.sweep_reading(sweep, "n", 3, seed_sd=0.02)
+    assert text == ("Best n here: 2 (0.930) vs the paper's n = 3 (0.920): beats the paper's choice by 0.010, within "
+                    "the seed SD of that arm (0.020).")
+    assert "more than" in cs.sweep_reading(sweep, "n", 1, seed_sd=0.02)
+    assert cs.sweep_reading(sweep, "n", 2, seed_sd=0.02).endswith("agrees with the paper's choice.")
+    assert "was not swept" in cs.sweep_reading(sweep, "n", 5, seed_sd=0.02)
+
+
+def test_bad_items_fail_before_training_or_are_skipped_and_counted(tmp_path, towers):
+    from medvl_core.data import open_dataset
+    from medvl_core.errors import DataFormatError
+
+    root = tmp_path / "w"
+    cs.prepare_study(*towers, labels=LABELS, root=root, progress=False, **WORLD)  # generates the world
+    first = open_dataset("synth-cxr", root, split="train", **{k: v for k, v in WORLD.items()}).records[0]["path"]
+    Path(first).write_bytes(b"not an image")
+    with pytest.raises(DataFormatError, match=r"1 bad items found before training:\n  unreadable image: .*"):
+        cs.prepare_study(*towers, labels=LABELS, root=root, progress=False, **WORLD)
+    with pytest.warns(UserWarning, match="skipped 1 bad items"):
+        study = cs.prepare_study(*towers, labels=LABELS, root=root, progress=False, bad_items="skip", **WORLD)
+    assert study.skipped["synth-cxr/train"] == 1 and sum(study.skipped.values()) == 1
+    assert len(study.train.texts) == len(study.train.dataset) == len(study.train.labels)

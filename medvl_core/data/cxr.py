@@ -405,6 +405,42 @@ def parse_label_list(value, path: Path, row: int) -> list[str] | None:
     return [str(term).strip() for term in parsed if str(term).strip()]
 
 
+def padchest_labelled_by(frame: pd.DataFrame, labelled_by: str | None, path: Path) -> pd.DataFrame:
+    """Rows whose MethodLabel is `labelled_by` ("physician" / "rnn_model", any case); None keeps all."""
+    if labelled_by is None:
+        return frame
+    if "MethodLabel" not in frame.columns:
+        raise DataFormatError(f"{path}: labelled_by={labelled_by!r} needs the column 'MethodLabel', which the file "
+                              "lacks; use the full PadChest label CSV or labelled_by=None")
+    method = frame["MethodLabel"].fillna("").astype(str).str.strip().str.lower()
+    known = sorted(set(method) - {""})
+    if labelled_by.lower() not in known:
+        raise MedvlError(f"padchest: labelled_by={labelled_by!r} matches no MethodLabel in {path}; known: {known}")
+    return frame[method == labelled_by.lower()]
+
+
+def native_labels(dataset: RecordDataset, names: Sequence[str]) -> np.ndarray:
+    """(N, len(names)) 0/1 labels in a dataset's own vocabulary (PadChest terms, VinDr-CXR columns), matched
+    case-insensitively; a name the dataset does not know is an error listing the known ones."""
+    if dataset.name == "padchest":
+        rows = [{t.strip().lower() for t in r["padchest_labels"]} for r in dataset.records]
+        known = set().union(*rows) if rows else set()
+        matrix = [[float(n.lower() in row) for n in names] for row in rows]
+    elif dataset.name == "vindr-cxr":
+        columns = {c.strip().lower().removesuffix("s"): i for i, c in enumerate(dataset.vindr_label_names)}
+        known = set(columns)  # singular forms: the CSV says "Other diseases" where papers write "other disease"
+        names_in = [n.lower().removesuffix("s") for n in names]
+        matrix = [[float(r["vindr_labels"][columns[n]]) if n in columns else 0.0 for n in names_in]
+                  for r in dataset.records]
+        names = names_in
+    else:
+        raise MedvlError(f"native_labels: {dataset.name!r} has no own label vocabulary here; use padchest or vindr-cxr")
+    unknown = [n for n in names if n.lower() not in known]
+    if dataset.name == "vindr-cxr" and unknown:  # PadChest: a term nobody was given is a label with no positives
+        raise DataFormatError(f"vindr-cxr: label columns {unknown} not in the label CSV; known: {sorted(known)}")
+    return np.asarray(matrix, dtype=np.float32).reshape(len(dataset.records), len(names))
+
+
 def _image_ok(path: Path, verify: bool) -> bool:
     """True if the image file exists, is non-empty, and (when `verify`) passes PIL's integrity check."""
     if path.name in PADCHEST_BROKEN or not path.is_file() or path.stat().st_size == 0:
@@ -435,12 +471,16 @@ def skip_unreadable(records: list[dict], labels: np.ndarray, root: Path, verify:
 
 @register("padchest", "PadChest (BIMCV): 160K PNG images, Projection, stringified label lists")
 def padchest(root: Path, split: str = "train", views=FRONTAL_VIEWS, csv=None, images: bool = True,
-             verify: bool = False, mode: str = "L", transform=None):
-    """One item per image: id (ImageID), image, labels (mapped to CheXpert), padchest_labels, patient_id, view."""
+             verify: bool = False, mode: str = "L", transform=None, labelled_by: str | None = None):
+    """One item per image: id (ImageID), image, labels (mapped to CheXpert), padchest_labels, patient_id, view.
+
+    `labelled_by="physician"` keeps the images whose labels radiologists annotated by hand (MethodLabel
+    "Physician"; the rest were labelled by the authors' RNN), the subset zero-shot papers test on."""
     split = canonical_split(split, ("train", "validate", "test", "all"), "padchest")
     require_dir(root, "PadChest root", "set root= or $MEDVL_DATA")
     path = Path(csv).expanduser() if csv else find_file(root, [PADCHEST_CSV], "PadChest label CSV")
     frame = read_table(path, ["ImageID", "ImageDir", "PatientID", "Projection", "Labels"], "PadChest label CSV")
+    frame = padchest_labelled_by(frame, labelled_by, path)
     projection = frame["Projection"].fillna("").astype(str).str.upper()
     frame = frame.assign(view=projection.map(PADCHEST_PROJECTIONS).fillna(projection), projection=frame["Projection"])
     frame = view_filter(frame, "view", views)

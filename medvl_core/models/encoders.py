@@ -21,6 +21,7 @@ from ..errors import ParameterError, UnknownSpecError
 _FORMS = (
     ("open_clip:ARCH[@TAG]", "open_clip config; no tag = random init (offline), a TAG = pretrained download"),
     ("open_clip:hf-hub:ORG/NAME", "open_clip model from the Hugging Face hub (download)"),
+    ("open_clip:local-dir:PATH", "open_clip model saved in the hub layout (open_clip_config.json + weights), offline"),
     ("timm:NAME[@random]", "timm model, pretrained (hub download) unless @random (offline); image only"),
     ("torchvision:NAME[@random]", "torchvision ResNet family, pretrained (download) unless @random; image only"),
     (
@@ -43,13 +44,16 @@ _IMAGENET_STD = (0.229, 0.224, 0.225)
 _TINY_DEFAULT_DIM = 128
 
 
+_SCHEMAS = ("hf-hub:", "local-dir:")  # open_clip names that carry their own weights (no @TAG)
+
+
 def parse_spec(spec: str) -> tuple[str, str, str | None]:
     """Split an encoder spec into (kind, name, tag), e.g. "timm:resnet50@random" -> ("timm", "resnet50", "random")."""
     kind, sep, rest = spec.partition(":") if isinstance(spec, str) else ("", "", "")
     if not sep or kind not in _KINDS or not rest:
         raise UnknownSpecError(f"unknown encoder spec {spec!r}; accepted forms: {' | '.join(f for f, _ in _FORMS)}")
     name, tag = rest, None
-    if kind in _TAGGED and not rest.startswith("hf-hub:"):
+    if kind in _TAGGED and not rest.startswith(_SCHEMAS):
         name, _, tag = rest.partition("@")
         tag = tag or None
     if not name:
@@ -63,13 +67,16 @@ def build_image_encoder(spec: str, device=None, image_size: int | None = None) -
     """An ImageEncoder for `spec` in eval mode (on `device` if given).
 
     `image_size` sets the input side for tiny:*, bundled: and timm: CNNs (e.g. 128 for fast CPU runs on
-    small images); other towers keep their official input size.
+    small images); other towers keep their official input size, which `image_size` may only restate.
     """
     kind, name, tag = parse_spec(spec)
     if image_size is not None and kind not in ("tiny", "bundled", "timm"):
-        raise ParameterError(
-            f"image_size={image_size} applies to tiny:, bundled: and timm: CNN specs; {spec!r} keeps its official input size"
-        )
+        encoder = build_image_encoder(spec, device)
+        if encoder.image_size != image_size:
+            raise ParameterError(f"image_size={image_size}: {spec!r} keeps its official input size "
+                                 f"{encoder.image_size}; set image_size to {encoder.image_size} (or null), or resize "
+                                 "only tiny:, bundled: and timm: CNN specs")
+        return encoder
     builders = {
         "open_clip": _open_clip_image,
         "timm": functools.partial(_timm_image, image_size=image_size),
@@ -432,12 +439,17 @@ class _OpenClipText(TextEncoder):
 
 
 def _open_clip_model(spec: str, name: str, tag: str | None, alternative: str):
-    """(model, eval preprocess) for open_clip:ARCH[@TAG] or open_clip:hf-hub:ORG/NAME."""
+    """(model, eval preprocess) for open_clip:ARCH[@TAG], open_clip:hf-hub:ORG/NAME or open_clip:local-dir:PATH."""
     import open_clip
 
-    if not name.startswith("hf-hub:") and name not in open_clip.list_models():
+    if name.startswith("local-dir:"):
+        folder = Path(name.removeprefix("local-dir:")).expanduser()
+        if not (folder / "open_clip_config.json").is_file():
+            raise UnknownSpecError(f"{spec}: {folder} has no open_clip_config.json; save the model in the hub layout "
+                                   "(open_clip_config.json with model_cfg + open_clip_model.safetensors)")
+    elif not name.startswith("hf-hub:") and name not in open_clip.list_models():
         raise UnknownSpecError(f"open_clip has no config {name!r} (spec {spec!r}); see open_clip.list_models()")
-    if tag and not Path(tag).is_file() and not name.startswith("hf-hub:"):
+    if tag and not Path(tag).is_file() and not name.startswith(_SCHEMAS):
         known = [t for arch, t in open_clip.list_pretrained() if arch == name]
         if tag not in known:
             raise UnknownSpecError(f"open_clip {name} has no pretrained tag {tag!r}; known: {known or 'none'}")
@@ -451,7 +463,7 @@ def _open_clip_model(spec: str, name: str, tag: str | None, alternative: str):
 
 def _random_clip(name: str) -> str:
     """The offline random-init spec matching an open_clip name."""
-    return "'open_clip:ARCH' (random init)" if name.startswith("hf-hub:") else f"'open_clip:{name}' (random init)"
+    return "'open_clip:ARCH' (random init)" if name.startswith(_SCHEMAS) else f"'open_clip:{name}' (random init)"
 
 
 def _open_clip_image(spec: str, name: str, tag: str | None) -> ImageEncoder:

@@ -18,6 +18,7 @@ import torch
 
 from ..config import seed_everything
 from ..data import open_dataset
+from ..data.check import screen
 from ..data.pairs import CachedPairs, sentence_index
 from ..data.transforms import PaperAugmentation
 from ..errors import MedvlError
@@ -89,26 +90,114 @@ class StudyData:
     test: Split
     cached: bool
     sampling_rounds: int = 2  # cached demo: distinct sentence draws per report (epoch e uses draw e mod rounds)
-    _prompts: dict | None = None
+    zero_shot_sets: dict = field(default_factory=dict)  # name -> ZeroShotSet: the paper's other test sets
+    skipped: dict = field(default_factory=dict)  # "dataset/split" -> bad items dropped (bad_items="skip")
+    _prompts: dict = field(default_factory=dict)
 
-    def prompt_features(self) -> dict:
-        """Frozen text-tower features of the zero-shot prompts ("{label}", "no {label}"), computed once."""
-        if self._prompts is None:
-            from ..eval.zeroshot import prompt_pairs
+    def prompt_features(self, names=None) -> dict:
+        """Frozen text-tower features of the zero-shot prompts ("{label}", "no {label}") of `names` (default: the
+        study's labels), each prompt encoded once per study."""
+        from ..eval.zeroshot import prompt_pairs
 
-            pos, neg = prompt_pairs(self.label_names)
-            features = text_tower_features(self.text_encoder, pos + neg, progress=False)
-            self._prompts = dict(zip(pos + neg, features))
+        pos, neg = prompt_pairs(self.label_names if names is None else names)
+        missing = [t for t in dict.fromkeys(pos + neg) if t not in self._prompts]
+        if missing:
+            self._prompts.update(zip(missing, text_tower_features(self.text_encoder, missing, progress=False)))
         return self._prompts
 
 
-def _report_split(name, split, options) -> Split:
-    """A split with reports: dataset, labels, unique sentences and which report owns which."""
-    dataset = open_dataset(name, split=split, **options)
+@dataclass
+class ZeroShotSet:
+    """One of the paper's zero-shot test sets: its images, the Table 9 labels its rule keeps, and those it drops."""
+
+    name: str
+    split: Split
+    label_names: list[str]  # as Table 9 prints them
+    prompt_names: list[str]  # as the prompts spell them
+    positives: dict[str, int]  # kept label -> positives in this set
+    dropped: dict[str, int]  # Table 9 label failing the rule -> positives
+    rule: str
+    paper_n: int
+
+
+def paper_test_labels(name: str) -> dict:
+    """The paper's label list and selection rule of a zero-shot test set (papers/loss_relaxation/test_labels.yaml)."""
+    import yaml
+
+    from ..papers import get_paper
+
+    path = get_paper("loss_relaxation").folder / "test_labels.yaml"
+    sets = yaml.safe_load(path.read_text())["sets"]
+    if name not in sets:
+        raise MedvlError(f"zero_shot_sets: {name!r} is not one of the paper's test sets ({', '.join(sets)}; {path})")
+    return sets[name]
+
+
+def _open_i_test(spec: dict) -> tuple[object, np.ndarray, list[str]]:
+    """Open-i's frontal report pairs with >= min_text_chars of Findings+Impression, labelled by our labeler on
+    that text (the paper used the CheXpert labeler) over Table 9's 13 CheXpert observations."""
+    from ..data.base import RecordDataset
+    from ..data.labels import CHEXPERT_LABELS
+    from ..text.labeler import label_reports
+
+    dataset = open_dataset("open-i", split="all", unit="report")
+    records = [r for r in dataset.records if len(r["text"].strip()) >= spec["min_text_chars"]]
+    subset = RecordDataset(records, dataset.label_names, dataset._load, dataset.transform, dataset.name)
+    spelled = [spec.get("prompt_names", {}).get(n, n) for n in spec["labels"]]
+    lookup = {c.lower(): i for i, c in enumerate(CHEXPERT_LABELS)}
+    columns = [lookup[n.lower()] for n in spelled]
+    labels = np.nan_to_num(label_reports([r["text"] for r in records]), nan=0.0)
+    return subset, labels[:, columns].clip(0, 1), spelled
+
+
+def _native_test(name: str, spec: dict) -> tuple[object, np.ndarray, list[str]]:
+    """PadChest's radiologist-labelled frontal images / VinDr-CXR's test set, labelled in their own vocabulary."""
+    from ..data.cxr import native_labels
+
+    options = {"padchest": {"split": "all", "labelled_by": "physician"}, "vindr-cxr": {"split": "test"}}[name]
+    dataset = open_dataset(name, **options)
+    return dataset, native_labels(dataset, spec["labels"]), list(spec["labels"])
+
+
+def zero_shot_set(name: str, image_encoder=None, progress: bool = False, bad_items: str = "error") -> ZeroShotSet:
+    """Open a paper test set (open-i, padchest, vindr-cxr) under $MEDVL_DATA, keep the Table 9 labels its rule keeps
+    (more than min_positives positives, and at least one negative) and cache image-tower features if given."""
+    spec = paper_test_labels(name)
+    dataset, labels, spelled = _open_i_test(spec) if name == "open-i" else _native_test(name, spec)
+    dataset, kept = screen(dataset, bad_items)
+    labels = labels[kept]
+    counts = labels.sum(axis=0).astype(int)
+    keep = (counts > spec["min_positives"]) & (counts < len(labels))
+    if not keep.any():
+        raise MedvlError(f"zero_shot_sets: no label of {name} passes the paper's rule ({spec['rule']}) on the "
+                         f"{len(labels)} images found; check the dataset under $MEDVL_DATA/{name}")
+    split = Split(dataset, labels[:, keep])
+    if image_encoder is not None:
+        split.image_features = image_tower_features(image_encoder, dataset, progress=progress)
+    table9 = list(spec["labels"])
+    return ZeroShotSet(name, split, [t for t, k in zip(table9, keep) if k], [s for s, k in zip(spelled, keep) if k],
+                       {t: int(c) for t, c, k in zip(table9, counts, keep) if k},
+                       {t: int(c) for t, c, k in zip(table9, counts, keep) if not k}, spec["rule"], spec["n_images"])
+
+
+def _report_split(name, split, options, bad_items: str = "error", skipped: dict | None = None) -> Split:
+    """A split with reports: dataset, labels, unique sentences and which report owns which; bad items (unreadable
+    images, missing/empty/section-less reports) fail here or are dropped, per `bad_items` (`data.check.screen`)."""
+    dataset, kept = screen(open_dataset(name, split=split, **options), bad_items)
     texts = open_dataset(name, split=split, images=False, **options)
-    reports = [texts[i]["text"] for i in range(len(texts))]
+    reports = [texts[i]["text"] for i in kept]
+    if skipped is not None:
+        skipped[f"{name}/{split}"] = len(texts) - len(kept)
     unique, owners = sentence_index(reports)
     return Split(dataset, dataset.label_matrix(), reports, unique, owners)
+
+
+def _image_split(name, options, bad_items: str, skipped: dict) -> Split:
+    """A labelled image split (validation or held-out test) after the `bad_items` policy."""
+    opened = open_dataset(name, **options)
+    dataset, kept = screen(opened, bad_items)
+    skipped[f"{name}/{options['split']}"] = len(opened) - len(kept)
+    return Split(dataset, dataset.label_matrix())
 
 
 HELD_OUT_OPTIONS = {"synth-cxr": {"split": "test", "test_set": "chexpert"}}  # its CheXpert-style test set
@@ -116,22 +205,27 @@ HELD_OUT_OPTIONS = {"synth-cxr": {"split": "test", "test_set": "chexpert"}}  # i
 
 def prepare_study(image_encoder, text_encoder, labels=None, name: str = "synth-cxr", test_name: str | None = None,
                   cache: bool = True, progress: bool = True, cached_views: int = 0, sampling_rounds: int = 2,
-                  validation_name: str | None = None, **options) -> StudyData:
+                  validation_name: str | None = None, zero_shot_sets=(), bad_items: str = "error",
+                  **options) -> StudyData:
     """Open train/validate/test (with reports) of `name` and the held-out zero-shot test set of `test_name`.
 
     `test_name` defaults to `name`; SynthCXR's held-out set is its CheXpert-style test set, a real dataset's
     is its "test" split. Model selection uses `name`'s validation split, or `validation_name`'s (e.g. "chexpert":
     its radiologist-labelled valid set, as the paper). Frozen-tower features are cached when `cache`;
     `cached_views` > 0 also caches that many augmented views of each training image (`data.transforms.PaperAugmentation`).
+    `zero_shot_sets` names the paper's other test sets (open-i, padchest, vindr-cxr; see `zero_shot_set`).
+    Every image and report is opened once before training: `bad_items="error"` fails listing all bad items,
+    "skip" drops them (counted in `StudyData.skipped`).
     """
-    splits = {s: _report_split(name, s, options) for s in ("train", "validate", "test")}
+    skipped: dict[str, int] = {}
+    splits = {s: _report_split(name, s, options, bad_items, skipped) for s in ("train", "validate", "test")}
     if validation_name:
-        validation = open_dataset(validation_name, split="validate")
-        splits["validate"] = Split(validation, validation.label_matrix())
+        splits["validate"] = _image_split(validation_name, {"split": "validate"}, bad_items, skipped)
     test_name = test_name or name
     held_out_options = {"split": "test", **HELD_OUT_OPTIONS.get(test_name, {})}
-    held_out = open_dataset(test_name, **held_out_options, **(options if test_name == name else {}))
-    splits["held_out"] = Split(held_out, held_out.label_matrix())
+    splits["held_out"] = _image_split(test_name, {**held_out_options, **(options if test_name == name else {})},
+                                      bad_items, skipped)
+    held_out = splits["held_out"].dataset
     label_names = list(held_out.label_names)
     if labels is not None:
         keep = [label_names.index(label) for label in labels]
@@ -148,8 +242,9 @@ def prepare_study(image_encoder, text_encoder, labels=None, name: str = "synth-c
             train = splits["train"]
             train.view_features, train.view_params = image_view_features(
                 image_encoder, train.dataset, PaperAugmentation(), cached_views, progress=progress)
+    sets = {n: zero_shot_set(n, image_encoder if cache else None, progress, bad_items) for n in zero_shot_sets}
     return StudyData(image_encoder, text_encoder, label_names, splits["train"], splits["validate"], splits["test"],
-                     splits["held_out"], cache, int(sampling_rounds))
+                     splits["held_out"], cache, int(sampling_rounds), sets, skipped)
 
 
 FRAMEWORK_HEADS = {"clip": {}, "slip": {"ssl_dim": 256, "ssl_hidden_dim": 1024},
@@ -245,7 +340,7 @@ class _CachedPromptModel:
         self.model, self.study = model, study
 
     def encode_text(self, texts):
-        prompts = self.study.prompt_features()
+        prompts = self.study._prompts
         return self.model.project_text_features(torch.stack([prompts[t] for t in texts]))
 
     @property
@@ -257,10 +352,13 @@ class _CachedPromptModel:
 
 
 @torch.no_grad()
-def zero_shot_probabilities(model: DualEncoder, split: Split, study: StudyData) -> np.ndarray:
-    """(N, L) prompt-pair zero-shot probabilities of a split's images."""
+def zero_shot_probabilities(model: DualEncoder, split: Split, study: StudyData, names=None) -> np.ndarray:
+    """(N, L) prompt-pair zero-shot probabilities of a split's images for `names` (default: the study's labels)."""
+    names = study.label_names if names is None else names
+    if study.cached:
+        study.prompt_features(names)
     encoder = _CachedPromptModel(model, study) if study.cached else model
-    return ZeroShotClassifier(encoder, study.label_names).probabilities(image_embeddings(model, split, study))
+    return ZeroShotClassifier(encoder, names).probabilities(image_embeddings(model, split, study))
 
 
 @torch.no_grad()
@@ -289,6 +387,7 @@ class AblationResult:
     history: dict = field(default_factory=dict)
     models: dict = field(default_factory=dict)  # variant -> its last seed's trained model
     untrained_test: np.ndarray | None = None
+    set_probs: dict = field(default_factory=dict)  # zero-shot set -> variant -> seed -> (N, L) probabilities
 
     @property
     def variants(self) -> list[str]:
@@ -320,6 +419,9 @@ def run_ablation(study: StudyData, variants, seeds, config: TrainConfig, embed_d
                             ("alignment", alignment_scores(model, study.reports_test, study)),
                             ("history", fit.history_frame())):
             getattr(result, name).setdefault(variant.name, {})[seed] = value
+        for set_name, zs in study.zero_shot_sets.items():
+            probs = zero_shot_probabilities(model, zs.split, study, zs.prompt_names)
+            result.set_probs.setdefault(set_name, {}).setdefault(variant.name, {})[seed] = probs
         result.models[variant.name] = model
     return result
 
@@ -447,17 +549,48 @@ def paper_metrics(result: AblationResult, study: StudyData, frameworks=FRAMEWORK
             align = result.alignment[variant]
             for level in ("sentence", "report"):
                 m[f"t5_{fw}_{tag}_{level}"] = round(float(np.mean([a[level] for a in align.values()])), 4)
+        for tag, arm in (("wo", "none"), ("w", "both")):
+            m.update(zero_shot_set_metrics(result, study, arm_name(fw, arm), f"t1_{fw}_{tag}"))
     single = best_with_ours(result, Y_val, frameworks, ensemble=False)
     m["t3_best_single"] = single
     fw_single = best_fw(single, frameworks)
     m.update({f"t3_{k}": m[f"t{t}_{fw_single}_{kk}"] for k, t, kk in (
         ("chexpert5_auc", 1, "w_avg5"), ("chexpert13_auc", 1, "w_avgtotal"),
         ("chexpert5_f1", 2, "single_w_f1"), ("chexpert5_mcc", 2, "single_w_mcc"))})
+    m.update({f"t3_{k.removeprefix(f't1_{fw_single}_w_')}": v for k, v in m.items()
+              if k.startswith(f"t1_{fw_single}_w_") and k.split("_")[-2] in SET_KEYS.values()})
     best = best_with_ours(result, Y_val, frameworks, ensemble=True)
     m["t4_best_ensemble"] = best
     for metric in ("auc", "f1", "mcc"):  # the point estimates; ensemble_ci_table adds CIs and p-values
         m[f"t4_{metric}"] = m[f"t2_{best_fw(best, frameworks)}_ensemble_w_{metric}"]
     return m
+
+
+SET_KEYS = {"open-i": "openi", "padchest": "padchest", "vindr-cxr": "vindr"}  # metric key of each test set
+
+
+def zero_shot_set_metrics(result: AblationResult, study: StudyData, variant: str, prefix: str) -> dict:
+    """Seed-mean macro AUROC of one arm on each zero-shot set: `{prefix}_{set}_avgtotal` over the labels its rule
+    keeps, and `_avg5` over the five competition labels where the set has them (Open-i)."""
+    out = {}
+    for name, zs in study.zero_shot_sets.items():
+        per_seed = result.set_probs[name][variant].values()
+        key = f"{prefix}_{SET_KEYS[name]}"
+        out[f"{key}_avgtotal"] = round(float(np.mean([macro_auroc(zs.split.labels, p) for p in per_seed])), 4)
+        five = [zs.prompt_names.index(c.lower()) for c in COMPETITION if c.lower() in zs.prompt_names]
+        if len(five) == len(COMPETITION):
+            out[f"{key}_avg5"] = round(float(np.mean([macro_auroc(zs.split.labels[:, five], p[:, five])
+                                                      for p in per_seed])), 4)
+    return out
+
+
+def zero_shot_set_table(study: StudyData) -> pd.DataFrame:
+    """Per test set: images found (paper's n beside), Table 9 labels kept by the paper's rule, and those dropped."""
+    rows = [{"test set": name, "images": len(zs.split.labels), "paper images": zs.paper_n,
+             "labels kept": len(zs.label_names), "labels dropped (positives)": ", ".join(
+                 f"{k} ({v})" for k, v in zs.dropped.items()) or "none", "rule (paper)": zs.rule}
+            for name, zs in study.zero_shot_sets.items()]
+    return pd.DataFrame(rows)
 
 
 def best_fw(variant: str, frameworks=FRAMEWORKS) -> str:
@@ -518,11 +651,44 @@ def threshold_sweep(study: StudyData, thresholds, config: TrainConfig, seed: int
                     alpha: float = 10.0, sentences_per_report: int | None = 3, trainable: str = "projections",
                     augment=None) -> pd.DataFrame:
     """Fig. 4 (left): validation Avg. 5 AUROC of CLIP + both for each relaxation threshold t (one seed)."""
+    variants = [Variant(f"t={t}", sentences_per_report, (float(t), float(alpha))) for t in thresholds]
+    return _validation_sweep(study, "t", [float(t) for t in thresholds], variants, config, seed, embed_dim, trainable,
+                             augment)
+
+
+def sentences_sweep(study: StudyData, counts, config: TrainConfig, seed: int = 0, embed_dim: int = 128,
+                    threshold: float = 0.5, alpha: float = 10.0, trainable: str = "projections",
+                    augment=None) -> pd.DataFrame:
+    """Fig. 4 (right): validation Avg. 5 AUROC of CLIP + both for each number of sampled sentences n (one seed)."""
+    variants = [Variant(f"n={n}", int(n), (float(threshold), float(alpha))) for n in counts]
+    return _validation_sweep(study, "n", [int(n) for n in counts], variants, config, seed, embed_dim, trainable, augment)
+
+
+PAPER_CHOICE = {"t": 0.5, "n": 3}  # the values the paper settled on after its Fig. 4 sweeps (Discussion)
+
+
+def sweep_reading(sweep: pd.DataFrame, column: str, paper_value, seed_sd: float) -> str:
+    """One computed sentence on a Fig. 4 sweep: the best value here against the paper's choice, and whether
+    the gap exceeds the seed SD of the same arm (each sweep point is one seed)."""
+    score = "validation Avg. 5 AUC"
+    best = sweep.loc[sweep[score].idxmax()]
+    chosen = sweep[sweep[column] == paper_value]
+    if chosen.empty:
+        return f"Best {column} here: {best[column]:g} ({best[score]:.3f}); the paper's {column} = {paper_value:g} was not swept."
+    gap = float(best[score] - chosen[score].iloc[0])
+    verdict = ("agrees with the paper's choice" if best[column] == paper_value else
+               f"beats the paper's choice by {gap:.3f}, " + ("more than" if gap > seed_sd else "within") +
+               f" the seed SD of that arm ({seed_sd:.3f})")
+    return (f"Best {column} here: {best[column]:g} ({best[score]:.3f}) vs the paper's {column} = {paper_value:g} "
+            f"({chosen[score].iloc[0]:.3f}): {verdict}.")
+
+
+def _validation_sweep(study, column, values, variants, config, seed, embed_dim, trainable, augment) -> pd.DataFrame:
+    """Train each variant once and tabulate its validation Avg. 5 AUROC against `column`."""
     rows = []
-    for t in thresholds:
-        variant = Variant(f"t={t}", sentences_per_report, (float(t), float(alpha)))
+    for value, variant in zip(values, variants, strict=True):
         model, _ = fit_variant(study, variant, seed, config, embed_dim, trainable, augment)
-        rows.append({"t": float(t), "validation Avg. 5 AUC": validation_scores(model, study)["val_auroc_5"]})
+        rows.append({column: value, "validation Avg. 5 AUC": validation_scores(model, study)["val_auroc_5"]})
     return pd.DataFrame(rows)
 
 

@@ -78,13 +78,20 @@ def last_paragraph(report: str) -> str:
     return ""
 
 
+_MAIN_HEADS = ("findings", *COMBINED_ALIASES, *IMPRESSION_ALIASES)
+
+
+def has_findings_or_impression(report: str) -> bool:
+    """True if the report has a Findings, Impression (or alias) header."""
+    return any(k in extract_sections(report) for k in _MAIN_HEADS)
+
+
 def findings_impression(report: str) -> str:
     """Findings and Impression joined; the last paragraph when neither header exists; "" for empty text."""
     sections = extract_sections(report)
     parts = [sections.get("findings", "")]
     parts += [sections[k] for k in COMBINED_ALIASES if k in sections]
     parts += [sections[k] for k in IMPRESSION_ALIASES if k in sections]
-    heads = ("findings", *COMBINED_ALIASES, *IMPRESSION_ALIASES)
-    if not any(k in sections for k in heads):
+    if not any(k in sections for k in _MAIN_HEADS):
         return last_paragraph(report)
     return " ".join(p for p in parts if p)
