@@ -74,3 +74,52 @@ def test_loss_relaxation_full_yaml_at_toy_size(tmp_path, monkeypatch):
     assert {"t3_openi_avg5", "t3_padchest_avgtotal", "t3_vindr_avgtotal"} <= set(metrics)
     params = json.loads(json.dumps(__import__("yaml").safe_load((out / "params.yaml").read_text())))
     assert params["validation_dataset"] == "chexpert" and params["train_views"] == "all" and params["embed_dim"] == 768
+
+
+def tiny_word2vec(path, dim=8, seed=0):
+    """A word2vec binary file (BioWordVec's format: '<count> <dim>' header, then 'word ' + float32 vector) of report words."""
+    import numpy as np
+
+    words = ("no pleural effusion pneumothorax heart size normal lungs clear cardiomegaly opacity edema consolidation "
+             "atelectasis small left right lung mild moderate").split()
+    rng = np.random.default_rng(seed)
+    with open(path, "wb") as fh:
+        fh.write(f"{len(words)} {dim}\n".encode())
+        for word in words:
+            fh.write(word.encode() + b" " + rng.normal(size=dim).astype("<f4").tobytes() + b"\n")
+    return path
+
+
+def test_meems_full_yaml_at_toy_size(tmp_path, monkeypatch):
+    data = official_trees(tmp_path / "data")
+    monkeypatch.setenv("MEDVL_DATA", str(data))
+    full = cli.load_params_file(get_paper("meems").params_file("full"))
+    assert (full["caption_train_images"], full["embedding_train_images"], full["validate_images"],
+            full["test_images"]) == (103864, 206888, 2813, 4896)
+    assert (full["embed_hidden"], full["meems_dim"], full["classifier_hidden"], full["hidden_dim"]) == (1000, 200, 50, 512)
+    assert (full["head_epochs"], full["baseline_epochs_binary"], full["baseline_epochs_multilabel"]) == (50, 20, 9)
+    toy = {"image_encoder": "torchvision:resnet50@random", "baseline": "torchvision:resnet50@random",
+           "word_vectors": str(tiny_word2vec(tmp_path / "BioWordVec.bin")), "caption_train_images": 16,
+           "embedding_train_images": 0, "validate_images": 0, "test_images": 0, "pretrain_epochs": 1,
+           "caption_epochs": 1, "head_epochs": 1, "baseline_epochs_binary": 1, "baseline_epochs_multilabel": 1,
+           "iou_sample": 4, "batch_size": 8, "max_words": 12, "attention_dim": 8, "hidden_dim": 16,
+           "embed_hidden": 16, "meems_dim": 8, "classifier_hidden": 4, "device": "cpu"}
+    assert set(toy) <= set(full)  # only sizes, epochs, devices and the local weights / vectors change
+    out = tmp_path / "run"
+    assert cli.execute("meems", {**full, **toy}, out, progress=False) == 0
+    metrics = read_metrics(out)
+    assert metrics["grid_channels"] == 2048 and metrics["claim_seeds_n"] == 1
+    assert metrics["caption_epochs_run"] == 1 and metrics["caption_n_images"] >= 1
+    for model in ("meems", "baseline"):  # a toy test split of a few images may hold one class only (AUC null)
+        assert metrics[f"binary_auc_{model}"] is None or 0.0 <= metrics[f"binary_auc_{model}"] <= 1.0
+        assert 0.0 <= metrics[f"binary_f1_argmax_{model}"] <= 1.0
+    assert "rare_stratum_auc_meems" not in metrics  # real MIMIC-CXR has no known stratum
+
+
+def test_meems_full_yaml_names_a_missing_word_vectors_file(tmp_path):
+    from medvl_core.errors import AssetNotFoundError
+    from medvl_core.models.captioner import word_vectors
+    from medvl_core.text.vocab import build_vocabulary
+
+    with pytest.raises(AssetNotFoundError, match="word_vectors"):
+        word_vectors(build_vocabulary(["no effusion"], 1), str(tmp_path / "missing.bin"))

@@ -90,11 +90,12 @@ def test_meems(metrics_of):
     assert 500 < m["captioner_vocab_size"] < 5000
     assert 0.0 < m["unk_rate"] < 0.05 and m["median_caption_tokens"] > 10
     for model in ("meems", "baseline"):
-        assert 0.8 < m[f"binary_macro_auc_{model}"] <= 1.0 and 0.6 < m[f"multilabel_macro_auc_{model}"] <= 1.0
-        assert 0.0 <= m[f"rare_stratum_auc_{model}"] <= 1.0
-    assert m["rare_stratum_n_positive"] >= 5 and m["caption_epochs_run"] >= 1
-    assert 0.1 < m["caption_iou_words"] < 1.0 and m["caption_iou_findings"] > m["caption_iou_words"]
-    assert 0.0 < m["caption_bleu"] < 100.0
+        assert 0.6 < m[f"binary_auc_{model}"] <= 1.0 and 0.6 < m[f"multilabel_auc_{model}"] <= 1.0
+        assert 0.0 <= m[f"rare_stratum_auc_low_{model}"] <= m[f"rare_stratum_auc_{model}"] <= m[f"rare_stratum_auc_high_{model}"]
+    assert m["rare_stratum_n_positive"] >= 20 and m["caption_epochs_run"] >= 1 and m["claim_seeds_n"] >= 3
+    assert m["binary_auc_all_positive"] == 0.5 and 0.0 < m["binary_f1_argmax_all_positive"] < 1.0
+    assert m["caption_distinct_caption_fraction"] > 0.2  # captions vary with the findings
+    assert 0.1 < m["caption_iou_words"] < 1.0 and 0.0 < m["caption_bleu"] < 100.0
 
 
 def test_m3g_answer_generation(metrics_of):

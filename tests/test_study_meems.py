@@ -60,9 +60,6 @@ def test_operating_point_fnr_fpr_and_confusions():
     assert row["threshold"] == pytest.approx(0.6)
     assert row["fnr"] == pytest.approx(1 / 2) and row["fpr"] == pytest.approx(1 / 3) and row["f1"] == pytest.approx(0.5)
     assert row["f1 @0.5"] == pytest.approx(2 * 2 / (2 * 2 + 1))
-    matrices = S.binary_confusions(y, p, 0.6)
-    np.testing.assert_array_equal(matrices["argmax"], [[2, 1], [0, 2]])
-    np.testing.assert_array_equal(matrices["operating point"], [[2, 1], [1, 1]])
 
 
 def test_single_label_confusion_uses_only_single_label_images():
@@ -80,12 +77,64 @@ def test_rare_stratum_table_scores_each_group_against_all_negatives():
     rare = np.array([False, False, True, False, False, False])
     p = np.zeros((6, 2))
     p[:, 1] = [0.9, 0.8, 0.1, 0.3, 0.2, 0.4]  # the rare positive scores below every negative
-    table = S.rare_stratum_table(y, {"M": p}, rare, names, thresholds={"M": np.array([0.5, 0.5])})
-    assert table.loc["common stratum", "AUC M"] == 1.0 and table.loc["rare stratum (chest drain)", "AUC M"] == 0.0
+    table = S.rare_stratum_table(y, {"M": p}, rare, names, "Pneumothorax", n_resamples=200)
+    assert table.loc["common stratum", "AUC M"] == 1.0 and table.loc["rare stratum", "AUC M"] == 0.0
     assert table.loc["all positives", "AUC M"] == pytest.approx(6 / 9)
-    assert table.loc["rare stratum (chest drain)", "n positive"] == 1
-    assert table.loc["common stratum", "sensitivity M"] == 1.0 and table.loc["rare stratum (chest drain)", "sensitivity M"] == 0.0
+    assert table.loc["rare stratum", "n positive"] == 1 and table.loc["rare stratum", "n negative"] == 3
+    assert table.loc["all positives", "low M"] <= 6 / 9 <= table.loc["all positives", "high M"]
     assert S.rare_stratum_table(y, {"M": p}, None, names).empty
+
+
+def test_paper_auc_averages_the_binarised_columns_and_flattens_for_micro():
+    y = np.array([[1.0], [1.0], [0.0], [0.0], [1.0]])
+    p = np.array([[0.9], [0.4], [0.6], [0.1], [0.8]])
+    Yb, Pb = S.binarised(y, p, "binary")
+    np.testing.assert_array_equal(Yb[:, 0], 1 - y[:, 0])
+    scores = S.paper_auc(Yb, Pb)
+    assert scores["auc"] == pytest.approx(S.auroc(y[:, 0], p[:, 0]))  # both columns of a softmax pair agree
+    assert scores["auc_micro"] == pytest.approx(S.auroc(Yb.ravel(), Pb.ravel()))
+
+
+def test_argmax_f1_and_trivial_references():
+    y = np.array([[1.0], [1.0], [1.0], [0.0]])
+    p = np.array([[0.9], [0.2], [0.7], [0.6]])
+    scores = S.paper_scores(y, p, "binary", thresholds=np.array([0.1]))
+    assert scores["f1"] == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))  # tp 2, fp 1, fn 1 at argmax
+    assert scores["f1_threshold"] == pytest.approx(2 * 3 / (2 * 3 + 1))  # everything positive at 0.1
+    refs = S.reference_scores(y, "binary")
+    assert refs["all positive"]["f1"] == pytest.approx(2 * 0.75 / 1.75) and refs["all positive"]["auc"] == 0.5
+    rates = S.fnr_fpr_table(y, {"M": p})
+    assert rates.loc["M", "FNR (argmax)"] == pytest.approx(1 / 3) and rates.loc["M", "FPR (argmax)"] == 1.0
+    assert rates.loc["all positive (reference)", "FNR (argmax)"] == 0.0
+    Y = np.array([[1, 0, 0], [0, 1, 0], [0, 1, 1]], dtype=float)
+    P = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.1, 0.3, 0.6]])
+    np.testing.assert_array_equal(S.argmax_onehot(P), [[1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    assert S.paper_scores(Y, P, "multilabel")["f1"] == pytest.approx(np.mean([1.0, 2 / 3, 1.0]))
+    np.testing.assert_allclose(S.normalised_confusion(np.array([[3, 1], [0, 0]])), [[0.75, 0.25], [0, 0]])
+
+
+def test_caption_diversity_and_distinct_examples():
+    d = S.caption_diversity(["a b", "a b", "c"])
+    assert d["distinct_caption_fraction"] == pytest.approx(2 / 3) and d["vocabulary_used"] == 3
+    labels = np.array([[1, 0], [1, 0], [0, 1], [1, 1]])
+    assert S.distinct_label_examples(labels, 6) == [0, 2, 3]
+
+
+def test_silhouette_and_claims_table():
+    rng = np.random.default_rng(0)
+    emb = np.r_[rng.normal(0, 0.1, (20, 3)) + [1, 0, 0], rng.normal(0, 0.1, (20, 3)) + [0, 1, 0]]
+    assert S.no_finding_silhouette(emb, np.r_[np.ones(20), np.zeros(20)]) > 0.5
+    base = {"binary_auc_meems": 0.8, "binary_auc_baseline": 0.7, "binary_f1_argmax_meems": 0.8,
+            "binary_f1_argmax_baseline": 0.9, "multilabel_auc_meems": 0.7, "multilabel_auc_baseline": 0.7,
+            "multilabel_f1_argmax_meems": 0.3, "multilabel_f1_argmax_baseline": 0.2, "binary_fnr_argmax_meems": 0.1,
+            "binary_fnr_argmax_baseline": 0.2, "binary_fpr_argmax_meems": 0.5, "binary_fpr_argmax_baseline": 0.3,
+            "binary_f1_argmax_all_positive": 0.85, "no_finding_silhouette_meems": 0.1, "minority_auc_meems": 0.6,
+            "other_auc_meems": 0.8, "rare_stratum_auc_meems": 0.6, "rare_stratum_auc_baseline": 0.65,
+            "common_stratum_auc_meems": 0.9}
+    table = S.claims_table([base, {**base, "binary_auc_meems": 0.6}, base])
+    assert table.iloc[0]["seeds agreeing"] == "2/3" and table.iloc[0]["verdict"] == "mixed"
+    assert table.iloc[1]["verdict"] == "disagrees" and table.iloc[4]["verdict"] == "agrees"
+    assert len(table) == len(S.CLAIMS)
 
 
 def test_pca_projects_to_n_components():
@@ -134,10 +183,15 @@ def test_tiny_end_to_end_training_with_the_shared_engine():
     y = S.task_targets(data.test.labels, "binary")
     assert S.auc_table(y, heads.test_probs("binary"), ["Finding"]).loc["Finding", "MEEMS"] > 0.9
     summary = S.summary_metrics(heads, data)
-    assert {"binary_macro_auc_meems", "multilabel_micro_auc_baseline"} <= set(summary)
-    assert "rare_stratum_auc_meems" not in summary  # no Pneumothorax column in this tiny label set
-    ops = S.operating_points(heads, data, "multilabel")
-    assert isinstance(ops, pd.DataFrame) and ("MEEMS", "fnr") in ops.columns
+    assert {"binary_auc_meems", "multilabel_auc_micro_baseline", "binary_fnr_argmax_meems"} <= set(summary)
+    assert "rare_stratum_auc_meems" not in summary  # tiny data: no rare label
+    assert {"val_distinct_captions", "train_sample_caption_iou"} <= set(fit.history[-1])
+    table = S.paper_table(heads, data, "binary")
+    assert {"MEEMS", "baseline", "all positive (reference)"} <= set(table.index)
+    per_seed = S.fit_head_seeds(data, inputs, config, [1, 2], {"embed_hidden": 16, "embed_dim": 8,
+                                                                "classifier_hidden": 4}, dropout=0.0)
+    assert [seed for seed, _ in per_seed] == [1, 2]
+    assert "no_finding_silhouette_meems" in S.seed_metrics(per_seed[0][1], data, inputs)
     words, maps = S.attention_words(captioner, data.test.grids[0], data.vocab, 10, 3, 5)
     assert 1 <= len(words) <= 5 and maps.shape == (len(words), 2, 2)
     np.testing.assert_allclose(maps.reshape(len(words), -1).sum(1), 1.0, atol=1e-5)
@@ -150,6 +204,7 @@ def test_prepare_meems_data_on_a_generated_world(data_root):
     world = {"n_studies": 30, "n_test_images": 12, "image_size": 32, "rare_stratum_fraction": 1.0}
     encoder = build_image_encoder("tiny:cnn-32", image_size=32)
     data = S.prepare_meems_data(encoder, world=world, max_words=12, vocab_min_count=1, progress=False)
+    assert data.rare_label == "Pneumothorax"  # the default (drain) stratum
     assert data.train.grids.shape[1:] == (32, 1, 1) and len(data.train.captions) == len(data.train.paths)
     assert all(len(c.split()) <= 12 for c in data.train.captions) and len(data.vocab) > 4
     assert len(data.test.paths) == 12 and data.test.captions is None
@@ -192,3 +247,17 @@ def test_grid_cache_is_reused_and_matches_the_encoder(data_root):
     with torch.no_grad():
         direct = encoder.forward_grid(encoder.preprocess(dataset[0]["image"]).unsqueeze(0))[0]
     torch.testing.assert_close(grids[0], direct, atol=2e-2, rtol=1e-2)  # float16 storage
+
+
+def test_verdict_sentences_say_contradictions_plainly():
+    claims = pd.DataFrame({"seeds agreeing": ["0/3", "3/3"], "verdict": ["disagrees", "agrees"]}, index=["A", "B"])
+    sentences = S.verdict_sentences(claims)
+    assert "CONTRADICTS" in sentences[0] and "agrees" in sentences[1]
+
+
+def test_caption_example_text_wraps_without_cutting():
+    frame = pd.DataFrame([{"image": 3, "reference": "no pleural effusion . " * 10, "generated (beam)": "the lungs are clear .",
+                           "labels": "No Finding"}])
+    text = S.caption_example_text(frame, width=40)
+    assert text.startswith("image 3 (No Finding)") and all(len(line) <= 40 for line in text.splitlines())
+    assert text.replace("\n", " ").count("effusion") == 10 and "the lungs are clear ." in text

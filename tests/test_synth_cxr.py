@@ -205,3 +205,38 @@ def test_outdated_default_world_is_regenerated_but_a_user_root_is_not(data_root)
     (other / WORLD_FILE).write_text(json.dumps({**world, "format_version": FORMAT_VERSION - 1}))
     with pytest.raises(MedvlError, match="format version"):
         open_dataset("synth-cxr", root=other, **tiny)
+
+
+def test_subpulmonic_rare_stratum_knob(tmp_path):
+    from medvl_core.worlds.synth_cxr import read_truth, read_world
+
+    knobs = {"n_studies": 40, "n_test_images": 30, "image_size": 32, "report_source": "template",
+             "rare_stratum": "subpulmonic", "rare_stratum_fraction": 0.0, "rare_stratum_test_fraction": 1.0}
+    root = S.generate_synth_cxr(tmp_path / "w", **knobs)
+    truth = read_truth(root)
+    assert read_world(root)["constants"]["rare_stratum_label"] == "Pleural Effusion"
+    effusion = truth["Pleural Effusion"] == 1
+    test = truth["part"] != "mimic"
+    assert (truth.loc[test & effusion, "rare_stratum"] == 1).all() and (truth.loc[~test, "rare_stratum"] == 0).all()
+    assert (truth.loc[~effusion, "rare_stratum"] == 0).all() and (test & effusion).any()
+
+
+def test_subpulmonic_effusion_renders_a_raised_hemidiaphragm_without_a_meniscus():
+    from medvl_core.worlds.synth_cxr_render import Finding, Nuisance, render_findings
+
+    plain = render_findings({}, Nuisance(), 3, 64)
+    meniscus = render_findings({"Pleural Effusion": Finding(2, "left")}, Nuisance(), 3, 64)
+    sub = render_findings({"Pleural Effusion": Finding(2, "left", "subpulmonic")}, Nuisance(), 3, 64)
+    assert not np.allclose(sub, plain) and not np.allclose(sub, meniscus)
+    right = slice(0, 32)  # image left = patient right: untouched by a left-sided effusion
+    np.testing.assert_allclose(sub[:, right], plain[:, right], atol=1e-6)
+
+
+def test_subpulmonic_report_sentence_and_bad_kind(tmp_path):
+    from medvl_core.errors import MedvlError
+    from medvl_core.worlds.synth_cxr import _phrase
+    from medvl_core.worlds.synth_cxr_render import Finding
+
+    assert "subpulmonic left pleural effusion" in _phrase("Pleural Effusion", Finding(1, "left", "subpulmonic"))
+    with pytest.raises(MedvlError, match="rare_stratum"):
+        S.generate_synth_cxr(tmp_path / "x", n_studies=5, rare_stratum="nope")

@@ -246,8 +246,9 @@ def _word2vec_vectors(vocab: Vocabulary, path: str) -> dict[str, np.ndarray]:
     """Vectors of vocabulary words read from a word2vec binary file (streamed; other words skipped)."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise AssetNotFoundError(f"word vectors file {path} not found; download BioWordVec (word2vec .bin) there "
-                                 "or pass 'spacy:PIPELINE'")
+        raise AssetNotFoundError(f"word_vectors: file {path} not found; download BioWordVec (word2vec .bin, "
+                                 "see papers/meems/README.md) there, set word_vectors to its path, pass 'spacy:PIPELINE', "
+                                 "or set word_vectors to \"\" for random initial embeddings")
     wanted, found = set(vocab.itos), {}
     with open(path, "rb") as fh:
         header = fh.readline().split()

@@ -13,8 +13,11 @@ real signal to learn and a known ground truth. One call writes, under `root`:
 Reports come from the 3,955 real Open-I reports bundled in torchxrayvision (labelled by
 `text.labeler`, severity/side parsed from the text) or are composed from templates over label
 combinations sampled from the real CheXpert label table torchxrayvision ships. Knobs: `site_marker_strength`
-(burned-in site markers correlated with `site_label`), `rare_stratum_fraction` (Pneumothorax cases
-drawn treated: chest drain + small rim), `label_noise` (flips stated 1/0 labels in the label CSV), size.
+(burned-in site markers correlated with `site_label`), `rare_stratum` + `rare_stratum_fraction` (which
+rare stratum and how often: "drain" = Pneumothorax drawn treated, chest drain + small rim, the default;
+"subpulmonic" = Pleural Effusion drawn subpulmonic, an elevated hemidiaphragm without a meniscus,
+reported in its own words), `rare_stratum_test_fraction` (its share in the held-out test set),
+`label_noise` (flips stated 1/0 labels in the label CSV), size.
 """
 
 from __future__ import annotations
@@ -44,7 +47,9 @@ TITLE = "SynthCXR"
 SPLITS = (("train", 0.8), ("validate", 0.1), ("test", 0.1))
 PATHOLOGIES = CHEXPERT_LABELS[1:-1]  # the 12 findings that block "No Finding" (not Support Devices)
 UNCERTAIN_DRAWN = 0.5  # probability that an uncertain (-1) mention is drawn (at severity 1)
-RARE_LABEL = "Pneumothorax"
+RARE_LABEL = "Pneumothorax"  # label of the default ("drain") rare stratum
+RARE_STRATA = {"drain": ("Pneumothorax", "drain"), "subpulmonic": ("Pleural Effusion", "subpulmonic")}  # kind -> (label, variant)
+SUBPULMONIC_SENTENCE = "Subpulmonic {side} pleural effusion with apparent elevation of the hemidiaphragm."
 SEVERITY_P = (0.5, 0.35, 0.15)
 SIDED = {  # observation -> sides drawn when the text does not state one
     "Lung Opacity": ("left", "right", "bilateral"), "Lung Lesion": ("left", "right"), "Edema": ("bilateral",),
@@ -66,8 +71,15 @@ class WorldParams:
     site_marker_strength: float = 0.0  # 0 = site independent of labels .. 1 = site decided by `site_label`
     site_label: str = "Pleural Effusion"  # the observation the site (and so its marker) correlates with
     n_sites: int = 2  # sites (marker styles); 2..4
-    rare_stratum_fraction: float = 0.0  # fraction of drawn Pneumothorax cases in the rare stratum (chest drain)
+    rare_stratum_fraction: float = 0.0  # fraction of drawn cases of the stratum's label in the rare stratum
     label_noise: float = 0.0  # probability of flipping each stated 1/0 label in the label CSV (truth kept)
+    rare_stratum: str = "drain"  # "drain" (Pneumothorax + chest drain) | "subpulmonic" (Pleural Effusion, no meniscus)
+    rare_stratum_test_fraction: float = -1.0  # its fraction in the CheXpert-style test set; < 0: rare_stratum_fraction
+
+    @property
+    def rare_label(self) -> str:
+        """The CheXpert label whose positives the rare stratum belongs to."""
+        return RARE_STRATA[self.rare_stratum][0]
 
     def check(self) -> WorldParams:
         """Validate ranges and names; returns self."""
@@ -78,6 +90,8 @@ class WorldParams:
         _require(2 <= self.n_sites <= 4, f"n_sites={self.n_sites} must be 2, 3 or 4")
         for name in ("site_marker_strength", "rare_stratum_fraction", "label_noise"):
             _require(0.0 <= getattr(self, name) <= 1.0, f"{name}={getattr(self, name)} must be in [0, 1]")
+        _require(self.rare_stratum in RARE_STRATA, f"rare_stratum={self.rare_stratum!r}: use one of {list(RARE_STRATA)}")
+        _require(self.rare_stratum_test_fraction <= 1.0, f"rare_stratum_test_fraction={self.rare_stratum_test_fraction} must be <= 1")
         return self
 
 
@@ -188,6 +202,8 @@ INDICATIONS = ("Cough.", "Shortness of breath.", "Fever.", "Chest pain.", "Evalu
 def _phrase(label: str, f: Finding) -> str:
     """A positive noun phrase for a drawn finding ("small left pleural effusion")."""
     side = SIDE_TEXT.get(f.side, "")
+    if label == "Pleural Effusion" and f.variant == "subpulmonic":
+        return f"{SIZE_TEXT[f.severity]} subpulmonic {side} pleural effusion with apparent elevation of the hemidiaphragm"
     if label == "Pleural Effusion":
         return f"{SIZE_TEXT[f.severity]} {side} pleural effusion{'s' if f.side == 'bilateral' else ''}"
     if label == "Pneumothorax":
@@ -277,8 +293,12 @@ def _draw_finding(label: str, stated_attr: dict, rng) -> Finding:
     return Finding(int(severity), side, variant)
 
 
-def _findings_for(stated: np.ndarray, attrs: dict, rng, p: WorldParams) -> tuple[dict[str, Finding], bool]:
-    """Drawn findings for one image from its stated labels; second value: in the rare stratum."""
+def _findings_for(stated: np.ndarray, attrs: dict, rng, p: WorldParams,
+                  fraction: float | None = None) -> tuple[dict[str, Finding], bool]:
+    """Drawn findings for one image from its stated labels; second value: in the rare stratum.
+
+    `fraction`: the rare stratum's share of the stratum label's drawn cases (default `rare_stratum_fraction`).
+    """
     findings = {}
     for label in CHEXPERT_LABELS[1:]:
         value = stated[CHEXPERT_LABELS.index(label)]
@@ -286,9 +306,13 @@ def _findings_for(stated: np.ndarray, attrs: dict, rng, p: WorldParams) -> tuple
         if value == 1 or uncertain_drawn:
             attr = attrs.get(label, {}) if value == 1 else {**attrs.get(label, {}), "severity": 1}
             findings[label] = _draw_finding(label, attr, rng)
-    rare = RARE_LABEL in findings and rng.random() < p.rare_stratum_fraction
-    if rare:
-        findings[RARE_LABEL] = Finding(1, findings[RARE_LABEL].side, "drain")
+    fraction = p.rare_stratum_fraction if fraction is None else fraction
+    label, variant = RARE_STRATA[p.rare_stratum]
+    rare = label in findings and rng.random() < fraction
+    if rare and variant == "drain":
+        findings[label] = Finding(1, findings[label].side, "drain")
+    elif rare:
+        findings[label] = Finding(findings[label].severity, findings[label].side, variant)
     return findings, rare
 
 
@@ -373,6 +397,8 @@ def _study_content(p: WorldParams, src: dict, stated: np.ndarray, rng) -> dict:
     if p.report_source == "openi":
         findings, rare = _findings_for(stated, parse_attributes(_openi_text(src)), rng, p)
         (body, impression), view = (src["findings"], src["impression"]), _view(findings, rng)
+        if rare and p.rare_stratum == "subpulmonic":  # the real text does not describe the drawn form: say it first
+            body = f"{_subpulmonic_sentence(findings['Pleural Effusion'])} {body}".strip()
     else:
         findings, rare = _findings_for(stated, {}, rng, p)
         body, impression = compose_report(stated, findings, rng)
@@ -383,13 +409,19 @@ def _study_content(p: WorldParams, src: dict, stated: np.ndarray, rng) -> dict:
             "impression_text": impression, "indication": indication, "stated": stated, "findings": findings}
 
 
+def _subpulmonic_sentence(f: Finding) -> str:
+    """The sentence that states a subpulmonic effusion in an Open-I report that did not."""
+    return " ".join(SUBPULMONIC_SENTENCE.format(side=SIDE_TEXT.get(f.side, "")).split())
+
+
 def _test_plan(p: WorldParams, table_rows: pd.DataFrame, rng) -> pd.DataFrame:
     """The CheXpert-style test set: binary labels equal to what is drawn (uncertain resolved by a coin)."""
     rows = []
     labels = table_rows[list(CHEXPERT_LABELS)].to_numpy(dtype=np.float32)
     meta = table_rows[["AP/PA", "Sex", "Age"]].to_numpy()
     for k, (source, (projection, sex, age), index) in enumerate(zip(labels, meta, table_rows.index, strict=True)):
-        findings, rare = _findings_for(source, {}, rng, p)
+        fraction = p.rare_stratum_test_fraction if p.rare_stratum_test_fraction >= 0 else None
+        findings, rare = _findings_for(source, {}, rng, p, fraction)
         view = projection if projection in ("AP", "PA") else _view(findings, rng)
         rows.append({"path": f"test/patient{70001 + k}/study1/view1_frontal.jpg", "view": view,
                      "site": _site(p.site_label in findings, rng, p), "rare_stratum": int(rare),
@@ -533,7 +565,7 @@ def _build(tmp: Path, p: WorldParams, workers: int) -> dict:
     counts = {"images": len(jobs), "studies": len(studies), "subjects": int(studies["subject_id"].nunique()),
               "chexpert_test_images": len(tests), **{f"split_{s}": int((studies["split"] == s).sum()) for s, _ in SPLITS}}
     return {"name": "synth-cxr", "format_version": FORMAT_VERSION, "generator": __name__, "params": asdict(p),
-            "constants": {"uncertain_drawn": UNCERTAIN_DRAWN, "rare_stratum_label": RARE_LABEL,
+            "constants": {"uncertain_drawn": UNCERTAIN_DRAWN, "rare_stratum_label": p.rare_label,
                           "splits": dict(SPLITS), "biased_site": 1},
             "counts": counts, "label_names": list(CHEXPERT_LABELS),
             "files": {"truth": TRUTH_FILE, "chexpert_test": f"{CHEXPERT_TEST_DIR}/test_labels.csv"}}
@@ -557,21 +589,26 @@ def read_truth(root) -> pd.DataFrame:
 def generate_synth_cxr(root, n_studies: int = 2500, n_test_images: int = 500, image_size: int = 128, seed: int = 0,
                        report_source: str = "openi", site_marker_strength: float = 0.0,
                        site_label: str = "Pleural Effusion", n_sites: int = 2, rare_stratum_fraction: float = 0.0,
-                       label_noise: float = 0.0, workers: int | None = None) -> Path:
+                       label_noise: float = 0.0, rare_stratum: str = "drain", rare_stratum_test_fraction: float = -1.0,
+                       workers: int | None = None) -> Path:
     """Generate (or reuse) the SynthCXR world at `root`; returns `root`.
 
     Knobs: n_studies / n_test_images / image_size (size); seed; report_source "openi" (real Open-I
     texts labelled by the rule-based labeler) or "template" (sentences over CheXpert label rows);
     site_marker_strength in [0, 1] (site 1's burned-in marker goes with `site_label` present);
-    n_sites (2-4 marker styles); rare_stratum_fraction (Pneumothorax cases drawn treated: chest
-    drain, small rim; flagged `rare_stratum` in synth_truth.csv); label_noise (flip rate of stated
+    n_sites (2-4 marker styles); rare_stratum ("drain": Pneumothorax cases drawn treated, chest drain,
+    small rim; "subpulmonic": Pleural Effusion drawn under the lung, an elevated hemidiaphragm without a
+    meniscus, its report saying "subpulmonic"); rare_stratum_fraction (share of that label's drawn cases;
+    flagged `rare_stratum` in synth_truth.csv); rare_stratum_test_fraction (the share in the CheXpert-style
+    test set; < 0 = the same); label_noise (flip rate of stated
     1/0 labels in mimic-cxr-2.0.0-chexpert.csv; synth_truth.csv keeps the clean values).
     `workers` (processes; default: CPU count, at most 4) does not change the files.
     The world is built in a temp folder beside `root` and renamed into place; an existing complete
     world is reused if its knobs match, else a MedvlError says to pass another root or delete it.
     """
     params = WorldParams(n_studies, n_test_images, image_size, seed, report_source, float(site_marker_strength),
-                         site_label, n_sites, float(rare_stratum_fraction), float(label_noise)).check()
+                         site_label, n_sites, float(rare_stratum_fraction), float(label_noise), rare_stratum,
+                         float(rare_stratum_test_fraction)).check()
     return _ensure(Path(root).expanduser(), params, asdict(params), workers)
 
 

@@ -30,7 +30,7 @@ class Finding:
 
     severity: int = 1
     side: str = ""  # "left" | "right" | "bilateral" | "" (not lateralised)
-    variant: str = ""  # Pneumothorax "drain" (rare stratum), Lung Lesion "mass", lobe for Consolidation/Pneumonia,
+    variant: str = ""  # Pneumothorax "drain" / Pleural Effusion "subpulmonic" (rare strata), Lung Lesion "mass", lobe for Consolidation/Pneumonia,
     # comma-separated device kinds for Support Devices (see DEVICES)
 
 
@@ -266,7 +266,13 @@ def _vessels(scene, rng):
 # ------------------------------------------------------------------ findings
 
 def _effusion(scene, f, rng):
-    """Basal meniscus: fluid filling the costophrenic angle, higher laterally, on the stated side."""
+    """Basal meniscus: fluid filling the costophrenic angle, higher laterally, on the stated side.
+
+    Variant "subpulmonic": no meniscus; the fluid under the lung shows only as a raised hemidiaphragm
+    (see `_elevation`), the form an image model trained on menisci does not know.
+    """
+    if f.variant == "subpulmonic":
+        return
     h = (0.16, 0.34, 0.6)[f.severity - 1] * rng.uniform(0.85, 1.15)
     for sign, mask in scene.side_masks(f.side or "bilateral"):
         lateral = np.clip((np.abs(scene.x) - 0.12) / 0.66, 0, 1)
@@ -461,7 +467,7 @@ def render_findings(findings: Mapping[str, Finding], nuisance: Nuisance, seed: i
     if unknown:
         raise ValueError(f"unknown observation(s) {sorted(unknown)}; use names from CHEXPERT_LABELS")
     rngs = {name: np.random.default_rng([seed, 1 + i]) for i, name in enumerate(CHEXPERT_LABELS)}
-    scene = Scene(size, nuisance, _elevation(findings.get("Atelectasis")))
+    scene = Scene(size, nuisance, _elevation(findings.get("Atelectasis"), findings.get("Pleural Effusion")))
     anat_rng = np.random.default_rng([seed, ANATOMY_STREAM])
     heart = HEART_SCALE[_sev(findings, "Cardiomegaly")] * float(anat_rng.uniform(0.95, 1.05))
     mediastinum = MEDIASTINUM_SCALE[_sev(findings, "Enlarged Cardiomediastinum")]
@@ -473,9 +479,13 @@ def render_findings(findings: Mapping[str, Finding], nuisance: Nuisance, seed: i
     return base + markings * scene.markings_gain + scene.density
 
 
-def _elevation(f: Finding | None) -> dict:
-    """Hemidiaphragm raise per side sign for atelectasis (volume loss)."""
-    return {} if f is None else {s: 0.03 + 0.025 * f.severity for s in SIDE_SIGNS.get(f.side or "bilateral", ())}
+def _elevation(f: Finding | None, effusion: Finding | None = None) -> dict:
+    """Hemidiaphragm raise per side sign for atelectasis (volume loss) plus a subpulmonic effusion's fluid."""
+    raise_by = {} if f is None else {s: 0.03 + 0.025 * f.severity for s in SIDE_SIGNS.get(f.side or "bilateral", ())}
+    if effusion is not None and effusion.variant == "subpulmonic":
+        for s in SIDE_SIGNS.get(effusion.side or "bilateral", ()):
+            raise_by[s] = raise_by.get(s, 0.0) + 0.03 + 0.03 * effusion.severity  # about atelectasis's raise: a mimic
+    return raise_by
 
 
 def _sev(findings, name):
