@@ -70,8 +70,8 @@ def write_padchest(root, n_images=130, seed=0):
     return root
 
 
-def write_dicom(path, pixels):
-    """A minimal MONOCHROME2 DICOM file."""
+def write_dicom(path, pixels, photometric="MONOCHROME2"):
+    """A minimal 12-bit DICOM file (MONOCHROME2 unless `photometric`)."""
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -82,7 +82,7 @@ def write_dicom(path, pixels):
     ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID, "DX"
     ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     ds.PixelData = pixels.astype(np.uint16).tobytes()
     path.parent.mkdir(parents=True, exist_ok=True)

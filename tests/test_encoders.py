@@ -226,9 +226,8 @@ def test_remote_code_only_for_allow_listed_repos_or_opt_in(monkeypatch):
 
 
 def test_open_clip_local_dir_loads_hub_layout_weights(tmp_path, gray_image):
-    from safetensors.torch import load_file
-
     from cxr_test_trees import tiny_open_clip
+    from safetensors.torch import load_file
 
     folder = tiny_open_clip(tmp_path / "clip")
     spec = f"open_clip:local-dir:{folder}"
