@@ -69,3 +69,12 @@ def test_check_data_command_prints_the_table_and_exits_1(broken, tmp_path, capsy
     clean = make_mimic(tmp_path / "clean")
     assert cli.main(["check-data", "mimic-cxr", "--root", str(clean), "--split", "all"]) == 0
     assert "no bad items" in capsys.readouterr().out
+
+
+def test_subset_keeps_loader_and_extra_attributes(tmp_path):
+    from test_cxr_loaders import make_vindr
+
+    ds = open_dataset("vindr-cxr", make_vindr(tmp_path))
+    part = ds.subset([1])
+    assert [r["id"] for r in part.records] == [ds.records[1]["id"]] and part.vindr_label_names == ds.vindr_label_names
+    assert np.asarray(part[0]["image"]).shape == np.asarray(ds[1]["image"]).shape and part.name == "vindr-cxr"

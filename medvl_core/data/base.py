@@ -43,6 +43,12 @@ class RecordDataset(Dataset):
             seen.setdefault(record[key], index)
         return list(seen.values())
 
+    def subset(self, indices) -> RecordDataset:
+        """The same dataset (loader, transform, name, extra attributes) over the records at `indices`."""
+        subset = RecordDataset([self.records[i] for i in indices], self.label_names, self._load, self.transform, self.name)
+        subset.__dict__.update({k: v for k, v in vars(self).items() if k not in vars(subset)})
+        return subset
+
     def column(self, key: str) -> list:
         """One stored record field for every item (no image decoding)."""
         return [record[key] for record in self.records]

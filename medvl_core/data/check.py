@@ -110,7 +110,4 @@ def screen(dataset: RecordDataset, policy: str = "error", workers: int = 4,
     kept = [i for i in everything if i not in drop]
     warnings.warn(f"{dataset.name}: skipped {len(drop)} bad items of {len(dataset.records)} (bad_items='skip')",
                   stacklevel=2)
-    subset = RecordDataset([dataset.records[i] for i in kept], dataset.label_names, dataset._load,
-                           dataset.transform, dataset.name)
-    subset.__dict__.update({k: v for k, v in vars(dataset).items() if k not in vars(subset)})
-    return subset, kept
+    return dataset.subset(kept), kept

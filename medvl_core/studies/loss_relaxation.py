@@ -136,13 +136,12 @@ def paper_test_labels(name: str) -> dict:
 def _open_i_test(spec: dict) -> tuple[object, np.ndarray, list[str]]:
     """Open-i's frontal report pairs with >= min_text_chars of Findings+Impression, labelled by our labeler on
     that text (the paper used the CheXpert labeler) over Table 9's 13 CheXpert observations."""
-    from ..data.base import RecordDataset
     from ..data.labels import CHEXPERT_LABELS
     from ..text.labeler import label_reports
 
     dataset = open_dataset("open-i", split="all", unit="report")
-    records = [r for r in dataset.records if len(r["text"].strip()) >= spec["min_text_chars"]]
-    subset = RecordDataset(records, dataset.label_names, dataset._load, dataset.transform, dataset.name)
+    subset = dataset.subset([i for i, r in enumerate(dataset.records) if len(r["text"].strip()) >= spec["min_text_chars"]])
+    records = subset.records
     spelled = [spec.get("prompt_names", {}).get(n, n) for n in spec["labels"]]
     lookup = {c.lower(): i for i, c in enumerate(CHEXPERT_LABELS)}
     columns = [lookup[n.lower()] for n in spelled]
