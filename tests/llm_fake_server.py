@@ -1,5 +1,9 @@
 """A local fake of the Anthropic Messages API (POST /v1/messages) on 127.0.0.1 for driving the real SDK in tests.
 
+It also speaks the two OpenAI routes of the M3G label pipeline (base_url + "/v1" for the openai SDK):
+POST /v1/chat/completions (reply text from the same responder, given the body) and POST /v1/embeddings
+(`fake_embedding(text)`: hashed character trigrams, so texts sharing words lie close).
+
 It records every request (headers + JSON body), can be told to answer the next N requests with an error status
 (429, 500, 529, ...) or to stall them past the client's timeout, can delay every answer (to observe concurrency),
 and counts the most requests it ever had in flight at once. POST /v1/messages/count_tokens answers
@@ -25,9 +29,24 @@ def count_tokens(body: dict) -> int:
 
 def default_responder(body: dict) -> str:
     """Reply text: echo the last text block of the request ('(images only)' when it has none)."""
-    blocks = body["messages"][-1]["content"]
+    blocks = body["messages"][-1]["content"]  # the last message: the user turn in both APIs
     texts = [b["text"] for b in blocks if b.get("type") == "text"] if isinstance(blocks, list) else [blocks]
     return f"echo: {texts[-1] if texts else '(images only)'}"
+
+
+EMBED_DIM = 24
+
+
+def fake_embedding(text: str, dim: int = EMBED_DIM) -> list[float]:
+    """A deterministic unit vector of a text's character trigrams hashed into `dim` buckets."""
+    import hashlib
+
+    vector = [0.0] * dim
+    padded = f"  {text.lower()} "
+    for i in range(len(padded) - 2):
+        vector[int(hashlib.md5(padded[i:i + 3].encode()).hexdigest(), 16) % dim] += 1.0
+    norm = sum(v * v for v in vector) ** 0.5 or 1.0
+    return [v / norm for v in vector]
 
 
 class FakeMessagesServer:
@@ -101,7 +120,25 @@ class FakeMessagesServer:
         wait = fault[1] if fault else self.delay
         if wait:
             self._closing.wait(wait)
-        _send_json(handler, 200, self._message(body))
+        route = handler.path.split("?")[0]
+        payload = {"/v1/chat/completions": self._chat, "/v1/embeddings": self._embeddings}.get(route, self._message)
+        _send_json(handler, 200, payload(body))
+
+    def _chat(self, body: dict) -> dict:
+        """An OpenAI chat.completion for `body` (reply text from the responder)."""
+        text = self.responder(body)
+        return {"id": f"chatcmpl-fake-{self.attempts}", "object": "chat.completion", "created": 0,
+                "model": body.get("model"), "choices": [{"index": 0, "finish_reason": "stop",
+                                                         "message": {"role": "assistant", "content": text}}],
+                "usage": {"prompt_tokens": len(json.dumps(body)) // 4, "completion_tokens": max(1, len(text) // 4),
+                          "total_tokens": 0}}
+
+    def _embeddings(self, body: dict) -> dict:
+        """An OpenAI embeddings list for `body['input']` (a string or a list of strings)."""
+        texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        return {"object": "list", "model": body.get("model"),
+                "data": [{"object": "embedding", "index": i, "embedding": fake_embedding(t)} for i, t in enumerate(texts)],
+                "usage": {"prompt_tokens": sum(len(t) // 4 + 1 for t in texts), "total_tokens": 0}}
 
     def _message(self, body: dict) -> dict:
         """A Messages API response; token counts derived from the request and reply sizes."""
@@ -122,7 +159,7 @@ class FakeMessagesServer:
                     body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
                     fake.count_requests.append(body)
                     return _send_json(self, 200, {"input_tokens": count_tokens(body)})
-                if self.path.split("?")[0] != "/v1/messages":
+                if self.path.split("?")[0] not in ("/v1/messages", "/v1/chat/completions", "/v1/embeddings"):
                     return _send_json(self, 404, {"type": "error", "error": {"type": "not_found_error",
                                                                              "message": self.path}})
                 fake._handle(self)

@@ -123,3 +123,61 @@ def test_meems_full_yaml_names_a_missing_word_vectors_file(tmp_path):
 
     with pytest.raises(AssetNotFoundError, match="word_vectors"):
         word_vectors(build_vocabulary(["no effusion"], 1), str(tmp_path / "missing.bin"))
+
+
+def timm_hub_cache(cache, model_name="resnet50.a1_in1k"):
+    """A Hugging Face hub cache holding timm/<model_name> (config.json + model.safetensors, random weights), the
+    layout `timm:<model_name>` loads from when the hub is unreachable."""
+    import timm
+    from safetensors.torch import save_file
+
+    name, tag = model_name.split(".", 1)
+    snapshot = cache / f"models--timm--{model_name}" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (cache / f"models--timm--{model_name}" / "refs").mkdir()
+    (cache / f"models--timm--{model_name}" / "refs" / "main").write_text("0" * 40)
+    model = timm.create_model(name, pretrained=False)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, snapshot / "model.safetensors")
+    (snapshot / "config.json").write_text(json.dumps({"architecture": name, "num_classes": 1000,
+                                                      "pretrained_cfg": {"tag": tag}}))
+    return cache
+
+
+def test_m3g_full_yaml_at_toy_size(tmp_path, monkeypatch):
+    """full.yaml on a DermaVQA tree in its official layout: the LLM labels and EmbeddingV3 label embeddings through
+    the openai SDK (fake loopback server), Table 5's trained ResNet50 (hub-cache layout, offline), the dry run."""
+    from llm_fake_server import FakeMessagesServer
+    from test_llm_openai import label_responder
+    from test_m3g_clip import _write_dermavqa
+
+    data = tmp_path / "data"
+    _write_dermavqa(data / "dermavqa", test=True)
+    monkeypatch.setenv("MEDVL_DATA", str(data))
+    monkeypatch.setenv("HF_HUB_CACHE", str(timm_hub_cache(tmp_path / "hub")))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-test")
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    full = cli.load_params_file(get_paper("m3g_answer_generation").params_file("full"))
+    assert (full["label_source"], full["label_model"], full["text_encoder"]) == (
+        "llm", "gpt-4-turbo", "openai:text-embedding-3-large")
+    assert (full["image_encoder"], full["train_image_tower"], full["embed_dim"], full["batch_size"]) == (
+        "timm:resnet50.a1_in1k", True, 256, 256)
+    toy = {"image_size": 32, "embed_dim": 8, "batch_sizes": [4, 8], "batch_size": 8, "epochs": 1,
+           "pca_components": 2, "claude_max_cases": 2, "device": "cpu"}
+    assert set(toy) <= set(full)  # only sizes, epochs and the device change
+    out = tmp_path / "run"
+    with FakeMessagesServer(responder=label_responder) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", f"{server.base_url}/v1")
+        assert cli.execute("m3g_answer_generation", {**full, **toy}, out, progress=False) == 0
+    chats = {json.dumps(r["body"], sort_keys=True) for r in server.requests if r["path"] == "/v1/chat/completions"}
+    assert len(chats) == 3  # the toy discussions repeat: 3 distinct label requests over the three splits
+    assert [r["path"] for r in server.requests].count("/v1/embeddings") == 1
+    assert {r["body"]["model"] for r in server.requests} == {"gpt-4-turbo", "text-embedding-3-large"}
+    metrics = read_metrics(out)
+    assert metrics["n_conditions"] == 3 and metrics["best_batch_size"] in (4, 8)
+    table2 = [key for key in metrics if key.startswith("dbleu_batch_")]
+    assert table2 and all(0.0 <= metrics[key] <= 100.0 for key in table2)
+    assert "dbleu_claude_img_2_calls" not in metrics  # no Anthropic key: the dry run, no Table 1 scores
+    notebook = (out / "m3g_answer_generation.ipynb").read_text()
+    assert "sk-openai-test" not in notebook
+    assert "training labels: 3 (from gpt-4-turbo)" in notebook

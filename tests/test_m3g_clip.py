@@ -214,11 +214,12 @@ def test_sdk_token_counter_only_with_a_key_and_a_served_model(monkeypatch, data_
     assert sdk_token_counter("claude-opus-4-7").model == "claude-opus-4-7"
 
 
-def _write_dermavqa(root):
-    """A tiny DermaVQA-layout world: 3 labels with distinct image colours; valid responses annotated."""
+def _write_dermavqa(root, test: bool = False):
+    """A tiny DermaVQA-layout world: 3 labels with distinct image colours; valid (and test) responses annotated."""
     colours = {"psoriasis": (200, 40, 40), "vitiligo": (250, 250, 250), "melanoma": (20, 20, 20)}
     names = list(colours)
-    for split, file, n in (("train", "train.json", 12), ("valid", "valid_ht.json", 6)):
+    splits = (("train", "train.json", 12), ("valid", "valid_ht.json", 6)) + ((("test", "test_ht.json", 6),) if test else ())
+    for split, file, n in splits:
         (root / f"images_{split}").mkdir(parents=True)
         encounters = []
         for i in range(n):
@@ -226,7 +227,7 @@ def _write_dermavqa(root):
             ids = [f"IMG_{split}{i}_{k}.jpg" for k in range(1 + i % 2)]
             for image_id in ids:
                 Image.new("RGB", (32, 32), colours[label]).save(root / f"images_{split}" / image_id)
-            extra = {"completeness": 1.0, "contains_freq_ans": 1.0} if split == "valid" else {}
+            extra = {"completeness": 1.0, "contains_freq_ans": 1.0} if split != "train" else {}
             responses = [{"author_id": "U1", "content_en": f"It is {label}.", **extra},
                          {"author_id": "U2", "content_en": f"Typical {label}.", **extra}]
             encounters.append({"encounter_id": f"{split}{i}", "image_ids": ids, "query_title_en": "What is it?",

@@ -278,11 +278,16 @@ def image_block(data: bytes) -> dict:
                                         "data": base64.b64encode(data).decode("ascii")}}
 
 
-def retryable(exc: Exception) -> bool:
-    """Whether an SDK error is worth retrying: 408/409/429/5xx/529 or a timeout / connection error."""
-    import anthropic
+def retryable(exc: Exception, connection_error: type | None = None) -> bool:
+    """Whether an SDK error is worth retrying: 408/409/429/5xx/529 or a timeout / connection error.
 
-    if isinstance(exc, anthropic.APIConnectionError):  # includes APITimeoutError
+    `connection_error` is the SDK's connection-error class (anthropic's when None; its timeouts subclass it).
+    """
+    if connection_error is None:
+        import anthropic
+
+        connection_error = anthropic.APIConnectionError
+    if isinstance(exc, connection_error):
         return True
     status = getattr(exc, "status_code", None)
     return status is not None and (status in RETRY_STATUSES or status >= 500)
@@ -304,14 +309,69 @@ def describe_error(exc: Exception) -> str:
     return f"{type(exc).__name__} ({status}): {message}" if status else f"{type(exc).__name__}: {message}"
 
 
-def _check_at_least(name: str, value, minimum) -> None:
+def _check_at_least(name: str, value, minimum, owner: str = "ClaudeClient") -> None:
     """Raise ParameterError unless value >= minimum."""
     if value is None or value < minimum:
-        raise ParameterError(f"ClaudeClient: {name}={value!r} must be >= {minimum}")
+        raise ParameterError(f"{owner}: {name}={value!r} must be >= {minimum}")
 
 
-class ClaudeClient:
+class RetryingClient:
+    """What the API clients share: counted attempts, capped exponential backoff with jitter, bounded concurrency.
+
+    A subclass sets `api_name`, `_usage` (with an `attempts` field), `_sdk_errors()` and `_refused(exc)`.
+    """
+
+    api_name = "API"
+
+    def _init_retries(self, max_concurrency: int, max_retries: int, backoff_base: float, backoff_max: float) -> None:
+        """Check and store the retry and concurrency settings."""
+        for name, value, minimum in (("max_concurrency", max_concurrency, 1), ("max_retries", max_retries, 0),
+                                     ("backoff_base", backoff_base, 0), ("backoff_max", backoff_max, 0)):
+            _check_at_least(name, value, minimum, type(self).__name__)
+        self.max_concurrency, self.max_retries = int(max_concurrency), int(max_retries)
+        self.backoff_base, self.backoff_max = backoff_base, backoff_max
+        self._slots = threading.BoundedSemaphore(self.max_concurrency)
+        self._lock = threading.Lock()
+
+    def _sdk_errors(self) -> tuple[type, type]:
+        """(the SDK's base API error, its connection error)."""
+        raise NotImplementedError
+
+    def _refused(self, exc: Exception) -> MedvlError:
+        """A clear error for a request the API will not accept on retry (4xx)."""
+        raise NotImplementedError
+
+    def _with_retries(self, send):
+        """Run `send()` (one HTTP attempt) up to max_retries + 1 times with backoff on retryable errors."""
+        api_error, connection_error = self._sdk_errors()
+        for attempt in range(self.max_retries + 1):
+            with self._lock:
+                self._usage.attempts += 1
+            try:
+                with self._slots:
+                    return send()
+            except api_error as exc:
+                if not retryable(exc, connection_error):
+                    raise self._refused(exc) from None
+                if attempt == self.max_retries:
+                    raise LLMRequestError(
+                        f"{self.api_name} still failing after {attempt + 1} attempts (last: {describe_error(exc)}); "
+                        "try again later (cached replies are kept) or lower max_concurrency") from None
+                time.sleep(self._wait_seconds(attempt, exc))
+
+    def _backoff(self, attempt: int) -> float:
+        """Seconds to wait before retry `attempt + 1`: capped exponential with jitter in [50%, 100%]."""
+        return min(self.backoff_max, self.backoff_base * 2 ** attempt) * random.uniform(0.5, 1.0)
+
+    def _wait_seconds(self, attempt: int, exc: Exception) -> float:
+        """The backoff, or the server's retry-after when longer (both capped at backoff_max)."""
+        return min(self.backoff_max, max(self._backoff(attempt), retry_after(exc)))
+
+
+class ClaudeClient(RetryingClient):
     """Anthropic Messages API client with an on-disk response cache, retries and bounded concurrency."""
+
+    api_name = "Anthropic API"
 
     def __init__(self, model: str, cache_dir, *, max_concurrency: int = 4, max_retries: int = 5,
                  timeout: float = 60.0, base_url: str | None = None, api_key: str | None = None,
@@ -320,17 +380,12 @@ class ClaudeClient:
         if not isinstance(model, str) or not model.strip():
             raise ParameterError(f"ClaudeClient: model={model!r} must be a model name such as 'claude-opus-4-5'")
         check_model(model)
-        for name, value, minimum in (("max_concurrency", max_concurrency, 1), ("max_retries", max_retries, 0),
-                                     ("timeout", timeout, 1e-3), ("max_tokens", max_tokens, 1),
-                                     ("backoff_base", backoff_base, 0), ("backoff_max", backoff_max, 0)):
+        for name, value, minimum in (("timeout", timeout, 1e-3), ("max_tokens", max_tokens, 1)):
             _check_at_least(name, value, minimum)
+        self._init_retries(max_concurrency, max_retries, backoff_base, backoff_max)
         self.model, self.cache_dir = model, Path(cache_dir).expanduser()
-        self.max_concurrency, self.max_retries = int(max_concurrency), int(max_retries)
-        self.max_tokens, self.temperature = int(max_tokens), temperature
-        self.backoff_base, self.backoff_max, self.progress = backoff_base, backoff_max, progress
+        self.max_tokens, self.temperature, self.progress = int(max_tokens), temperature, progress
         self._sdk = self._make_sdk(api_key, base_url, timeout)
-        self._slots = threading.BoundedSemaphore(self.max_concurrency)
-        self._lock = threading.Lock()
         price, known = model_price(model)
         self._usage = UsageSummary(model=model, price_known=known, price_per_mtok=price)
 
@@ -411,14 +466,7 @@ class ClaudeClient:
 
     def _read_cache(self, path: Path) -> LLMReply | None:
         """The cached reply at `path`, or None when absent."""
-        if not path.is_file():
-            return None
-        try:
-            entry = json.loads(path.read_text(encoding="utf-8"))
-            return LLMReply(text=entry["text"], input_tokens=int(entry["input_tokens"]),
-                            output_tokens=int(entry["output_tokens"]), cached=True, model=entry["model"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DataFormatError(f"LLM cache file {path} is unreadable ({exc}); delete it to redo the call") from exc
+        return read_cached_reply(path)
 
     def _call(self, system: str, content: list[dict]) -> LLMReply:
         """Send the request with retries; count the call and its tokens."""
@@ -435,32 +483,11 @@ class ClaudeClient:
             self._usage.output_tokens += reply.output_tokens
         return reply
 
-    def _with_retries(self, send):
-        """Run `send()` (one HTTP attempt) up to max_retries + 1 times with backoff on retryable errors."""
+    def _sdk_errors(self) -> tuple[type, type]:
+        """anthropic's APIError and APIConnectionError."""
         import anthropic
 
-        for attempt in range(self.max_retries + 1):
-            with self._lock:
-                self._usage.attempts += 1
-            try:
-                with self._slots:
-                    return send()
-            except anthropic.APIError as exc:
-                if not retryable(exc):
-                    raise self._refused(exc) from None
-                if attempt == self.max_retries:
-                    raise LLMRequestError(
-                        f"Anthropic API still failing after {attempt + 1} attempts (last: {describe_error(exc)}); "
-                        "try again later (cached replies are kept) or lower max_concurrency") from None
-                time.sleep(self._wait_seconds(attempt, exc))
-
-    def _backoff(self, attempt: int) -> float:
-        """Seconds to wait before retry `attempt + 1`: capped exponential with jitter in [50%, 100%]."""
-        return min(self.backoff_max, self.backoff_base * 2 ** attempt) * random.uniform(0.5, 1.0)
-
-    def _wait_seconds(self, attempt: int, exc: Exception) -> float:
-        """The backoff, or the server's retry-after when longer (both capped at backoff_max)."""
-        return min(self.backoff_max, max(self._backoff(attempt), retry_after(exc)))
+        return anthropic.APIError, anthropic.APIConnectionError
 
     def _refused(self, exc: Exception) -> LLMRequestError:
         """A clear error for a request the API will not accept on retry (4xx)."""
@@ -473,6 +500,18 @@ class ClaudeClient:
             return LLMRequestError(f"model {self.model!r} does not accept temperature ({detail}); "
                                    "pass temperature=None")
         return LLMRequestError(f"Anthropic API refused the request ({detail})")
+
+
+def read_cached_reply(path: Path) -> LLMReply | None:
+    """The reply cached at `path` (an LLMReply with cached=True), or None when absent."""
+    if not path.is_file():
+        return None
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8"))
+        return LLMReply(text=entry["text"], input_tokens=int(entry["input_tokens"]),
+                        output_tokens=int(entry["output_tokens"]), cached=True, model=entry["model"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataFormatError(f"LLM cache file {path} is unreadable ({exc}); delete it to redo the call") from exc
 
 
 def cache_key(fields: dict) -> str:

@@ -118,7 +118,18 @@ def load_prompts(path: str | None = None) -> dict:
     if not isinstance(raw, dict) or not isinstance(raw.get("scenarios"), dict):
         raise DataFormatError(f"{path}: expected a mapping with 'scenarios'")
     scenarios = {name: _scenario(name, raw["scenarios"].get(name), path) for name in SCENARIOS}
-    return {"source": raw.get("source", ""), "model": raw.get("model", ""), "scenarios": scenarios}
+    return {"source": raw.get("source", ""), "model": raw.get("model", ""), "scenarios": scenarios,
+            "label_extraction": _label_extraction(raw.get("label_extraction"), path)}
+
+
+def _label_extraction(entry, path: Path) -> dict:
+    """The checked label-extraction prompt (system, content template with {responses}, source, models)."""
+    keys = ("source", "model", "embedding_model", "system", "content")
+    if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) and entry[k] for k in keys):
+        raise DataFormatError(f"{path}: label_extraction needs {list(keys)} as non-empty strings")
+    if "{responses}" not in entry["content"]:
+        raise DataFormatError(f"{path}: label_extraction.content must contain {{responses}}")
+    return {k: entry[k] for k in keys}
 
 
 def _scenario(name: str, entry, path: Path) -> Scenario:

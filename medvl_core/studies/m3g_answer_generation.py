@@ -39,9 +39,12 @@ from ..data.pairs import FeaturePairs
 from ..errors import ParameterError
 from ..eval.deltableu import delta_bleu
 from ..eval.knn import cosine_topk
+from ..llm.m3g_labels import llm_labels
+from ..llm.openai_client import PAPER_CHAT_MODEL, PAPER_EMBEDDING_MODEL, OpenAIClient
 from ..losses import ContrastiveObjective
 from ..models.cache import image_tower_features, image_view_features, text_tower_features
 from ..models.dual_encoder import DualEncoder
+from ..models.embedding_table import EmbeddingTable
 from ..models.encoders import build_image_encoder, build_text_encoder
 from ..text.derm_labels import answer_text, build_label_dictionary, extract_labels
 from ..train import TrainConfig, train
@@ -69,6 +72,7 @@ CLAUDE_METRICS = {"img 1-call": "dbleu_claude_img_1_call", "img 2-calls": "dbleu
 CLAUDE_TABLE4_SCENARIO = "img 2-calls"  # the winning Claude solution (Table 4's "Claude Solution" row)
 LENGTH_COLUMNS = {"BP": "bp", "ratio": "ratio", "hyp_len": "hyp_len", "ref_len": "ref_len"}  # column -> metric prefix
 INFERENCE_VIEW_SEED = 7919  # offset of the seed of the one augmented view per image at inference (Table 3, row 1)
+OPENAI_PREFIX = "openai:"  # text_encoder "openai:MODEL": label names embedded by the OpenAI embeddings API
 NEXT_BEST_TEAM = 3.827  # Sec. 4: deltaBLEU of the next-best English submission in the competition
 
 
@@ -150,32 +154,52 @@ def image_records(dataset, rows=None) -> RecordDataset:
 def prepare_m3g(name: str = "synth-derm", dictionary: dict | None = None, splits=("train", "valid", "test"),
                 image_encoder: str = "bundled:efficientnet_lite0", text_encoder: str = "bundled:minilm",
                 image_size: int | None = 128, device: str = "cpu", root=None, progress: bool = False,
-                **options) -> M3GData:
+                label_client=None, **options) -> M3GData:
     """Load the splits of `name` (a dermavqa-layout dataset), label the cases and cache the tower features.
 
     `dictionary` maps lower-case names/aliases to labels; None builds one from the training responses
-    (`build_label_dictionary`), as for real DermaVQA.
+    (`build_label_dictionary`), as for real DermaVQA. With `label_client` (an `llm.OpenAIClient`) the labels come
+    from its chat model instead (the paper's GPT-4 Turbo step) and join the dictionary for query matching; a
+    `text_encoder` "openai:MODEL" embeds the label names through its embeddings model (the paper's EmbeddingV3).
     """
     if "train" not in splits:
         raise ParameterError(f"splits={splits!r} must include 'train' (the kNN gallery and the CLIP training set)")
     datasets = {s: open_dataset(name, root=root, split=s, **options) for s in splits}
     dictionary = dictionary or build_label_dictionary(datasets["train"].column("references"))
     image_tower = build_image_encoder(image_encoder, device=device, image_size=image_size)
-    text_tower = build_text_encoder(text_encoder, device=device)
-    out = {s: _split(s, d, dictionary, image_tower, progress) for s, d in datasets.items()}
+    out = {s: _split(s, d, dictionary, image_tower, progress, label_client) for s, d in datasets.items()}
     label_names = sorted({label for label in out["train"].labels if label})
     if not label_names:
         raise ParameterError(f"no training case of {name!r} names a label of the dictionary; pass another dictionary")
-    label_features = text_tower_features(text_tower, label_names, progress=progress)
+    if label_client is not None:
+        dictionary = {**dictionary, **{label: label for split in out.values() for label in split.labels if label}}
+    text_tower, label_features = label_text_tower(text_encoder, label_names, device, progress, label_client)
     return M3GData(out, label_names, label_features, image_tower, text_tower, dict(dictionary))
 
 
-def _split(name: str, dataset, dictionary: dict, image_tower, progress: bool) -> M3GSplit:
-    """Frozen image features, owners and extracted labels of one split."""
+def label_text_tower(spec: str, label_names: list[str], device: str = "cpu", progress: bool = False,
+                     client=None) -> tuple[object, torch.Tensor]:
+    """(text tower, label features): a model spec through the factory, or "openai:MODEL" through `client`."""
+    if not spec.startswith(OPENAI_PREFIX):
+        tower = build_text_encoder(spec, device=device)
+        return tower, text_tower_features(tower, label_names, progress=progress)
+    model = spec.removeprefix(OPENAI_PREFIX)
+    if client is None or client.embedding_model != model:
+        raise ParameterError(f"text_encoder={spec!r} needs an OpenAI client whose embedding model is {model!r} "
+                             "(m3g.label_client builds it from the parameters)")
+    tower = EmbeddingTable(spec, label_names, client.embed(label_names))
+    return tower, tower.table.clone()
+
+
+def _split(name: str, dataset, dictionary: dict, image_tower, progress: bool, label_client=None) -> M3GSplit:
+    """Frozen image features, owners and extracted labels (rules, or the LLM of `label_client`) of one split."""
     images = image_records(dataset)
     features = image_tower_features(image_tower, images, progress=progress)
     owner = np.array(images.column("case"), dtype=np.int64)
-    return M3GSplit(name, dataset, features, owner, extract_labels(dataset.column("references"), dictionary))
+    references = dataset.column("references")
+    labels = (extract_labels(references, dictionary) if label_client is None
+              else llm_labels(label_client, references))
+    return M3GSplit(name, dataset, features, owner, labels)
 
 
 def truth_labels(split: M3GSplit) -> list[str] | None:
@@ -663,14 +687,17 @@ def reference_table(data: M3GData, splits=("valid", "test")) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ notebook support
 
-LABEL_SOURCES = ("world", "responses")
+LABEL_SOURCES = ("world", "responses", "llm")
 
 
 def choose_dictionary(label_source: str, dataset: str) -> dict | None:
-    """The label dictionary: SynthDerm's names and aliases ("world") or None = built from training responses."""
+    """The label dictionary: SynthDerm's names and aliases ("world") or None = built from training responses.
+
+    "llm" labels the cases with an LLM (`label_client`); its dictionary (for query matching) is the built one.
+    """
     if label_source not in LABEL_SOURCES:
         raise ParameterError(f"label_source={label_source!r}; use one of {LABEL_SOURCES}")
-    if label_source == "responses":
+    if label_source in ("responses", "llm"):
         return None
     if dataset != "synth-derm":
         raise ParameterError(f"label_source='world' needs dataset='synth-derm' (got {dataset!r}); "
@@ -678,6 +705,20 @@ def choose_dictionary(label_source: str, dataset: str) -> dict | None:
     from ..worlds.synth_derm_conditions import label_dictionary
 
     return label_dictionary()
+
+
+def label_client(label_source: str, text_encoder: str, label_model: str = PAPER_CHAT_MODEL, concurrency: int = 4,
+                 cache=None, **options):
+    """The OpenAI client of the paper's label pipeline when label_source is "llm" or the text encoder is
+    "openai:MODEL" (key from OPENAI_API_KEY; replies cached under the data root), else None."""
+    if label_source not in LABEL_SOURCES:
+        raise ParameterError(f"label_source={label_source!r}; use one of {LABEL_SOURCES}")
+    if label_source != "llm" and not text_encoder.startswith(OPENAI_PREFIX):
+        return None
+    openai_text = text_encoder.startswith(OPENAI_PREFIX)
+    embedding = text_encoder.removeprefix(OPENAI_PREFIX) if openai_text else PAPER_EMBEDDING_MODEL
+    return OpenAIClient(cache or cache_dir("openai"), chat_model=label_model, embedding_model=embedding,
+                        max_concurrency=concurrency, progress=False, **options)
 
 
 def head(split: M3GSplit, n: int) -> M3GSplit:
