@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
 
+from . import run_env as session
 from .errors import MedvlError, ParameterError
 from .io import atomic_write_json, atomic_write_text
 from .notebook import check_overrides, notebook_parameters
@@ -24,6 +27,9 @@ from .runs import RUN_DIR_ENV, read_metrics
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
+EXECUTORS = ("local", "slurm")
+SLURM_KEYS = {"partition": "slurm_partition", "gpus": "gpus_per_node", "time": "timeout_min", "mem": "mem_gb",
+              "cpus": "cpus_per_task"}  # sweep file `slurm:` key -> submitit parameter
 
 
 def main(argv=None) -> int:
@@ -48,13 +54,21 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="override one parameter (VALUE is parsed as YAML)")
     run.add_argument("-f", "--params-file", action="append", default=[], help="YAML file of parameters")
     run.add_argument("--out", help="run folder (default runs/<paper>/<timestamp>)")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--quiet", action="store_true", help="no progress bar and no epoch lines (run.log keeps them)")
+    run.add_argument("--fresh", action="store_true",
+                     help="discard the run folder's training checkpoints instead of resuming from them")
+    run.add_argument("--processes", type=int, default=1,
+                     help="train on N processes (Accelerate data parallelism; one per GPU, or gloo on CPU) at the "
+                          "notebook's global batch")
     run.set_defaults(func=cmd_run)
 
     batch = sub.add_parser("batch", help="run a parameter sweep (grid) and tabulate all runs")
     batch.add_argument("sweep")
-    batch.add_argument("--jobs", type=int, default=1)
+    batch.add_argument("--jobs", type=int, default=1, help="runs at the same time")
     batch.add_argument("--out", help="sweep folder (default runs/sweeps/<sweep name>)")
+    batch.add_argument("--executor", choices=EXECUTORS, default="local",
+                       help="local: processes on this machine; slurm: one Slurm job per run (submitit; resources "
+                            "from the sweep's slurm: block)")
     batch.set_defaults(func=cmd_batch)
 
     compare = sub.add_parser("compare", help="the paper's tables beside a run folder's numbers")
@@ -118,7 +132,9 @@ def cmd_run(args) -> int:
         overrides.update(load_params_file(paper.params_file(file) if not Path(file).exists() else Path(file)))
     overrides.update({name: _parse_value(value) for name, value in args.param})
     out = Path(args.out) if args.out else Path("runs") / paper.id / time.strftime("%Y%m%d-%H%M%S")
-    return execute(paper.id, overrides, out, progress=not args.quiet)
+    if args.processes < 1:
+        raise ParameterError(f"--processes {args.processes}: give 1 or more")
+    return execute(paper.id, overrides, out, progress=not args.quiet, fresh=args.fresh, processes=args.processes)
 
 
 def load_params_file(path: Path) -> dict:
@@ -143,8 +159,13 @@ def _parse_value(text: str):
     return text if isinstance(value, dict) else value
 
 
-def execute(paper_id: str, overrides: dict, out: Path, progress: bool = True) -> int:
-    """Run one paper notebook with papermill into `out`; exit status 0 ok, 1 failed cell, 2 bad input."""
+def execute(paper_id: str, overrides: dict, out: Path, progress: bool = True, fresh: bool = False,
+            processes: int = 1) -> int:
+    """Run one paper notebook with papermill into `out`; exit status 0 ok, 1 failed cell, 2 bad input.
+
+    Every training of the notebook checkpoints into `out/checkpoints/` and a rerun into the same folder resumes
+    (`fresh` discards them first); epoch lines go to `out/run.log` and, with `progress`, to the terminal.
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -153,16 +174,21 @@ def execute(paper_id: str, overrides: dict, out: Path, progress: bool = True) ->
     out.mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
     (out / "metrics.json").unlink(missing_ok=True)  # a rerun into the same folder must not keep stale keys
+    if fresh:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
     atomic_write_text(out / "params.yaml", yaml.safe_dump(params, sort_keys=False))
     output = out / f"{paper.id}.ipynb"
     started = time.time()
-    os.environ[RUN_DIR_ENV] = str(out.resolve())
+    env = {RUN_DIR_ENV: str(out.resolve()), session.CHECKPOINT_ROOT_ENV: str((out / "checkpoints").resolve()),
+           session.RUN_LOG_ENV: str((out / "run.log").resolve()), session.PROCESSES_ENV: str(processes)}
+    (out / "run.log").open("a").close()
     # the kernel inherits our environment; a non-inline MPLBACKEND (the Makefile's Agg) would drop every figure
     backend = os.environ.pop("MPLBACKEND", None)
-    status = {"paper": paper.id, "status": "running", "overrides": overrides}
+    os.environ.update(env)
+    status = {"paper": paper.id, "status": "running", "overrides": overrides, "processes": processes}
     atomic_write_json(out / "run.json", status)
     try:
-        with tempfile.TemporaryDirectory(prefix="medvl-kernel-") as sockets:
+        with tempfile.TemporaryDirectory(prefix="medvl-kernel-") as sockets, _echo(out / "run.log", progress):
             papermill.execute_notebook(str(paper.notebook), str(output), parameters=overrides,
                                        progress_bar=progress, cwd=str(paper.notebook.parent),
                                        config=local_kernel_config(Path(sockets)))
@@ -173,12 +199,43 @@ def execute(paper_id: str, overrides: dict, out: Path, progress: bool = True) ->
         print(f"medvl: partial notebook: {output}", file=sys.stderr)
         return EXIT_FAILED
     finally:
-        os.environ.pop(RUN_DIR_ENV, None)
+        for key in env:
+            os.environ.pop(key, None)
         if backend is not None:
             os.environ["MPLBACKEND"] = backend
     atomic_write_json(out / "run.json", {**status, "status": "ok", "runtime_s": round(time.time() - started, 1)})
     print(f"medvl: {paper.id} done in {time.time() - started:.0f} s -> {out}")
     return 0
+
+
+@contextlib.contextmanager
+def _echo(log: Path, enabled: bool, interval: float = 1.0):
+    """While the block runs, print the lines appended to `log` (the trainings' epoch lines) to stderr."""
+    if not enabled:
+        yield
+        return
+    stop, position = threading.Event(), log.stat().st_size
+
+    def follow():
+        nonlocal position
+        while True:
+            finished = stop.wait(interval)
+            with log.open("r", encoding="utf-8") as fh:
+                fh.seek(position)
+                text = fh.read()
+                position = fh.tell()
+            for line in text.splitlines():
+                print(f"\r\033[K  {line}", file=sys.stderr, flush=True)
+            if finished:
+                return
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def local_kernel_config(socket_dir: Path):
@@ -205,9 +262,9 @@ def cmd_batch(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / "sweeps" / sweep_path.stem
     todo = [(params, out / run_name(params, sweep.get("grid") or {})) for params in runs]
     pending = [(p, d) for p, d in todo if not is_complete(d)]
-    print(f"medvl: {len(todo)} runs in {out}, {len(todo) - len(pending)} already complete, running {len(pending)}")
-    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        codes = list(pool.map(lambda item: _run_subprocess(paper.id, *item), pending))
+    print(f"medvl: {len(todo)} runs in {out}, {len(todo) - len(pending)} already complete, running {len(pending)}"
+          f" ({args.executor})")
+    codes = submit_runs(paper.id, pending, out, args.executor, max(1, args.jobs), sweep.get("slurm") or {})
     table = results_table([d for _, d in todo], sorted((sweep.get("grid") or {}).keys()))
     atomic_write_text(out / "results.csv", table.to_csv(index=False))
     atomic_write_text(out / "results.md", table.to_markdown(index=False) + "\n")
@@ -240,12 +297,49 @@ def is_complete(run_dir: Path) -> bool:
 
 
 def _run_subprocess(paper_id: str, params: dict, run_dir: Path) -> int:
-    """One run in its own process (own kernel env), parameters passed through a params file."""
+    """One run in its own process (own kernel env), parameters passed through a params file; resumes its trainings."""
     run_dir.mkdir(parents=True, exist_ok=True)
     params_file = run_dir / "overrides.yaml"
     atomic_write_text(params_file, yaml.safe_dump(params, sort_keys=False))
     cmd = [sys.executable, "-m", "medvl_core.cli", "run", paper_id, "-f", str(params_file), "--out", str(run_dir), "--quiet"]
     return subprocess.call(cmd)
+
+
+def submit_runs(paper_id: str, pending: list, out: Path, executor: str, jobs: int, slurm: dict) -> list[int]:
+    """Run (params, run_dir) pairs through submitit: `jobs` at a time on this machine, or as Slurm jobs."""
+    import submitit
+
+    if executor not in EXECUTORS:
+        raise ParameterError(f"--executor {executor!r}: use one of {EXECUTORS}")
+    if not pending:
+        return []
+    pool = submitit.AutoExecutor(folder=out / "submitit", cluster=executor)
+    pool.update_parameters(name=f"medvl-{paper_id}", **slurm_parameters(slurm, jobs) if executor == "slurm" else {})
+    codes = []
+    waves = [pending] if executor == "slurm" else [pending[i:i + jobs] for i in range(0, len(pending), jobs)]
+    for wave in waves:
+        with pool.batch():
+            handles = [pool.submit(_run_subprocess, paper_id, params, run_dir) for params, run_dir in wave]
+        codes += [_job_code(handle) for handle in handles]
+    return codes
+
+
+def slurm_parameters(slurm: dict, jobs: int) -> dict:
+    """submitit parameters from a sweep file's `slurm:` block (partition, gpus, time in minutes, mem in GB, cpus)."""
+    unknown = set(slurm) - set(SLURM_KEYS)
+    if unknown:
+        raise ParameterError(f"sweep slurm: keys {sorted(unknown)} unknown; use {sorted(SLURM_KEYS)}")
+    return {"slurm_array_parallelism": jobs, **{SLURM_KEYS[key]: value for key, value in slurm.items()}}
+
+
+def _job_code(handle) -> int:
+    """A finished submitit job's exit status (1 when the job itself failed)."""
+    try:
+        return int(handle.result())
+    except Exception as exc:  # noqa: BLE001 - submitit raises its own failure types; the table shows the run
+        print(f"medvl: job {handle.job_id} failed: {str(exc).strip().splitlines()[-1] if str(exc).strip() else exc}",
+              file=sys.stderr)
+        return EXIT_FAILED
 
 
 def results_table(run_dirs: list[Path], param_names: list[str]):
@@ -272,7 +366,7 @@ def cmd_refresh(args) -> int:
     for paper_id in args.papers or list(PAPERS):
         paper = get_paper(paper_id)
         out = Path("runs") / "notebooks" / paper.id
-        code = execute(paper.id, {}, out)
+        code = execute(paper.id, {}, out, fresh=True)
         if code:
             return code
         clean_notebook(out / f"{paper.id}.ipynb")

@@ -35,12 +35,13 @@ FSDP/DeepSpeed configs are untested.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from .. import run_env as session
 from ..config import choose_device, seed_everything
 from ..errors import MedvlError, ParameterError
 from ..io import atomic_path
@@ -162,8 +164,23 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str = "c
 
 def train(model: torch.nn.Module, train_dataset, loss_fn: Callable, config: TrainConfig | None = None,
           collate_fn: Callable | None = None, val_fn: Callable | None = None, param_groups=None) -> TrainResult:
-    """Train `model` in place on `train_dataset` with `loss_fn(model, batch)`; resume from a checkpoint if any."""
+    """Train `model` in place on `train_dataset` with `loss_fn(model, batch)`; resume from a checkpoint if any.
+
+    Under `medvl run` (see `train.session`) a config without `checkpoint_dir` checkpoints into the run folder, epoch
+    lines go to its run.log, and $MEDVL_PROCESSES > 1 trains on that many processes at the same global batch.
+    """
     config = config or TrainConfig()
+    if config.checkpoint_dir is None:
+        folder = session.training_dir(model, _fingerprint(config, len(train_dataset)))
+        config = replace(config, checkpoint_dir=folder) if folder is not None else config
+    n = session.processes()
+    if n > 1 and not _distributed():
+        return _train_on_processes(n, model, train_dataset, loss_fn, config, collate_fn, val_fn, param_groups)
+    return _train(model, train_dataset, loss_fn, config, collate_fn, val_fn, param_groups)
+
+
+def _train(model, train_dataset, loss_fn, config: TrainConfig, collate_fn, val_fn, param_groups) -> TrainResult:
+    """The training loop of `train` in this process (one of several under a distributed launch)."""
     t0 = time.perf_counter()
     seed_everything(config.seed)
     accelerator = _accelerator(config)
@@ -188,6 +205,63 @@ def train(model: torch.nn.Module, train_dataset, loss_fn: Callable, config: Trai
     result = run.result()
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _train_on_processes(n: int, model, train_dataset, loss_fn, config: TrainConfig, collate_fn, val_fn,
+                        param_groups) -> TrainResult:
+    """Train on `n` forked processes (gloo on CPU, NCCL on GPUs) at the global batch `config.batch_size`, then load
+    the finished checkpoint into `model` here."""
+    import tempfile
+
+    from torch.multiprocessing import start_processes
+
+    if config.batch_size % n:
+        raise ParameterError(f"batch_size={config.batch_size} is the global batch and must split evenly over "
+                             f"{n} processes (--processes); choose a multiple of {n}")
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        raise ParameterError(f"--processes {n}: CUDA was used in this kernel before the training; multi-GPU "
+                             "training forks its processes, which needs CUDA untouched (run the towers on the "
+                             "CPU before training, or use --processes 1)")
+    folder = config.checkpoint_dir or tempfile.mkdtemp(prefix="medvl-train-")
+    child = replace(config, batch_size=config.batch_size // n, checkpoint_dir=folder)
+    note = f"training on {n} processes: global batch {config.batch_size} = {n} x {child.batch_size} per process"
+    print(f"medvl: {note}")
+    session.log_line(f"{Path(folder).name} {note}")
+    with _free_port_env(n):
+        start_processes(_process_main, args=(n, model, train_dataset, loss_fn, child, collate_fn, val_fn, param_groups),
+                        nprocs=n, start_method="fork")
+    return _train(model, train_dataset, loss_fn, child, collate_fn, val_fn, param_groups)
+
+
+def _process_main(rank: int, n: int, model, train_dataset, loss_fn, config, collate_fn, val_fn, param_groups) -> None:
+    """One forked training process: its rank's environment, fresh Accelerate state, the loop."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(n), LOCAL_WORLD_SIZE=str(n))
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    torch.set_num_threads(max(1, torch.get_num_threads() // n))
+    _train(model, train_dataset, loss_fn, config, collate_fn, val_fn, param_groups)
+
+
+@contextlib.contextmanager
+def _free_port_env(n: int):
+    """MASTER_ADDR/PORT (a free local port) for the `n` processes of one launch; restored afterwards."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        values = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(sock.getsockname()[1])}
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def launch_in_notebook(fn: Callable, *args, num_processes: int | None = None):
@@ -354,7 +428,9 @@ def _fingerprint(config: TrainConfig, n_items: int) -> dict:
 
 def _bad_checkpoint(path: Path, why: str) -> MedvlError:
     """The one error for an unusable checkpoint."""
-    return MedvlError(f"checkpoint {path} cannot be resumed ({why}); delete it or pass resume=False")
+    fix = ("rerun `medvl run` with --fresh (or delete it)" if os.environ.get(session.CHECKPOINT_ROOT_ENV)
+           else "delete it or pass resume=False")
+    return MedvlError(f"checkpoint {path} cannot be resumed ({why}); {fix}")
 
 
 def _resume(path: Path | None, model, optimizer, scheduler, config: TrainConfig, n_items: int) -> dict | None:
@@ -369,12 +445,24 @@ def _resume(path: Path | None, model, optimizer, scheduler, config: TrainConfig,
         raise _bad_checkpoint(path, "not a medvl training checkpoint")
     _check_fingerprint(path, state.get("config") or {}, _fingerprint(config, n_items))
     try:
-        model.load_state_dict(state["model"])
+        missing, unexpected = model.load_state_dict(state["model"], strict=False)
+        if unexpected or set(missing) - _frozen(model):
+            raise ValueError(f"missing keys {sorted(set(missing) - _frozen(model))[:3]}, unexpected {unexpected[:3]}")
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
     except (RuntimeError, ValueError, KeyError) as err:
         raise _bad_checkpoint(path, f"it does not fit this model/optimizer: {str(err).splitlines()[0]}") from err
     return state
+
+
+def _frozen(model: torch.nn.Module) -> set[str]:
+    """Names of the parameters that do not train: a checkpoint leaves them out (frozen towers are large)."""
+    return {name for name, p in model.named_parameters() if not p.requires_grad}
+
+
+def _trainable_state(state: dict, frozen: set[str]) -> dict:
+    """A state dict without the frozen parameters, on the CPU."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items() if k not in frozen}
 
 
 def _check_fingerprint(path: Path, saved: dict, current: dict) -> None:
@@ -429,6 +517,9 @@ class _Run:
         self.best_state = None
         self.epoch, self.step, self.history, self.step_log = 0, 0, [], []
         self.start_epoch, self.fingerprint, self.lr_used = 0, None, float("nan")
+        self.frozen = _frozen(accelerator.unwrap_model(model))
+        self.name = path.parent.name if path is not None else "training"
+        self.seconds = []  # per epoch trained by this call (for the ETA)
 
     def start(self, state: dict | None, n_items: int) -> None:
         """Take over a loaded checkpoint's counters, scaler and RNG states."""
@@ -444,6 +535,10 @@ class _Run:
         self.tracker.load_state_dict(state.get("plateau") or {})
         self.best_state = state.get("best_model")
         self.start_epoch = self.epoch
+        if self.acc.is_main_process:
+            done = self.epoch >= self.config.epochs or self.tracker.should_stop
+            session.log_line(f"{self.name} " + (f"finished earlier ({self.epoch} epochs): loaded from its checkpoint"
+                                               if done else f"resumed after epoch {self.epoch}/{self.config.epochs}"))
 
     def epoch_loop(self, dataset, collate_fn, val_fn, epoch: int) -> None:
         """Train one epoch, validate, record history, checkpoint."""
@@ -458,12 +553,15 @@ class _Run:
         row.update(self._validate(val_fn, epoch))
         scale = self.tracker.scale
         if self.tracker.update(row) and self.config.keep_best:
-            self.best_state = {k: v.detach().to("cpu", copy=True)
-                               for k, v in self.acc.unwrap_model(self.model).state_dict().items()}
+            self.best_state = _trainable_state(self.acc.unwrap_model(self.model).state_dict(), self.frozen)
         if self.tracker.scale != scale:
             self._apply_lr()
         self.history.append(row)
         self.epoch = epoch + 1
+        self.seconds.append(seconds + row.get("val_seconds", 0.0))
+        if self.acc.is_main_process:
+            session.log_line(session.epoch_line(self.name, row, self.config.epochs, float(np.mean(self.seconds)),
+                                                self.config.monitor))
         last = self.epoch == self.config.epochs or self.tracker.should_stop
         if self.path is not None and (self.epoch % self.config.checkpoint_every_epochs == 0 or last):
             self._checkpoint()
@@ -553,7 +651,7 @@ class _Run:
         from accelerate.utils import gather_object
 
         rngs = gather_object([_rng_state()])
-        model_state = self.acc.get_state_dict(self.model)
+        model_state = _trainable_state(self.acc.get_state_dict(self.model), self.frozen)
         if self.acc.is_main_process:
             _save(self.path, {
                 "format": CHECKPOINT_FORMAT, "epoch": self.epoch, "step": self.step, "model": model_state,
@@ -576,7 +674,7 @@ class _Run:
         """The TrainResult of this call (with the best epoch's weights loaded when config.keep_best)."""
         net = self.acc.unwrap_model(self.model)
         if self.config.keep_best and self.best_state is not None:
-            net.load_state_dict(self.best_state)
+            net.load_state_dict(self.best_state, strict=False)  # frozen parameters are not in it
         return TrainResult(history=self.history, step_log=self.step_log, steps=self.step,
                            start_epoch=self.start_epoch, checkpoint=self.path if self.path and self.path.exists()
                            else None, model=net, stopped_early=self.tracker.should_stop and self.epoch < self.config.epochs,

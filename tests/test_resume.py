@@ -1,0 +1,157 @@
+"""Paper-scale run safety through `medvl run` on a stand-in notebook that trains with the engine like the papers do:
+checkpoints in the run folder (trainable state only), SIGKILL then resume to the same metrics, a foreign
+checkpoint's error naming --fresh, epoch lines in run.log and on the terminal, --processes 2 (gloo) vs 1, and
+`medvl batch --executor local` through submitit."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+import torch
+
+from medvl_core import cli
+
+BODY = """import time
+import torch
+from medvl_core import runs
+from medvl_core.train import TrainConfig, train
+
+runs.start_run("meems")
+metrics = {}
+for arm in range(2):
+    torch.manual_seed(arm)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    model[0].requires_grad_(False)
+    g = torch.Generator().manual_seed(0)
+    items = [{"x": torch.randn(4, generator=g), "y": torch.randn(1, generator=g)} for _ in range(32)]
+
+    def loss(m, batch):
+        time.sleep(sleep)
+        return torch.nn.functional.mse_loss(m(batch["x"]), batch["y"])
+
+    config = TrainConfig(epochs=epochs, batch_size=8, lr=0.05, optimizer="adam", device="cpu", progress=False,
+                         seed=arm, log_every=1)
+    result = train(model, items, loss, config)
+    metrics[f"loss_{arm}"] = result.history[-1]["train_loss"]
+    metrics[f"weight_{arm}"] = float(model[2].weight.double().sum())
+    metrics[f"draw_{arm}"] = float(torch.rand(1))
+runs.record(**metrics)"""
+
+
+@pytest.fixture
+def trainer_notebook(tmp_path, monkeypatch):
+    """A notebooks folder whose meems.ipynb trains two small models (one frozen layer each) with the engine."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("epochs = 4  # epochs per training\nsleep = 0.0  # seconds per step")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(BODY)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, str(folder / "meems.ipynb"))
+    monkeypatch.setenv("MEDVL_NOTEBOOKS", str(folder))
+    monkeypatch.chdir(tmp_path)
+    return folder
+
+
+def medvl(*args, **options) -> subprocess.Popen:
+    """`medvl ARGS` as a child process in its own session (so the kernel can be killed with it)."""
+    return subprocess.Popen([sys.executable, "-m", "medvl_core.cli", *args], start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
+
+
+def metrics(folder) -> dict:
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def test_killed_run_resumes_to_the_metrics_of_a_clean_run(trainer_notebook, tmp_path):
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    started = time.time()
+    assert medvl("run", "meems", "--out", str(clean), "-p", "sleep", "0.1", "--quiet").wait(timeout=300) == 0
+    clean_seconds = time.time() - started
+    first = sorted((clean / "checkpoints").iterdir())
+    assert [p.name.split("-")[:2] for p in first] == [["001", "Sequential"], ["002", "Sequential"]]
+    saved = torch.load(first[0] / "last.pt", weights_only=True)
+    assert sorted(saved["model"]) == ["2.bias", "2.weight"] and saved["epoch"] == 4  # frozen layer left out
+
+    job = medvl("run", "meems", "--out", str(killed), "-p", "sleep", "0.1", "--quiet")
+    deadline = time.time() + 240
+    while not list((killed / "checkpoints").glob("001-*/last.pt")) and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGKILL)  # medvl and its kernel, mid-training
+    job.wait(timeout=30)
+    assert not (killed / "metrics.json").exists()
+    assert torch.load(next((killed / "checkpoints").glob("001-*/last.pt")), weights_only=True)["epoch"] < 4
+    started = time.time()
+    assert medvl("run", "meems", "--out", str(killed), "-p", "sleep", "0.1", "--quiet").wait(timeout=300) == 0
+    resumed_seconds = time.time() - started
+    assert metrics(killed) == metrics(clean)  # bit for bit, RNG draws after the trainings included
+    log = (killed / "run.log").read_text()
+    assert "001-Sequential" in log and "resumed after epoch" in log
+    assert resumed_seconds < clean_seconds + 30  # printed for the note; the run itself is what is compared
+    print(f"clean {clean_seconds:.1f} s, resumed {resumed_seconds:.1f} s")
+
+    # a rerun of the finished folder loads every training instead of training again
+    assert cli.main(["run", "meems", "--out", str(killed), "-p", "sleep", "0.1", "--quiet"]) == 0
+    assert metrics(killed) == metrics(clean)
+    assert (killed / "run.log").read_text().count("finished earlier (4 epochs)") >= 2
+
+
+def test_foreign_checkpoint_names_the_file_and_fresh(trainer_notebook, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["run", "meems", "--out", str(out), "--quiet"]) == 0
+    reference = metrics(out)
+    target = next((out / "checkpoints").glob("001-*/last.pt"))
+    target.write_bytes(b"not a checkpoint")
+    assert cli.main(["run", "meems", "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert str(target) in err and "--fresh" in err
+    assert cli.main(["run", "meems", "--out", str(out), "--quiet", "--fresh"]) == 0
+    assert metrics(out) == reference
+
+
+def test_epoch_lines_reach_run_log_and_terminal_not_the_notebook(trainer_notebook, tmp_path, capfd):
+    out = tmp_path / "run"
+    assert cli.main(["run", "meems", "--out", str(out), "-p", "epochs", "2"]) == 0
+    lines = (out / "run.log").read_text().splitlines()
+    assert sum(" epoch " in line for line in lines) == 4
+    assert "001-Sequential" in lines[0] and "epoch 1/2 loss" in lines[0] and "s/epoch ETA" in lines[0]
+    assert "epoch 2/2 loss" in capfd.readouterr().err
+    assert "s/epoch" not in (out / "meems.ipynb").read_text()
+
+
+def test_two_processes_reproduce_one(trainer_notebook, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert cli.main(["run", "meems", "--out", str(one), "--quiet"]) == 0
+    assert cli.main(["run", "meems", "--out", str(two), "--quiet", "--processes", "2"]) == 0
+    a, b = metrics(one), metrics(two)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert b[key] == pytest.approx(a[key], abs=1e-5), key
+    notebook = (two / "meems.ipynb").read_text()
+    assert "global batch 8 = 2 x 4 per process" in notebook and "2 x 4" in (two / "run.log").read_text()
+
+
+def test_processes_must_split_the_global_batch(trainer_notebook, tmp_path, capsys):
+    assert cli.main(["run", "meems", "--out", str(tmp_path / "r"), "--quiet", "--processes", "3"]) == 1
+    assert "must split evenly over 3 processes" in capsys.readouterr().err
+
+
+def test_batch_local_executor_through_submitit_resumes(trainer_notebook, tmp_path):
+    sweep = tmp_path / "sweep-epochs.yaml"
+    sweep.write_text("paper: meems\ngrid:\n  epochs: [1, 2]\nslurm: {partition: gpu, gpus: 1, time: 60}\n")
+    out = tmp_path / "sweep"
+    assert cli.main(["batch", str(sweep), "--executor", "local", "--jobs", "2", "--out", str(out)]) == 0
+    rows = (out / "results.csv").read_text().splitlines()
+    assert rows[0].startswith("run,epochs,status") and len(rows) == 3 and all(",ok," in row for row in rows[1:])
+    assert list((out / "submitit").glob("*_log.out"))  # the jobs went through submitit
+    assert list((out / "epochs=2" / "checkpoints").glob("00*-Sequential-*/last.pt"))
+    assert cli.slurm_parameters({"partition": "gpu", "gpus": 1, "time": 60}, 4) == {
+        "slurm_array_parallelism": 4, "slurm_partition": "gpu", "gpus_per_node": 1, "timeout_min": 60}
+    with pytest.raises(cli.ParameterError, match="unknown"):
+        cli.slurm_parameters({"queue": "x"}, 1)
