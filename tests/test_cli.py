@@ -7,6 +7,7 @@ import sys
 import nbformat
 import pytest
 import yaml
+from stand_in import write_stand_in
 
 from medvl_core import cli
 from medvl_core.errors import ParameterError
@@ -26,14 +27,8 @@ plt.show()"""
 @pytest.fixture
 def fake_notebooks(tmp_path, monkeypatch):
     """A notebooks folder whose meems.ipynb is a three-cell stand-in."""
-    folder = tmp_path / "notebooks"
-    folder.mkdir()
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("seed = 0  # random seed\nscale = 1.0  # multiplier\nfail = False  # raise")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# stand-in"), params, nbformat.v4.new_code_cell(BODY)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, str(folder / "meems.ipynb"))
+    folder = write_stand_in(tmp_path / "notebooks", "seed = 0  # random seed\nscale = 1.0  # multiplier\nfail = False  # raise",
+                            [BODY])
     monkeypatch.setenv("MEDVL_NOTEBOOKS", str(folder))
     monkeypatch.chdir(tmp_path)
     return folder

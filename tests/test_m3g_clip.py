@@ -288,3 +288,23 @@ def test_claude_table_and_dry_run_on_a_dermavqa_layout(data_root, tmp_path, monk
     metrics = dbleu_metrics(table1, "valid", CLAUDE_METRICS)
     assert metrics["dbleu_claude_img_1_call"] == table1["dBLEU"].iloc[0]
     assert metrics["dbleu_weighted_claude_img_plus_text"] == table1["dBLEU weighted"].iloc[3]
+
+
+def test_bad_images_fail_before_training_or_their_cases_are_skipped(data_root):
+    from medvl_core.errors import DataFormatError
+
+    root = data_root / "dermavqa"
+    _write_dermavqa(root)
+    broken, missing = root / "images_train" / "IMG_train1_0.jpg", root / "images_valid" / "IMG_valid3_1.jpg"
+    broken.write_bytes(broken.read_bytes()[:30])
+    missing.unlink()
+    options = {"root": root, "splits": ("train", "valid"), "image_encoder": "tiny:cnn", "text_encoder": "tiny:text",
+               "image_size": 32}
+    with pytest.raises(DataFormatError, match="bad items found before training") as error:
+        prepare_m3g("dermavqa", **options)
+    assert str(broken) in str(error.value) and "bad_items='skip'" in str(error.value)
+    with pytest.warns(UserWarning, match="skipped 1 bad items"):
+        data = prepare_m3g("dermavqa", bad_items="skip", **options)
+    assert data.skipped == {"train": 1, "valid": 1}
+    assert data.train.n_cases == 11 and "train1" not in data.train.ids and "valid3" not in data.split("valid").ids
+    assert len(data.train.owner) == len(data.train.image_features) == 18 - 2  # case train1 had two images

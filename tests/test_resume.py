@@ -10,9 +10,9 @@ import subprocess
 import sys
 import time
 
-import nbformat
 import pytest
 import torch
+from stand_in import write_stand_in
 
 from medvl_core import cli
 
@@ -46,14 +46,8 @@ runs.record(**metrics)"""
 @pytest.fixture
 def trainer_notebook(tmp_path, monkeypatch):
     """A notebooks folder whose meems.ipynb trains two small models (one frozen layer each) with the engine."""
-    folder = tmp_path / "notebooks"
-    folder.mkdir()
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("epochs = 4  # epochs per training\nsleep = 0.0  # seconds per step")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(BODY)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, str(folder / "meems.ipynb"))
+    folder = write_stand_in(tmp_path / "notebooks", "epochs = 4  # epochs per training\nsleep = 0.0  # seconds per step",
+                            [BODY])
     monkeypatch.setenv("MEDVL_NOTEBOOKS", str(folder))
     monkeypatch.chdir(tmp_path)
     return folder

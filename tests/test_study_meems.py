@@ -261,3 +261,27 @@ def test_caption_example_text_wraps_without_cutting():
     text = S.caption_example_text(frame, width=40)
     assert text.startswith("image 3 (No Finding)") and all(len(line) <= 40 for line in text.splitlines())
     assert text.replace("\n", " ").count("effusion") == 10 and "the lungs are clear ." in text
+
+
+def test_bad_items_fail_before_training_or_are_skipped_and_counted(data_root):
+    from medvl_core.data import open_dataset
+    from medvl_core.errors import DataFormatError
+    from medvl_core.models.encoders import build_image_encoder
+    from medvl_core.worlds.synth_cxr import generate_synth_cxr
+
+    root = generate_synth_cxr(data_root / "mimic", n_studies=30, n_test_images=4, image_size=32,
+                              report_source="template")
+    train = open_dataset("mimic-cxr", root=root, split="train")
+    truncated, emptied = train.records[0]["path"], train.records[1]["report_path"]
+    with open(truncated, "r+b") as fh:
+        fh.truncate(40)
+    open(emptied, "w").close()
+    encoder = build_image_encoder("tiny:cnn-32", image_size=32)
+    with pytest.raises(DataFormatError, match="2 bad items found before training") as error:
+        S.prepare_meems_data(encoder, "mimic-cxr", root=root, max_words=12, vocab_min_count=1, progress=False)
+    assert truncated in str(error.value) and emptied in str(error.value) and "bad_items='skip'" in str(error.value)
+    with pytest.warns(UserWarning, match="skipped 2 bad items"):
+        data = S.prepare_meems_data(encoder, "mimic-cxr", root=root, max_words=12, vocab_min_count=1,
+                                    progress=False, bad_items="skip")
+    assert data.skipped == {"train": 2} and len(data.train.paths) == len(train.records) - 2
+    assert truncated not in data.train.paths and len(data.train.captions) == len(data.train.paths)

@@ -1,5 +1,7 @@
 """Bad items found before training: missing or unreadable images, missing, empty or section-less reports.
 
+An item's images are its `path` and, for multi-image cases (DermaVQA), every one of its `image_paths`.
+
 `check_dataset` opens every image and report of a dataset once (threads, progress bar) and returns one row
 per problem; `screen` applies a training run's `bad_items` policy: "error" (default) fails before the first
 step listing every bad item, "skip" drops them and says how many. A report without Findings/Impression headers is
@@ -63,10 +65,10 @@ def _report_problem(record: dict) -> tuple[str, str, str] | None:
 def check_record(index: int, record: dict) -> list[dict]:
     """Every problem of one record, as table rows."""
     rows = []
-    if "path" in record:
-        found = _image_problem(record["path"])
+    for path in ([record["path"]] if "path" in record else []) + list(record.get("image_paths") or []):
+        found = _image_problem(path)
         if found:
-            rows.append({"index": index, "id": record.get("id"), "problem": found[0], "file": record["path"],
+            rows.append({"index": index, "id": record.get("id"), "problem": found[0], "file": path,
                          "detail": found[1]})
     found = _report_problem(record)
     if found:

@@ -33,6 +33,7 @@ import torch
 from ..config import cache_dir, seed_everything
 from ..data import open_dataset
 from ..data.base import RecordDataset
+from ..data.check import screen
 from ..data.images import load_image
 from ..data.monai_augment import MonaiAugment, view_seed
 from ..data.pairs import FeaturePairs
@@ -119,6 +120,7 @@ class M3GData:
     image_encoder: object
     text_encoder: object
     dictionary: dict[str, str]
+    skipped: dict = field(default_factory=dict)  # split -> cases dropped before training (bad_items="skip")
 
     @property
     def train(self) -> M3GSplit:
@@ -154,17 +156,24 @@ def image_records(dataset, rows=None) -> RecordDataset:
 def prepare_m3g(name: str = "synth-derm", dictionary: dict | None = None, splits=("train", "valid", "test"),
                 image_encoder: str = "bundled:efficientnet_lite0", text_encoder: str = "bundled:minilm",
                 image_size: int | None = 128, device: str = "cpu", root=None, progress: bool = False,
-                label_client=None, **options) -> M3GData:
+                label_client=None, bad_items: str = "error", **options) -> M3GData:
     """Load the splits of `name` (a dermavqa-layout dataset), label the cases and cache the tower features.
 
     `dictionary` maps lower-case names/aliases to labels; None builds one from the training responses
     (`build_label_dictionary`), as for real DermaVQA. With `label_client` (an `llm.OpenAIClient`) the labels come
     from its chat model instead (the paper's GPT-4 Turbo step) and join the dictionary for query matching; a
     `text_encoder` "openai:MODEL" embeds the label names through its embeddings model (the paper's EmbeddingV3).
+    `bad_items`: a case with a missing or unreadable image fails here, listing all of them ("error"), or is dropped
+    and counted in `M3GData.skipped` ("skip"); `data.check.screen`.
     """
     if "train" not in splits:
         raise ParameterError(f"splits={splits!r} must include 'train' (the kNN gallery and the CLIP training set)")
-    datasets = {s: open_dataset(name, root=root, split=s, **options) for s in splits}
+    datasets, skipped = {}, {}
+    for s in splits:
+        opened = open_dataset(name, root=root, split=s, **options)
+        datasets[s], kept = screen(opened, bad_items)
+        if len(kept) < len(opened.records):
+            skipped[s] = len(opened.records) - len(kept)
     dictionary = dictionary or build_label_dictionary(datasets["train"].column("references"))
     image_tower = build_image_encoder(image_encoder, device=device, image_size=image_size)
     out = {s: _split(s, d, dictionary, image_tower, progress, label_client) for s, d in datasets.items()}
@@ -174,7 +183,7 @@ def prepare_m3g(name: str = "synth-derm", dictionary: dict | None = None, splits
     if label_client is not None:
         dictionary = {**dictionary, **{label: label for split in out.values() for label in split.labels if label}}
     text_tower, label_features = label_text_tower(text_encoder, label_names, device, progress, label_client)
-    return M3GData(out, label_names, label_features, image_tower, text_tower, dict(dictionary))
+    return M3GData(out, label_names, label_features, image_tower, text_tower, dict(dictionary), skipped)
 
 
 def label_text_tower(spec: str, label_names: list[str], device: str = "cpu", progress: bool = False,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from torch.utils.data import Dataset
 
 from ..config import dataset_dir, seed_everything
 from ..data import open_dataset
+from ..data.check import screen
 from ..data.labels import CHEXPERT_LABELS
 from ..errors import ParameterError
 from ..eval.captioning import caption_bleu, mean_caption_iou
@@ -97,6 +98,7 @@ class MeemsData:
     max_words: int
     rare_label: str | None = None  # the label whose positives the rare stratum belongs to (SynthCXR only)
     caption_train: MeemsSplit | None = None  # D_captioning when it is its own split (paper), else None: `train` serves both
+    skipped: dict = field(default_factory=dict)  # split -> bad items dropped before training (bad_items="skip")
 
     @property
     def captioning(self) -> MeemsSplit:
@@ -131,20 +133,16 @@ def _split(name: str, dataset, encoder, root: Path, max_words: int, progress: bo
     return MeemsSplit(name, paths, grids, labels, captions, _rare_flags(root, paths))
 
 
-def _take(dataset, rows: np.ndarray):
-    """A shallow copy of a record dataset keeping `rows` of its records."""
-    import copy
-
-    out = copy.copy(dataset)
-    out.records = [dataset.records[i] for i in rows]
-    return out
-
-
-def _opened(dataset: str, root: Path, split: str, options: dict, max_images: int | None, seed: int, **extra):
-    """(images, texts) datasets of one split, both limited to the same seeded subset."""
+def _opened(dataset: str, root: Path, split: str, options: dict, max_images: int | None, seed: int,
+            bad_items: str = "error", skipped: dict | None = None, **extra):
+    """(images, texts) datasets of one split, both limited to the same seeded subset and screened for bad items
+    (`data.check.screen`: missing/unreadable images, missing/empty reports fail here or are dropped and counted)."""
     images = _limit(open_dataset(dataset, root=root, split=split, **options, **extra), max_images, seed)
     texts = _limit(open_dataset(dataset, root=root, split=split, images=False, **options, **extra), max_images, seed)
-    return images, texts
+    images, kept = screen(images, bad_items)
+    if skipped is not None and len(kept) < len(texts.records):
+        skipped[split] = len(texts.records) - len(kept)
+    return images, texts.subset(kept)
 
 
 def _partitions(n: int, sizes: dict, seed: int) -> dict:
@@ -161,7 +159,8 @@ def _partitions(n: int, sizes: dict, seed: int) -> dict:
 def prepare_meems_data(encoder, dataset: str = "synth-cxr", root=None, world: dict | None = None,
                        max_words: int = 30, vocab_min_count: int = 2, uncertain: str = "zeros",
                        max_images: int | None = None, seed: int = 0, progress: bool = True,
-                       split_sizes: dict | None = None, pretrain_config: TrainConfig | None = None) -> MeemsData:
+                       split_sizes: dict | None = None, pretrain_config: TrainConfig | None = None,
+                       bad_items: str = "error") -> MeemsData:
     """Open train/validate/test of `dataset` (+ SynthCXR's held-out test set), cache grids, build the vocabulary.
 
     `world`: SynthCXR generator knobs (its own folder under the data root unless `root` is given).
@@ -171,19 +170,22 @@ def prepare_meems_data(encoder, dataset: str = "synth-cxr", root=None, world: di
     (the rest, or embedding_train images, is D_embedding); validate / test > 0 keep seeded subsets of those splits.
     `pretrain_config`: first fine-tune `encoder` on D_captioning's 14 labels (pixels), then freeze it (the paper's
     ResNet-50 "pre-trained on D_captioning").
+    `bad_items`: "error" fails before any training listing every unreadable/missing image and missing/empty report;
+    "skip" drops them (counted in `MeemsData.skipped`).
     """
     synth = dataset == "synth-cxr"
     sizes = dict(split_sizes or {})
     knobs = dict(world or {}) if synth else {}
     root = Path(root).expanduser() if root is not None else (world_root(knobs) if knobs else dataset_dir(dataset))
     options = {"uncertain": uncertain, **knobs}
-    opened = {s: _opened(dataset, root, s, options, max_images or sizes.get(s) or None, seed)
+    skipped = {}
+    opened = {s: _opened(dataset, root, s, options, max_images or sizes.get(s) or None, seed, bad_items, skipped)
               for s in ("validate", "test")}
-    train_images, train_texts = _opened(dataset, root, "train", options, max_images, seed)
+    train_images, train_texts = _opened(dataset, root, "train", options, max_images, seed, bad_items, skipped)
     rows = _partitions(len(train_images.records), sizes, seed)
-    opened["train"] = (_take(train_images, rows["train"]), _take(train_texts, rows["train"]))
+    opened["train"] = (train_images.subset(rows["train"]), train_texts.subset(rows["train"]))
     if len(rows["caption"]):
-        opened["caption"] = (_take(train_images, rows["caption"]), _take(train_texts, rows["caption"]))
+        opened["caption"] = (train_images.subset(rows["caption"]), train_texts.subset(rows["caption"]))
     if synth:
         opened["held-out test"] = (_limit(open_dataset(dataset, root=root, split="test", test_set="chexpert", **options),
                                           max_images or sizes.get("test") or None, seed), None)
@@ -195,7 +197,7 @@ def prepare_meems_data(encoder, dataset: str = "synth-cxr", root=None, world: di
     caption = splits.get("caption")
     vocab = build_vocabulary((caption or splits["train"]).captions, min_count=vocab_min_count)
     return MeemsData(splits["train"], splits["validate"], splits["test"], splits.get("held-out test", splits["test"]),
-                     vocab, list(CHEXPERT_LABELS), max_words, _rare_label(root) if synth else None, caption)
+                     vocab, list(CHEXPERT_LABELS), max_words, _rare_label(root) if synth else None, caption, skipped)
 
 
 def pretrain_encoder(encoder, images, texts, config: TrainConfig, uncertain: str = "zeros") -> None:
