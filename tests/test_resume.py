@@ -28,7 +28,7 @@ for arm in range(2):
     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
     model[0].requires_grad_(False)
     g = torch.Generator().manual_seed(0)
-    items = [{"x": torch.randn(4, generator=g), "y": torch.randn(1, generator=g)} for _ in range(32)]
+    items = [{"x": torch.randn(4, generator=g), "y": torch.randn(1, generator=g)} for _ in range(30)]
 
     def loss(m, batch):
         time.sleep(sleep)
@@ -45,7 +45,8 @@ runs.record(**metrics)"""
 
 @pytest.fixture
 def trainer_notebook(tmp_path, monkeypatch):
-    """A notebooks folder whose meems.ipynb trains two small models (one frozen layer each) with the engine."""
+    """A notebooks folder whose meems.ipynb trains two small models (one frozen layer each, 30 items: a partial last
+    batch) with the engine."""
     folder = write_stand_in(tmp_path / "notebooks", "epochs = 4  # epochs per training\nsleep = 0.0  # seconds per step",
                             [BODY])
     monkeypatch.setenv("MEDVL_NOTEBOOKS", str(folder))

@@ -331,14 +331,60 @@ def _seed_worker(worker_id: int) -> None:
 def _loader(dataset, config: TrainConfig, collate_fn, epoch: int, accelerator):
     """This epoch's shuffled DataLoader (generator seeded from (seed, epoch)), sharded by Accelerate."""
     generator = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
+    common = {"collate_fn": collate_fn, "num_workers": config.num_workers, "pin_memory": accelerator.device.type == "cuda",
+              "worker_init_fn": _seed_worker if config.num_workers else None}
+    if accelerator.num_processes > 1:
+        shards = GlobalBatchShards(len(dataset), config.batch_size * accelerator.num_processes,
+                                   accelerator.process_index, accelerator.num_processes, generator, config.drop_last)
+        # the loader draws its base seed from `generator` before the order, as the one-process loader does
+        return _OnDevice(DataLoader(dataset, batch_sampler=shards, generator=generator, **common), accelerator.device)
     loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=generator,
-                        collate_fn=collate_fn, num_workers=config.num_workers, drop_last=config.drop_last,
-                        worker_init_fn=_seed_worker if config.num_workers else None,
-                        pin_memory=accelerator.device.type == "cuda")
+                        drop_last=config.drop_last, **common)
     loader = accelerator.prepare_data_loader(loader)
     if hasattr(loader, "iteration"):  # Accelerate's loader calls dataset.set_epoch(iteration) when iterated
         loader.iteration = epoch
     return loader
+
+
+class GlobalBatchShards(torch.utils.data.Sampler):
+    """This process's share of every global batch of the one-process run (same seeded order, same batches), the last
+    partial batch split as evenly as possible, so N processes step through exactly the one-process batches
+    (Accelerate's own sharding pads a partial last batch with repeated items)."""
+
+    def __init__(self, n_items: int, global_batch: int, rank: int, world: int, generator, drop_last: bool = False):
+        self.n_items, self.global_batch, self.rank, self.world = n_items, global_batch, rank, world
+        self.generator, self.drop_last = generator, drop_last
+
+    def _batches(self) -> list[list[int]]:
+        order = torch.randperm(self.n_items, generator=self.generator).tolist()
+        batches = [order[i:i + self.global_batch] for i in range(0, self.n_items, self.global_batch)]
+        if batches and len(batches[-1]) < max(self.global_batch if self.drop_last else 1, self.world):
+            batches.pop()  # dropped, or too small to give every process an item
+        return batches
+
+    def __iter__(self):
+        for batch in self._batches():
+            yield np.array_split(np.asarray(batch), self.world)[self.rank].tolist()
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.n_items, self.global_batch)
+        return full + int(rest >= max(self.global_batch if self.drop_last else 1, self.world))
+
+
+class _OnDevice:
+    """A DataLoader whose batches are moved to `device` (what Accelerate's prepared loader does)."""
+
+    def __init__(self, loader, device):
+        self.loader, self.device = loader, device
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        from accelerate.utils import send_to_device
+
+        for batch in self.loader:
+            yield send_to_device(batch, self.device)
 
 
 def _optimizer(model: torch.nn.Module, config: TrainConfig, param_groups=None) -> torch.optim.Optimizer:
