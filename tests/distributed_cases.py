@@ -36,22 +36,28 @@ def losses(heads, batch: dict) -> dict:
             "local": local_contrastive_loss(heads["image"](batch["regions"]), heads["text"](batch["words"]), batch["mask"])}
 
 
-def shard(batch: dict, rank: int, world: int) -> dict:
-    """This rank's rows; its words trimmed to its own longest report (ranks then differ in width)."""
-    n = N_GLOBAL // world
-    part = {k: v[rank * n : (rank + 1) * n] for k, v in batch.items()}
+def shard(batch: dict, rank: int, world: int, sizes=None) -> dict:
+    """This rank's rows (`sizes` per rank, equal by default); its words trimmed to its own longest report."""
+    sizes = sizes or [N_GLOBAL // world] * world
+    start = sum(sizes[:rank])
+    part = {k: v[start : start + sizes[rank]] for k, v in batch.items()}
     width = int(part["mask"].sum(1).max())
     part["words"], part["mask"] = part["words"][:, :width], part["mask"][:, :width]
     return part
 
 
-def loss_and_grads(rank: int, world: int, out: str) -> None:
+def loss_and_grads_uneven(rank: int, world: int, out: str) -> None:
+    """`loss_and_grads` with ranks holding 5 and 3 rows of the global batch (a partial last batch split unevenly)."""
+    loss_and_grads(rank, world, out, sizes=[5, 3])
+
+
+def loss_and_grads(rank: int, world: int, out: str, sizes=None) -> None:
     """Each loss and the DDP-averaged gradients of the heads, saved as out/<rank>.pt."""
     heads = projections()
     for p in heads.parameters():
         p.grad = torch.zeros_like(p)
     result = {}
-    for name, loss in losses(heads, shard(global_inputs(), rank, world)).items():
+    for name, loss in losses(heads, shard(global_inputs(), rank, world, sizes)).items():
         heads.zero_grad(set_to_none=False)
         loss.backward(retain_graph=True)
         grads = {k: p.grad.clone() for k, p in heads.named_parameters()}
@@ -90,7 +96,7 @@ def run(rank: int, world: int, port: int, case: str, out: str) -> None:
     if world > 1:
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                           WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world))
-        if case == "loss_and_grads":
+        if case.startswith("loss_and_grads"):
             dist.init_process_group("gloo", rank=rank, world_size=world)
     globals()[case](rank, world, out)
     if dist.is_initialized():

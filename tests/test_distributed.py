@@ -14,10 +14,11 @@ def _spawn(case: str, world: int, out) -> list[dict]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     mp.spawn(cases.run, args=(world, port, case, str(out)), nprocs=world, join=True)
-    return [torch.load(out / f"{r}.pt", weights_only=True) for r in range(world if case == "loss_and_grads" else 1)]
+    return [torch.load(out / f"{r}.pt", weights_only=True) for r in range(world if case.startswith("loss_and") else 1)]
 
 
-def test_each_rank_gets_the_global_batch_loss_and_gradients(tmp_path):
+@pytest.mark.parametrize("case", ["loss_and_grads", "loss_and_grads_uneven"])
+def test_each_rank_gets_the_global_batch_loss_and_gradients(tmp_path, case):
     heads = cases.projections()
     for p in heads.parameters():
         p.grad = torch.zeros_like(p)
@@ -26,7 +27,7 @@ def test_each_rank_gets_the_global_batch_loss_and_gradients(tmp_path):
         heads.zero_grad(set_to_none=False)
         loss.backward(retain_graph=True)
         single[name] = (loss.detach(), {k: p.grad.clone() for k, p in heads.named_parameters()})
-    ranks = _spawn("loss_and_grads", 2, tmp_path)
+    ranks = _spawn(case, 2, tmp_path)
     for name, (loss, grads) in single.items():
         for rank in ranks:
             assert rank[name][0].item() == pytest.approx(loss.item(), abs=1e-6), name

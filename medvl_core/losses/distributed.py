@@ -1,7 +1,7 @@
 """Global-batch contrastive losses under torch.distributed (open_clip's `gather_with_grad` semantics, our code).
 
 With world size W > 1 every contrastive loss gathers the embeddings of all processes (in rank order, so a
-rank's positives sit at offset rank * local_batch) and computes the loss of the GLOBAL batch on every rank:
+rank's positives sit at the offset of the batches of the ranks before it) and computes the loss of the GLOBAL batch on every rank:
 each rank's loss equals the single-process loss on the concatenated batch. The gather is differentiable: its
 backward sums the gradients that every rank's (identical) loss sends to each slot, so a rank's local embeddings
 get W times the single-process gradient, and DDP's averaging over W ranks gives parameter gradients EQUAL to
@@ -14,8 +14,6 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from ..errors import ParameterError
-
 
 def world() -> tuple[int, int]:
     """(rank, world size); (0, 1) when torch.distributed is not initialised."""
@@ -25,21 +23,24 @@ def world() -> tuple[int, int]:
 
 
 class _GatherWithGrad(torch.autograd.Function):
-    """all_gather along dim 0 whose backward all-reduces (sums) the gradient and returns this rank's slice."""
+    """all_gather along dim 0 (ranks may hold different batch sizes) whose backward all-reduces (sums) the gradient
+    and returns this rank's slice."""
 
     @staticmethod
-    def forward(ctx, x):
-        rank, size = world()
-        parts = [torch.empty_like(x) for _ in range(size)]
-        dist.all_gather(parts, x.contiguous())
-        ctx.rank, ctx.n = rank, x.shape[0]
-        return torch.cat(parts)
+    def forward(ctx, x, sizes):
+        rank, _ = world()
+        longest = max(sizes)
+        padded = F.pad(x, [0, 0] * (x.ndim - 1) + [0, longest - x.shape[0]]).contiguous()
+        parts = [torch.empty_like(padded) for _ in sizes]
+        dist.all_gather(parts, padded)
+        ctx.start, ctx.stop = sum(sizes[:rank]), sum(sizes[:rank + 1])
+        return torch.cat([part[:n] for part, n in zip(parts, sizes)])
 
     @staticmethod
     def backward(ctx, grad):
         grad = grad.contiguous().clone()
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)
-        return grad[ctx.rank * ctx.n : (ctx.rank + 1) * ctx.n]
+        return grad[ctx.start:ctx.stop], None
 
 
 def _sizes(x: torch.Tensor, dim: int) -> list[int]:
@@ -52,14 +53,12 @@ def _sizes(x: torch.Tensor, dim: int) -> list[int]:
 
 
 def gather_batch(x: torch.Tensor) -> torch.Tensor:
-    """(B, ...) per rank -> (W*B, ...) in rank order, differentiable; `x` itself with one process."""
+    """(B_r, ...) per rank -> (sum of B_r, ...) in rank order, differentiable; `x` itself with one process.
+
+    Ranks may hold different batch sizes (the engine splits a partial last batch as evenly as it can)."""
     if world()[1] == 1:
         return x
-    batches = _sizes(x, 0)
-    if len(set(batches)) > 1:
-        raise ParameterError(f"contrastive losses need the same batch on every process, got {batches}; keep "
-                             "Accelerate's even_batches (the default) or drop the last incomplete batch")
-    return _GatherWithGrad.apply(x)
+    return _GatherWithGrad.apply(x, _sizes(x, 0))
 
 
 def gather_padded(x: torch.Tensor, dim: int = 1, value: float = 0.0) -> torch.Tensor:
