@@ -214,6 +214,7 @@ def _echo(log: Path, enabled: bool, interval: float = 1.0):
     if not enabled:
         yield
         return
+    log = log.resolve()  # papermill runs the notebook with another working directory
     stop, position = threading.Event(), log.stat().st_size
 
     def follow():

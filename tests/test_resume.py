@@ -112,7 +112,7 @@ def test_foreign_checkpoint_names_the_file_and_fresh(trainer_notebook, tmp_path,
 
 def test_epoch_lines_reach_run_log_and_terminal_not_the_notebook(trainer_notebook, tmp_path, capfd):
     out = tmp_path / "run"
-    assert cli.main(["run", "meems", "--out", str(out), "-p", "epochs", "2"]) == 0
+    assert cli.main(["run", "meems", "--out", "run", "-p", "epochs", "2"]) == 0  # relative to the working directory
     lines = (out / "run.log").read_text().splitlines()
     assert sum(" epoch " in line for line in lines) == 4
     assert "001-Sequential" in lines[0] and "epoch 1/2 loss" in lines[0] and "s/epoch ETA" in lines[0]
