@@ -42,7 +42,7 @@ PAPERS: dict[str, Paper] = {
         Paper("meems", "Cooper & Vainio: MEEMS multimodal embeddings", "captioner_vocab_size"),
         Paper("loss_relaxation", "Jang et al. 2024: loss relaxation for zero-shot CXR classification",
               "zero_shot_macro_auroc_both"),
-        Paper("vlm_feature_probing", "Takeda et al.: VLM feature probing", "svc_accuracy_pretrained"),
+        Paper("vlm_feature_probing", "Takeda et al.: VLM feature probing", "mean_cv_accuracy_encoder"),
     )
 }
 

@@ -106,19 +106,21 @@ def umap_grid_figure(
     colour_by: dict,
     title: str = "",
     colour: str | None = None,
-    panel: float = 1.15,
-    max_categories: int = 20,
+    panel: float = 1.8,
+    max_categories: int = 30,
+    fontsize: float = 10,
 ):
-    """UMAP grid: rows n_neighbors, columns min_dist, points coloured by `colour_by[colour]` (default: first key).
+    """UMAP grid: rows n_neighbors, columns min_dist (both named on every panel edge), points coloured by
+    `colour_by[colour]` (default: first key), one legend for the grid; text >= 9 pt at notebook width.
 
-    Values with at most `max_categories` distinct entries get categorical colours and one shared legend;
-    more distinct numeric values get a colour bar.
+    Up to `max_categories` distinct labels get distinct categorical colours; over 20 distinct numbers a colour bar.
     """
     plt = _plt()
     name = colour or next(iter(colour_by))
     rows = sorted({k for k, _ in embeddings})
     cols = sorted({d for _, d in embeddings})
-    width, height = panel * len(cols) + 1.5, panel * len(rows) + 0.5
+    legend_width = 2.2 if len(set(map(str, colour_by[name]))) <= 15 else 4.0
+    width, height = panel * len(cols) + 0.7 + legend_width, panel * len(rows) + 1.0
     fig, axes = plt.subplots(len(rows), len(cols), figsize=(width, height), squeeze=False)
     colours, handles = _point_colours(np.asarray(colour_by[name]), max_categories)
     for (i, k), (j, d) in ((r, c) for r in enumerate(rows) for c in enumerate(cols)):
@@ -126,17 +128,17 @@ def umap_grid_figure(
         ax.set_xticks([]), ax.set_yticks([])
         if (k, d) in embeddings:
             xy = np.asarray(embeddings[(k, d)])
-            ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=2, linewidths=0, rasterized=True)
+            ax.scatter(xy[:, 0], xy[:, 1], c=colours, s=6, linewidths=0, rasterized=True)
         if i == 0:
-            ax.set_title(f"min_dist={d:g}", fontsize=6)
+            ax.set_title(f"min_dist = {d:g}", fontsize=fontsize)
         if j == 0:
-            ax.set_ylabel(f"k={k}", fontsize=6)
-    right = 1 - 1.2 / width  # margins in inches, whatever the grid's size
-    fig.subplots_adjust(
-        left=0.25 / width, right=right, bottom=0.05 / height, top=1 - 0.4 / height, wspace=0.05, hspace=0.05
-    )
-    _grid_legend(fig, handles, name, right)
-    fig.suptitle(f"{title} (colour: {name})" if title else f"colour: {name}", fontsize=8, y=1 - 0.08 / height)
+            ax.set_ylabel(f"n_neighbors = {k}", fontsize=fontsize)
+    right = 1 - legend_width / width  # margins in inches, whatever the grid's size
+    fig.subplots_adjust(left=0.45 / width, right=right, bottom=0.1 / height, top=1 - 0.75 / height,
+                        wspace=0.06, hspace=0.06)
+    _grid_legend(fig, handles, name, right, fontsize)
+    heading = f"{title}\ncolour: {name}; rows n_neighbors, columns min_dist (UMAP, cosine)"
+    fig.suptitle(heading, fontsize=fontsize + 1, y=1 - 0.06 / height, va="top")
     return fig
 
 
@@ -146,15 +148,23 @@ def _point_colours(values, max_categories: int):
 
     keys = [str(v) for v in values]
     uniques = sorted(set(keys), key=_natural_key)
-    if len(uniques) > max_categories and np.issubdtype(values.dtype, np.number):
+    if len(uniques) > min(max_categories, 20) and np.issubdtype(values.dtype, np.number):  # many numbers: a scale
         norm = mpl.colors.Normalize(np.nanmin(values), np.nanmax(values))
         return mpl.cm.viridis(norm(values)), mpl.cm.ScalarMappable(norm, "viridis")
-    palette = mpl.colormaps["tab10" if len(uniques) <= 10 else "tab20"]
-    lut = {u: palette(i % palette.N) for i, u in enumerate(uniques)}
+    lut = dict(zip(uniques, _distinct_colours(len(uniques))))
     handles = [
-        mpl.lines.Line2D([], [], ls="", marker="o", ms=4, color=lut[u], label=u) for u in uniques[:max_categories]
+        mpl.lines.Line2D([], [], ls="", marker="o", ms=6, color=lut[u], label=u) for u in uniques[:max_categories]
     ]
     return np.array([lut[k] for k in keys]), handles
+
+
+def _distinct_colours(n: int) -> list:
+    """n distinct RGBA colours: tab10, tab20, then tab20 + tab20b + tab20c (up to 60; cycles beyond)."""
+    import matplotlib as mpl
+
+    names = ["tab10"] if n <= 10 else ["tab20"] if n <= 20 else ["tab20", "tab20b", "tab20c"]
+    palette = [c for name in names for c in mpl.colormaps[name].colors]
+    return [(*palette[i % len(palette)], 1.0) for i in range(n)]
 
 
 def _natural_key(text: str):
@@ -165,22 +175,25 @@ def _natural_key(text: str):
         return (1, 0.0, text)
 
 
-def _grid_legend(fig, handles, name: str, right: float) -> None:
-    """One legend (or colour bar) for the whole grid, right of the panels."""
+def _grid_legend(fig, handles, name: str, right: float, fontsize: float = 10) -> None:
+    """One legend (or colour bar) for the whole grid, right of the panels (two columns past 15 entries)."""
     if isinstance(handles, list):
         fig.legend(
             handles=handles,
             title=name,
             loc="center left",
             bbox_to_anchor=(right + 0.01, 0.5),
-            fontsize=6,
-            title_fontsize=7,
+            fontsize=fontsize,
+            title_fontsize=fontsize,
+            ncols=1 if len(handles) <= 15 else 2,
             frameon=False,
+            handletextpad=0.2,
+            columnspacing=0.6,
         )
     else:
         bar = fig.colorbar(handles, cax=fig.add_axes((right + 0.03, 0.3, 0.02, 0.4)))
-        bar.set_label(name, fontsize=7)
-        bar.ax.tick_params(labelsize=6)
+        bar.set_label(name, fontsize=fontsize)
+        bar.ax.tick_params(labelsize=fontsize - 1)
 
 
 def confusion_matrix_plot(matrix, class_names, title: str = "", ax=None):

@@ -240,3 +240,22 @@ def test_open_clip_local_dir_loads_hub_layout_weights(tmp_path, gray_image):
     assert text.encode(["no pleural effusion"]).shape == (1, 32)
     with pytest.raises(UnknownSpecError, match="has no open_clip_config.json"):
         build_image_encoder(f"open_clip:local-dir:{tmp_path / 'nowhere'}")
+
+
+def test_model_code_outside_the_allow_list_names_the_flag(tmp_path, monkeypatch):
+    """A checkpoint that ships its own model code loads only when allowed by name or by MEDVL_TRUST_REMOTE_CODE."""
+    import json
+
+    from transformers import BertTokenizerFast
+
+    from medvl_core.errors import UnknownSpecError
+    from medvl_core.models.encoders import REMOTE_CODE_REPOS
+
+    monkeypatch.delenv("MEDVL_TRUST_REMOTE_CODE", raising=False)
+    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "lungs", "clear"]))
+    BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt")).save_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "cxr-bert-like", "auto_map": {
+        "AutoConfig": "configuration_cxrbert.CXRBertConfig", "AutoModel": "modeling_cxrbert.CXRBertModel"}}))
+    with pytest.raises(UnknownSpecError, match="MEDVL_TRUST_REMOTE_CODE=1"):
+        build_text_encoder(f"hf:{tmp_path}")
+    assert "microsoft/BiomedVLP-CXR-BERT-specialized" in REMOTE_CODE_REPOS

@@ -57,13 +57,13 @@ class FixedOutputs(torch.nn.Module):
         self.out = MultiScaleOutput(unit(4, 8), unit(4, 5, 8, seed=1), unit(4 + 8, 8, seed=2),
                                     unit(12, 3, 8, seed=3), torch.ones(12, 3, dtype=torch.bool))
 
-    def forward(self, images, input_ids, attention_mask, word_ids):
+    def forward(self, images, text_input, attention_mask, word_ids):
         return self.out
 
 
 def test_objective_adds_weighted_terms_and_skips_zero_weights():
     model = FixedOutputs()
-    batch = {"images": None, "input_ids": None, "attention_mask": None, "word_ids": None,
+    batch = {"images": None, "text_input": None, "attention_mask": None, "word_ids": torch.zeros(12, 3, dtype=torch.long),
              "perturbation_mask": torch.tensor([[1, 1], [1, 0], [1, 1], [0, 0]], dtype=torch.bool)}
     out = model.out
     convirt = MultiScaleObjective(LossWeights())(model, batch)

@@ -32,11 +32,51 @@ def test_probe_results_long_form(features):
 
 def test_probe_table_layout(features):
     table = probe_table(features)
-    assert list(table.index) == ["good", "random"] and list(table.columns) == ["A", "B"]
-    assert table.loc["good", "A"] == "1.000 ± 0.000"
+    assert list(table.index) == ["good", "random"]
+    assert list(table.columns) == [("A", "Accuracy"), ("A", "F-score"), ("B", "Accuracy"), ("B", "F-score")]
+    assert table.loc["good", ("A", "Accuracy")] == "100.0 ± 0.0 | 100.0"  # CV mean ± std | held-out test, in %
     assert probe_table(probe_results(features, progress=False)).equals(table)
-    f1 = probe_table(features, metric="macro_f1", digits=2)
-    assert f1.loc["good", "B"] == "1.00 ± 0.00"
+    assert probe_table(features, digits=0, test=False).loc["good", ("B", "F-score")] == "100 ± 0"
+
+
+def test_group_split_keeps_groups_apart_and_is_reported_beside():
+    """A patient-level shortcut: the random split rewards memorising patients, the group split does not."""
+    from medvl_core.eval.probing import _folds, _holdout
+
+    rng = np.random.default_rng(0)
+    patients = np.repeat(np.arange(40), 5)
+    y = patients % 2
+    x = rng.normal(size=(len(y), 16)) + 3 * rng.normal(size=(40, 16))[patients]  # patient identity, no class signal
+    rest, test = _holdout(y, 0.2, 0, patients)
+    assert not set(patients[rest]) & set(patients[test]) and 0.15 < len(test) / len(y) < 0.25
+    for train, val in _folds(y[rest], 5, 0, patients[rest]):
+        assert not set(patients[rest][train]) & set(patients[rest][val])
+    long = probe_results({("m", "d"): (x, y)}, progress=False, groups={"d": patients})
+    assert list(long["split"]) == ["random", "group"] and set(long["n_samples"]) == {200}
+    assert probe_table(long, split="group").shape == (1, 2)
+
+
+def test_subclass_results_within_parents():
+    from medvl_core.data.base import RecordDataset
+    from medvl_core.studies.vlm_feature_probing import subclass_results
+
+    rng = np.random.default_rng(0)
+    fine = np.array(["candida", "trichomonas", "nilm", "atrophy"])[np.arange(160) % 4]
+    parent = np.where(np.isin(fine, ["candida", "trichomonas"]), "microbe", "negative")
+    x = rng.normal(size=(160, 6))
+    x[:, 0] += 4 * (fine == "candida")  # microbes separable, negatives not
+    data = RecordDataset([{"id": i, "level1": p} for i, p in enumerate(parent)])
+    frame = subclass_results({("m", "d"): (x, fine)}, {"d": data}).set_index("parent")
+    assert frame.loc["microbe", "lift over chance"] > 0.3 > abs(frame.loc["negative", "lift over chance"])
+
+
+def test_metrics_keys_use_the_poster_columns(features):
+    from medvl_core.studies.vlm_feature_probing import per_dataset_metrics, poster_column, slug
+
+    assert poster_column("cytology") == poster_column("hicervix") == "HiCervix" and slug("brain-mr:/data/x") == "brainmr"
+    long = probe_results({("good", "mr"): features[("good", "A")]}, progress=False)
+    metrics = per_dataset_metrics(long, {"encoder": "good"})
+    assert metrics["svc_accuracy_encoder_brainmr"] == 1.0 and metrics["svc_test_macro_f1_encoder_brainmr"] == 1.0
 
 
 def test_confounder_probe_decodable_vs_random():

@@ -49,14 +49,26 @@ def test_pairs_draw_available_perturbations_per_epoch_and_mask_the_rest(towers):
     assert sorted(versions) == ["a large right effusion", "effusion left small a"] and valid == [True, True]
     versions, valid = pairs.versions(1)
     assert versions == ["large is heart the", "the heart is large"] and valid == [True, False]
-    drawn = {tuple(pairs.versions(0)[0]) for pairs.epoch in range(12)}
-    assert len(drawn) == 2  # both orders of the two kinds occur across epochs
+    one = ps.PerturbedPairs(toy_split(), None, n_perturbations=1, seed=3)
+    drawn = {one.versions(0)[0][0] for one.epoch in range(12)}
+    assert len(drawn) == 2  # K < available kinds: both kinds are drawn across epochs
     pairs.set_epoch(5)
     assert pairs.versions(0) == pairs.versions(0)
     batch = pairs.collate([pairs[0], pairs[1]])
     assert batch["images"].shape == (2, 3, 4) and batch["n"] == 6
     assert batch["texts"][:2] == toy_split().texts and batch["perturbation_mask"].tolist() == [[True, True], [True, False]]
     assert batch["texts"][4:] == pairs.versions(1)[0]
+
+
+def test_pairs_with_all_nine_use_every_available_kind_and_mask_the_dropped_ones():
+    pairs = ps.PerturbedPairs(toy_split(), lambda texts: {"texts": texts}, seed=0)  # default K = 9, the paper's
+    assert pairs.k == 9
+    versions, valid = pairs.versions(0)
+    assert versions[:2] == ["effusion left small a", "a large right effusion"] and valid == [True, True] + [False] * 7
+    assert versions[2:] == ["a small left effusion"] * 7  # placeholders, masked out of the loss
+    assert toy_split().dropped()["shuffle_all"] == 2 and toy_split().dropped()["antonym_adjs"] == 1
+    with pytest.raises(ParameterError, match="between 0 and 9"):
+        ps.PerturbedPairs(toy_split(), None, n_perturbations=10)
 
 
 def test_discrimination_accuracy_counts_wins_ties_and_chance():
@@ -74,6 +86,15 @@ def test_discrimination_accuracy_counts_wins_ties_and_chance():
     assert list(table.index) == ["reverse", "antonym_adjs", "overall (all candidates)"]
 
 
+def test_tied_candidates_share_the_credit_fairly():
+    scores = pd.DataFrame({"image": [0, 0, 0, 1, 1], "kind": ["original", "reverse", "antonym_adjs", "original", "reverse"],
+                           "cosine": [0.5, 0.5, 0.5, 0.2, 0.3]})
+    credit = ps.original_credit(scores)
+    assert credit.loc[0] == pytest.approx(1 / 3) and credit.loc[1] == 0  # a 3-way tie is chance (1/3), not a loss
+    low, high = ps.bootstrap_ci([0.0, 1.0] * 50, n_boot=500, seed=1)
+    assert low < 0.5 < high and (low, high) == ps.bootstrap_ci([0.0, 1.0] * 50, n_boot=500, seed=1)
+
+
 def test_study_splits_are_perturbed_and_cached(cached_study):
     train = cached_study.train
     assert train.images.ndim == 3 and train.images.shape[0] == len(train.texts) == len(train.perturbed)
@@ -86,7 +107,7 @@ def test_study_splits_are_perturbed_and_cached(cached_study):
 
 def test_four_variants_train_and_are_evaluated(cached_study):
     config = TrainConfig(epochs=1, batch_size=16, lr=1e-3, progress=False, device="cpu")
-    fits = ps.train_variants(cached_study, config, embed_dim=16, text_dim=32, text_layers=1, max_length=48)
+    fits = ps.train_variants(cached_study, config, embed_dim=16, text_dim=32, text_layers=1, max_length=48, image_dim=16)
     assert list(fits) == list(ps.VARIANTS)
     history = ps.loss_history(fits)
     last = history[history["epoch"] == 1].pivot(index="variant", columns="term", values="value")
@@ -96,6 +117,11 @@ def test_four_variants_train_and_are_evaluated(cached_study):
     assert (last.loc["ours", ["local", "perturbation"]] > 0).all()
     table = ps.discrimination_table(fits, cached_study.test)
     assert list(table.columns) == [*ps.VARIANTS, "chance", "n_images"]
+    table4 = ps.table_iv(fits, cached_study.test, n_boot=100)
+    assert list(table4.index) == list(ps.VARIANTS)
+    assert ((table4["ci_low"] <= table4["accuracy"]) & (table4["accuracy"] <= table4["ci_high"])).all()
+    metrics = ps.study_metrics(table4, per_kind=table)
+    assert {"discrimination_accuracy_ours_ci_low", "discrimination_reverse_convirt", "discrimination_chance"} <= set(metrics)
     assert table.loc["overall (all candidates)", "n_images"] == len(cached_study.test.texts)
     assert ((table[list(ps.VARIANTS)] >= 0) & (table[list(ps.VARIANTS)] <= 1)).all().all()
     model = fits["ours"][0]
@@ -107,7 +133,7 @@ def test_four_variants_train_and_are_evaluated(cached_study):
 def test_perturbation_term_is_learned(cached_study):
     config = TrainConfig(epochs=12, batch_size=8, lr=3e-3, progress=False, device="cpu")
     _, result = ps.fit_variant(cached_study, "ours w/o local", config, beta=1.0, n_perturbations=3, embed_dim=16,
-                               text_dim=32, text_layers=1, max_length=48)
+                               text_dim=32, text_layers=1, max_length=48, image_dim=16)
     losses = result.history_frame()["train_perturbation"]
     assert losses.iloc[0] > 1.0 and losses.iloc[-3:].mean() < 0.6 * losses.iloc[0]  # chance: log(4) = 1.39
 
@@ -130,23 +156,60 @@ def test_trainable_towers_on_pixels(towers, tmp_path):
         ps.classification_arrays(study.classify_test, ["Tumour"])
 
 
-def test_token_cache_matches_direct_tokenisation_and_reuses_rows(towers):
+def test_token_ids_match_direct_tokenisation_and_reuse_rows(towers):
     from medvl_core.losses import word_index
+    from medvl_core.models.multiscale import TokenIds
 
     tokenizer = towers[1].tokenizer
-    calls = []
-
-    def tokenize(texts):
-        calls.append(list(texts))
-        return word_index(tokenizer, texts, 32)
-
-    cache = ps.TokenCache(tokenize, tokenizer.pad_token_id)
+    ids = TokenIds(tokenizer, 32)
     texts = ["small left effusion.", "no pneumothorax", "small left effusion."]
     direct = word_index(tokenizer, texts, 32)
-    cached = cache(texts)
-    assert all(torch.equal(cached[key], direct[key]) for key in ("input_ids", "attention_mask", "word_ids"))
-    cache(["no pneumothorax"])
-    assert calls == [["small left effusion.", "no pneumothorax"]]  # each distinct text tokenised once
+    cached = ids(texts)
+    assert torch.equal(cached["text_input"], direct["input_ids"]) and torch.equal(cached["word_ids"], direct["word_ids"])
+    assert torch.equal(cached["attention_mask"], direct["attention_mask"]) and len(ids.rows) == 2
+
+
+def test_frozen_token_features_run_the_tower_once_per_text(towers):
+    from medvl_core.models.multiscale import FrozenTokenFeatures
+
+    tower = towers[1]
+    calls = []
+    forward = tower.forward_tokens
+    tower.forward_tokens = lambda ids, mask: (calls.append(len(ids)), forward(ids, mask))[1]
+    try:
+        features = FrozenTokenFeatures(tower, 32)
+        batch = features(["small left effusion.", "no pneumothorax"])
+        again = features(["no pneumothorax", "small left effusion."])
+    finally:
+        del tower.forward_tokens
+    assert calls == [2]  # both texts in one pass; the second call reads them back
+    tokens = tower.tokenize(["no pneumothorax"])
+    with torch.no_grad():
+        direct = tower.forward_tokens(tokens["input_ids"], tokens["attention_mask"])[0]
+    n = int(again["attention_mask"][0].sum())
+    assert torch.allclose(again["text_input"][0, :n], direct[:n], atol=2e-3)  # float16 storage
+    assert batch["text_input"].shape[:2] == batch["word_ids"].shape and copy_is_shared(features)
+
+
+def copy_is_shared(features):
+    import copy
+
+    return copy.deepcopy(features) is features
+
+
+def test_local_loss_moves_the_global_embeddings(towers):
+    """The demo's adapters feed both the global and the local projections, so L_local trains the global path too."""
+    from medvl_core.losses import local_contrastive_loss
+    from medvl_core.models.multiscale import build_multiscale
+
+    torch.manual_seed(0)
+    model = build_multiscale(*towers, embed_dim=16, cached=True, text_dim=32, text_layers=0, max_length=32, image_dim=16)
+    batch = model.tokenize(["small left effusion", "no pneumothorax", "large heart"])
+    out = model(torch.randn(3, 4, towers[0].grid_dim), **batch)
+    local_contrastive_loss(out.regions, out.words, out.word_mask).backward()
+    assert model.text_backbone.input.weight.grad.abs().sum() > 0
+    assert model.image_backbone.adapter[0].weight.grad.abs().sum() > 0
+    assert model.text_global.weight.grad is None and model.image_global.weight.grad is None
 
 
 def test_multiscale_model_outputs_and_word_order_sensitivity(towers):
@@ -154,7 +217,7 @@ def test_multiscale_model_outputs_and_word_order_sensitivity(towers):
     from medvl_core.models.multiscale import build_multiscale
 
     torch.manual_seed(0)
-    model = build_multiscale(*towers, embed_dim=16, cached=True, text_dim=32, max_length=32).eval()
+    model = build_multiscale(*towers, embed_dim=16, cached=True, text_dim=32, max_length=32, image_dim=16).eval()
     grids = torch.randn(2, 4, towers[0].grid_dim)
     batch = model.tokenize(["small left effusion", "effusion left small"])
     out = model(grids, **batch)
@@ -162,7 +225,7 @@ def test_multiscale_model_outputs_and_word_order_sensitivity(towers):
     assert out.words.shape == (2, 3, 16) and out.word_mask.all()
     assert torch.allclose(out.text.norm(dim=-1), torch.ones(2)) and torch.allclose(out.regions.norm(dim=-1), torch.ones(2, 4))
     assert not torch.allclose(out.text[0], out.text[1], atol=1e-4)  # same words, other order -> other embedding
-    assert not any(p.requires_grad for p in model.text_backbone.embeddings.parameters())
+    assert not any(name.startswith("text_inputs") for name, _ in model.named_parameters())  # the tower stays frozen
     with pytest.raises(Err, match="cached grid"):
         model.encode_images(torch.randn(2, 4, 7))
 
@@ -175,3 +238,68 @@ def test_cached_perturbations_same_order_when_computed_and_when_read(tmp_path, m
     first = cached_perturbations(texts, seed=0)  # computed
     again = cached_perturbations(texts, seed=0)  # read from the cache
     assert [list(d) for d in first] == [list(d) for d in again] and first == again
+
+
+def test_table_ii_has_average_and_constant_guess_references():
+    frame = pd.DataFrame({"label": ["Consolidation", "Pleural Effusion"], "accuracy": [0.8, 0.6], "auroc": [0.7, 0.9]})
+    Y = np.array([[0, 1], [0, 0], [1, np.nan], [0, 1]], dtype=np.float32)
+    table = ps.classification_table({"ours": frame}, Y, ["Consolidation", "Pleural Effusion"])
+    assert table.loc["ours", "Average accuracy"] == pytest.approx(0.7)
+    assert table.loc["all-negative", "Consolidation accuracy"] == pytest.approx(0.75)
+    assert table.loc["all-positive", "Pleural Effusion accuracy"] == pytest.approx(2 / 3)  # NaN left out
+    metrics = ps.study_metrics(pd.DataFrame({"accuracy": [0.5], "ci_low": [0.4], "ci_high": [0.6], "chance": [0.1]},
+                                            index=["ours"]), classification=table)
+    assert metrics["average_accuracy_all_negative"] == pytest.approx((0.75 + 1 / 3) / 2, abs=1e-4)
+    assert metrics["consolidation_accuracy_ours"] == 0.8
+
+
+def test_claims_table_verdicts_follow_the_seed_spread():
+    def result(ours, wo, gloria, convirt):
+        return {"ours": {"table_iv": ours, "table_ii": ours}, "ours w/o local": {"table_iv": wo, "table_ii": wo},
+                "GLoRIA": {"table_iv": gloria, "table_ii": gloria}, "ConVIRT": {"table_iv": convirt, "table_ii": convirt}}
+
+    by_seed = {0: result(0.5, 0.40, 0.10, 0.12), 1: result(0.42, 0.45, 0.11, 0.10), 2: result(0.55, 0.44, 0.09, 0.11)}
+    claims = ps.claims_table(by_seed, chance=0.1)
+    verdict = claims["this run"]
+    assert verdict["perturbation loss raises Table IV (ours w/o local > ConVIRT)"] == "agrees"
+    assert verdict["local loss adds on top in Table IV (ours > ours w/o local)"].startswith("unresolved")
+    assert verdict["Table II average: GLoRIA > ConVIRT"].startswith("unresolved")
+    assert claims.loc["perturbation loss raises Table IV (ours > GLoRIA)", "seeds where it holds"] == "3/3"
+    assert verdict["baseline GLoRIA at or above chance in Table IV"] != "agrees"  # 0.09 in one seed
+    summary = ps.seed_summary(by_seed)
+    assert summary.loc["ours", "table_iv mean"] == pytest.approx(np.mean([0.5, 0.42, 0.55]))
+
+
+def test_table_i_matches_the_paper_where_deterministic():
+    table = ps.table_i(seed=0)
+    assert len(table) == 10 and table.loc["Original Text", "identical"]
+    assert table.loc["Reverse Sentence", "identical"] and table.loc["Replace Adjectives with Antonyms", "identical"]
+    words = sorted(table.loc["Original Text", "ours"].split())
+    assert all(sorted(text.split()) == words for text in table["ours"].iloc[1:-1])  # shuffles keep the words
+
+
+def test_antonym_audit_counts_clinically_wrong_antonyms():
+    from medvl_core.text.pos import antonym_audit
+
+    tagged = [[("The", "DET"), ("study", "NOUN"), ("is", "AUX"), ("unremarkable", "ADJ")],
+              [("Normal", "ADJ"), ("heart", "NOUN")], [("Mild", "ADJ"), ("edema", "NOUN")]]
+    summary, rows = antonym_audit(tagged)
+    verdict = {r["adjective"]: (r["WordNet antonym"], r["clinically wrong"]) for r in rows}
+    assert verdict["unremarkable"] == ("extraordinary", True) and verdict["normal"] == ("abnormal", False)
+    assert verdict["mild"][1] and summary["clinically_wrong_tokens"] == 2
+    assert summary["texts_with_clinically_wrong_antonym"] == 2 and summary["n_texts"] == 3
+
+
+def test_held_out_by_count_is_exact_and_keeps_reports_on_one_side():
+    records = [{"id": f"i{i}", "uid": f"r{i // 3}"} for i in range(30)]  # 10 reports with 3 images each
+    train, held = ps.held_out_by_count(records, 7, seed=0)
+    assert len(held) == 7 and not {records[i]["uid"] for i in train} & {records[i]["uid"] for i in held}
+    assert len(train) == 30 - 9  # the report cut at the boundary is dropped from training
+    with pytest.raises(ParameterError, match="only 30"):
+        ps.held_out_by_count(records, 31)
+
+
+def test_first_words_cuts_before_perturbing():
+    assert ps.first_words("a b c d", 2) == "a b" and ps.first_words("a  b", None) == "a  b"
+    assert ps.dataset_options("synth-cxr", {"n_studies": 5})["root"].name.startswith("synth-cxr-")
+    assert ps.dataset_options("open-i", [["views", "all"]]) == {"views": "all"} == ps.dataset_options("open-i", {"views": "all"})

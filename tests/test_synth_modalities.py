@@ -46,20 +46,28 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
     a = M.generate_synth_modalities(tmp_path / "a", **TINY)
     b = M.generate_synth_modalities(tmp_path / "b", **TINY)
     ha = _hashes(a)
-    assert ha == _hashes(b) and len(ha) == 8 * (12 + 1) + 1
+    images = sum(M.ModalityParams(**TINY).size(name) for name in M.NAMES)
+    assert ha == _hashes(b) and len(ha) == images + 8 + 1  # images, a metadata.csv each, world.json
     assert _hashes(M.generate_synth_modalities(tmp_path / "c", **TINY, seed=1)) != ha
     world = json.loads((a / "world.json").read_text())
     assert world["format_version"] == M.FORMAT_VERSION and world["params"]["n_images"] == 12
     assert set(world["datasets"]) == set(M.SYNTH_MODALITIES) and not list(tmp_path.glob(".*partial*"))
 
 
+POSTER_CLASSES = {"xray": 2, "ct": 2, "mr": 4, "ultrasound": 3, "histology": 2, "cytology": 29, "fundus": 5,
+                  "dermoscopy": 9}  # the class counts of the poster's datasets
+
+
 def test_layout_metadata_and_group_disjoint_splits(clean_root):
+    params = M.ModalityParams(**CLEAN)
     for name, spec in M.SYNTH_MODALITIES.items():
-        assert list(spec.classes) == sorted(spec.classes) and 2 <= len(spec.classes) <= 4
+        assert list(spec.classes) == sorted(spec.classes) and len(spec.classes) == POSTER_CLASSES[name]
         meta = M.read_metadata(clean_root, name)
-        assert list(meta.columns) == M.metadata_columns(name) and len(meta) == 96
+        n = params.size(name)
+        assert list(meta.columns) == M.metadata_columns(name) and len(meta) == n >= 12 * len(spec.classes)
         assert all((clean_root / name / p).is_file() for p in meta["path"])
-        assert (meta.groupby("class").size() == 96 // len(spec.classes)).all()
+        sizes = meta.groupby("class").size()
+        assert len(sizes) == len(spec.classes) and sizes.max() - sizes.min() <= 1
         assert meta.groupby(spec.group)["split"].nunique().max() == 1  # no patient/slide in two splits
         assert meta.groupby(spec.group)["class"].nunique().max() == 1
         assert set(meta.groupby("split")["class"].nunique()) == {len(spec.classes)}
@@ -87,14 +95,25 @@ def test_each_dataset_has_visual_class_structure(clean_root):
     x, c = _images(clean_root, "cytology")
     nuclear = (x.mean(-1) < 0.45).mean((1, 2))
     assert _auc(nuclear, c, "hsil", "nilm") > 0.9 and _auc(nuclear, c, "lsil", "nilm") > 0.7  # N:C ratio
+    assert _auc(nuclear, c, "scc", "asc_us") > 0.8  # severity order within the ASC group
     x, c = _images(clean_root, "fundus")
     exudate = ((x[..., 0] > 0.8) & (x[..., 1] > 0.65) & (x[..., 2] < 0.45)).mean((1, 2))
     red_dots = ((x[..., 0] < 0.4) & (x[..., 0] > 0.15) & (x[..., 1] < 0.06)).mean((1, 2))
-    assert _auc(exudate, c, "severe", "no_dr") > 0.9 and _auc(red_dots, c, "mild", "no_dr") > 0.8
+    assert _auc(exudate, c, "dr3_severe", "dr0_none") > 0.9 and _auc(red_dots, c, "dr1_mild", "dr0_none") > 0.8
+    assert _auc(red_dots, c, "dr2_moderate", "dr1_mild") > 0.7  # more haemorrhages with the grade
     x, c = _images(clean_root, "dermoscopy")
     centre = x[:, n // 5:4 * n // 5, n // 5:4 * n // 5].mean(-1)  # away from vignette corners and rulers
-    assert _auc((centre < 0.3).mean((1, 2)), c, "melanoma", "nevus") > 0.8  # black blotches
-    assert _auc(np.percentile(centre.reshape(len(x), -1), 10, 1), c, "keratosis", "nevus") > 0.9  # light tan lesion
+    assert _auc((centre < 0.3).mean((1, 2)), c, "mel", "nv") > 0.8  # black blotches
+    assert _auc(np.percentile(centre.reshape(len(x), -1), 10, 1), c, "bkl", "nv") > 0.9  # light tan lesion
+
+
+def test_cytology_is_hierarchical(clean_root):
+    meta = M.read_metadata(clean_root, "cytology")
+    spec = M.SYNTH_MODALITIES["cytology"]
+    assert set(meta["level1"]) == {"negative", "asc", "agc", "microbe"}
+    assert (meta["level1"] == [spec.parent(c) for c in meta["class"]]).all()
+    assert meta.groupby("class")["level1"].nunique().max() == 1 and (meta["class"].isin(spec.classes)).all()
+    assert sum(spec.parent(c) == "microbe" for c in spec.classes) == 7
 
 
 def _estimated_strength(meta, spec, conf):
@@ -116,7 +135,8 @@ def test_confounders_follow_class_at_the_configured_strength():
             wanted = params.strength(name, conf.name)
             tol = 0.1 if conf.per_group else 0.05
             assert abs(_estimated_strength(meta, spec, conf) - wanted) < tol, (name, conf.name, wanted)
-    zero = M.plan_dataset("ultrasound", M.ModalityParams(n_images=480, confounder_strength=0.0))
+    assert M.ModalityParams().confounder_strength == 0.0  # default: every factor independent of the class
+    zero = M.plan_dataset("ultrasound", M.ModalityParams(n_images=480))
     spec = M.SYNTH_MODALITIES["ultrasound"]
     assert abs(_estimated_strength(zero, spec, spec.confounders[0])) < 0.05
 
@@ -131,7 +151,7 @@ def test_confounders_are_drawn(clean_root):
     assert min(words[:2]) > words[2] + 20  # burned-in words in the top-left corner
     assert scene("ultrasound", "benign", calipers="yes").max() > scene("ultrasound", "benign", calipers="no").max() - 1
     assert np.abs(scene("ultrasound", "benign", calipers="yes") - scene("ultrasound", "benign", calipers="no")).sum() > 0
-    ruler = scene("dermoscopy", "nevus", ruler="yes", vignette="no") - scene("dermoscopy", "nevus", ruler="no", vignette="no")
+    ruler = scene("dermoscopy", "nv", ruler="yes", vignette="no") - scene("dermoscopy", "nv", ruler="no", vignette="no")
     assert ruler.min() < -100 and 0 < (ruler != 0).mean() < 0.1  # dark ruler ticks along one edge only
     planes = [scene("mr", "no_tumor", plane=p, weighting="T1") for p in ("axial", "coronal", "sagittal")]
     assert all(np.abs(a - b).mean() > 5 for a, b in [(planes[0], planes[1]), (planes[1], planes[2]), (planes[0], planes[2])])
@@ -147,7 +167,7 @@ def test_loader_items_carry_confounders(clean_root):
         assert item["class_name"] == spec.classes[item["class_index"]] and ds.classes == list(spec.classes)
     sizes = [len(open_dataset("synth-modalities", root=clean_root, split=s, dataset="fundus")) for s in ("train", "validate", "test")]
     everything = open_dataset("synth-modalities", root=clean_root, split="all", dataset="fundus", mode="L")
-    assert sum(sizes) == len(everything) == 96 and len({r["id"] for r in everything.records}) == 96
+    assert sum(sizes) == len(everything) == 96 and len({r["id"] for r in everything.records}) == 96  # 5 x 12 < 96
     assert everything[5]["image"].mode == "L"
 
 
@@ -166,7 +186,7 @@ def test_knob_mismatch_and_bad_names_raise(clean_root, tmp_path):
 
 
 def test_default_world_is_generated_under_the_data_root(data_root):
-    ds = open_dataset("synth-modalities", dataset="mr", split="test", n_images=12, image_size=32)
+    ds = open_dataset("synth-modalities", dataset="mr", split="test", n_images=12, image_size=32, min_per_class=3)
     assert (data_root / "synth-modalities" / "world.json").is_file() and len(ds) == 4
 
 

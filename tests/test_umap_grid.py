@@ -48,8 +48,15 @@ def test_umap_grid_figure_axes_and_legend():
     emb = {(k, d): rng.normal(size=(30, 2)) for k in (3, 5, 10) for d in (0.1, 0.5)}
     colour_by = {"class": np.arange(30) % 3, "plane": np.array(["axial", "coronal"] * 15)}
     fig = umap_grid_figure(emb, colour_by, title="demo")
-    assert len(fig.axes) == 6 and fig.axes[0].get_title() == "min_dist=0.1" and fig.axes[0].get_ylabel() == "k=3"
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["0", "1", "2"]
+    assert len(fig.axes) == 6 and fig.axes[0].get_title() == "min_dist = 0.1"
+    assert fig.axes[0].get_ylabel() == "n_neighbors = 3" and fig.axes[2].get_ylabel() == "n_neighbors = 5"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["0", "1", "2"] and len(fig.legends) == 1
+    texts = [fig.axes[0].title, fig.axes[0].yaxis.label, *fig.legends[0].get_texts(), fig._suptitle]
+    assert min(t.get_fontsize() for t in texts) >= 9  # readable at notebook width
+    assert "n_neighbors" in fig._suptitle.get_text() and "min_dist" in fig._suptitle.get_text()
+    many = umap_grid_figure(emb, {"fine class": np.array([f"c{i}" for i in range(29)] + ["c0"])})
+    colours = {tuple(h.get_color()) for h in many.legends[0].legend_handles}
+    assert len(colours) == 29  # one distinct colour per class, even for HiCervix's 29
     fig2 = umap_grid_figure(emb, colour_by, colour="plane")
     assert [t.get_text() for t in fig2.legends[0].get_texts()] == ["axial", "coronal"]
     fig3 = umap_grid_figure(emb, {"age": rng.uniform(20, 80, 30)})

@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     medmnist,
     nli,
     openi,
+    probe_datasets,
 )
 from .registry import DATASETS, open_dataset, register
 

@@ -65,8 +65,8 @@ class MultiScaleObjective:
     """`objective(model, batch) -> dict(loss, global, local, perturbation)`: the engine's loss_fn.
 
     `model(**inputs)` must return an object with `image` (B, D), `regions` (B, R, D), `text` (B + B*K, D: the B
-    originals first, then each image's K perturbations), `words` (.., W, D) and `word_mask`; the batch carries
-    `perturbation_mask` (B, K). Terms with weight 0 are not computed (reported as 0).
+    originals first, then each image's K perturbations), `words` (B, W, D) and `word_mask` of the B reports (the rows `word_ids` covers: passed only when the local
+    term is on); the batch carries `perturbation_mask` (B, K). Terms with weight 0 are not computed (reported as 0).
     """
 
     def __init__(self, weights: LossWeights, temperature: float = TEMPERATURE, gamma1: float = GAMMA1,
@@ -79,8 +79,9 @@ class MultiScaleObjective:
         return f"MultiScaleObjective({self.weights}, temperature={self.temperature}, gammas={self.gammas})"
 
     def __call__(self, model, batch: Mapping) -> dict:
-        keys = ("images", "input_ids", "attention_mask", "word_ids")
-        out = model(**{key: batch[key] for key in keys})
+        n = len(batch["perturbation_mask"])  # B images; the words of their B reports only, when the local term is on
+        word_ids = batch["word_ids"][:n] if self.weights.local else None
+        out = model(batch["images"], batch["text_input"], batch["attention_mask"], word_ids)
         n = out.image.shape[0]
         zero = torch.zeros((), device=out.image.device)
         terms = {"global": clip_loss(out.image, out.text[:n], 1.0 / self.temperature), "local": zero,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import json
 import math
 import os
@@ -24,6 +25,10 @@ _FORMS = (
     ("open_clip:local-dir:PATH", "open_clip model saved in the hub layout (open_clip_config.json + weights), offline"),
     ("timm:NAME[@random]", "timm model, pretrained (hub download) unless @random (offline); image only"),
     ("torchvision:NAME[@random]", "torchvision ResNet family, pretrained (download) unless @random; image only"),
+    ("torchvision:vgg16|vit_l_16[@random|@PATH]", "torchvision VGG / ViT (IMAGENET1K_V1); @PATH = local state dict"),
+    ("timm:hf-hub:ORG/NAME | timm:local-dir:PATH", "timm model with its own config.json (e.g. UNI), pretrained"),
+    ("llava:REPO_OR_PATH[@tower]", "LLaVA-family vision tower (+ projector) from a llava-hf checkpoint"),
+    ("conch:PATH | cxr_clip:PATH | flair:PATH", "CONCH / CXR-CLIP / FLAIR image towers from local checkpoints"),
     (
         "hf:REPO_OR_LOCAL_PATH",
         "transformers Auto classes; a local folder works offline; image specs use the vision tower",
@@ -36,8 +41,8 @@ _FORMS = (
     ),
 )
 ACCEPTED_SPECS = "\n".join(f"{form:<50} {meaning}" for form, meaning in _FORMS)
-_KINDS = ("open_clip", "timm", "torchvision", "hf", "bundled", "tiny")
-_TAGGED = ("open_clip", "timm", "torchvision")
+_KINDS = ("open_clip", "timm", "torchvision", "hf", "bundled", "tiny", "llava", "conch", "cxr_clip", "flair")
+_TAGGED = ("open_clip", "timm", "torchvision", "llava")
 _HF_HOST = "huggingface.co"
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -84,8 +89,17 @@ def build_image_encoder(spec: str, device=None, image_size: int | None = None) -
         "hf": _hf_image,
         "bundled": functools.partial(_bundled_image, image_size=image_size),
         "tiny": functools.partial(_tiny_image, image_size=image_size or 224),
+        **_probe_families(),
     }
     return _finish(builders[kind](spec, name, tag), device)
+
+
+def _probe_families() -> dict:
+    """Builders of the feature-probing poster's extra families (models/probe_encoders.py), imported lazily."""
+    def lazy(attr):
+        return lambda *args, **kw: getattr(importlib.import_module(f"{__package__}.probe_encoders"), attr)(*args, **kw)
+
+    return {kind: lazy(f"{kind}_image") for kind in ("llava", "conch", "cxr_clip", "flair")}
 
 
 def build_text_encoder(spec: str, device=None) -> TextEncoder:
@@ -333,6 +347,10 @@ def _timm_image(spec: str, name: str, tag: str | None, image_size: int | None = 
     """timm:NAME (pretrained, downloads) or timm:NAME@random (offline)."""
     import timm
 
+    if name.startswith(_SCHEMAS):  # hf-hub:ORG/NAME or local-dir:PATH (feature-probing encoders such as UNI)
+        from .probe_encoders import timm_source_image
+
+        return timm_source_image(spec, name, tag, image_size)
     full = name if tag in (None, "random") else f"{name}.{tag}"
     if not timm.is_model(full):
         raise UnknownSpecError(f"timm has no model {full!r} (spec {spec!r}); see timm.list_models() for names")
@@ -365,12 +383,23 @@ def _torchvision_image(spec: str, name: str, tag: str | None) -> ImageEncoder:
     """torchvision:RESNET (pretrained, downloads from download.pytorch.org) or @random (offline)."""
     import torchvision
 
+    if name.startswith(("vgg", "vit_")) and name in torchvision.models.list_models():  # feature-probing encoders
+        from .probe_encoders import torchvision_image
+
+        return torchvision_image(spec, name, tag)
     if not name.startswith(("resnet", "resnext", "wide_resnet")) or name not in torchvision.models.list_models():
         raise UnknownSpecError(
             f"{spec!r}: only torchvision's ResNet family is wrapped; use 'timm:{name}' for other models"
         )
     if tag == "random":
         return _TorchvisionResNet(spec, torchvision.models.get_model(name, weights=None), _imagenet_transform(224), 224)
+    if tag:  # a local state dict (feature probing: the official weights saved offline)
+        from .probe_encoders import _local_state
+
+        model = torchvision.models.get_model(name, weights=None)
+        model.load_state_dict(_local_state(spec, tag))
+        preprocess = torchvision.models.get_model_weights(name).DEFAULT.transforms()
+        return _TorchvisionResNet(spec, model, _RGB(preprocess), preprocess.crop_size[0])
     weights = torchvision.models.get_model_weights(name).DEFAULT
     cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
     if not cached.is_file() and not _hub_reachable("download.pytorch.org"):
@@ -524,12 +553,27 @@ def _tokens_to_grid(tokens: torch.Tensor, size, patch_size=None) -> torch.Tensor
 
 # Hub repos whose model class lives in the repo (transformers' trust_remote_code), allowed by name;
 # MEDVL_TRUST_REMOTE_CODE=1 allows any (it runs that repo's Python code).
-REMOTE_CODE_REPOS = frozenset({"microsoft/BiomedVLP-CXR-BERT-specialized", "microsoft/BiomedVLP-CXR-BERT-general"})
+REMOTE_CODE_REPOS = frozenset({"microsoft/BiomedVLP-CXR-BERT-specialized", "microsoft/BiomedVLP-CXR-BERT-general",
+                               "microsoft/LLM2CLIP-Openai-L-14-336"})
 
 
 def trust_remote_code(source: str) -> bool:
     """Whether transformers may run the model code shipped in `source` (allow-listed repo, or opted in by env)."""
     return source in REMOTE_CODE_REPOS or os.environ.get("MEDVL_TRUST_REMOTE_CODE") == "1"
+
+
+@contextlib.contextmanager
+def _remote_code_guard(spec: str, source: str):
+    """Turn transformers' "pass trust_remote_code=True" error into one naming REMOTE_CODE_REPOS and the opt-in flag."""
+    try:
+        yield
+    except ValueError as exc:
+        if "trust_remote_code" not in str(exc):
+            raise
+        raise UnknownSpecError(
+            f"{spec!r}: {source} ships its own model code, which runs only for the repos allowed by name "
+            f"({', '.join(sorted(REMOTE_CODE_REPOS))}) or when you set MEDVL_TRUST_REMOTE_CODE=1 (it executes "
+            "that repository's Python code; read it first)") from None
 
 
 def _hf_source(spec: str, name: str) -> tuple[str, bool]:
@@ -626,8 +670,9 @@ def _hf_text_from(spec: str, source: str) -> TextEncoder:
     import transformers as tr
 
     remote = trust_remote_code(source)
-    tokenizer = tr.AutoTokenizer.from_pretrained(source, trust_remote_code=remote)
-    model = tr.AutoModel.from_pretrained(source, trust_remote_code=remote)
+    with _remote_code_guard(spec, source):
+        tokenizer = tr.AutoTokenizer.from_pretrained(source, trust_remote_code=remote)
+        model = tr.AutoModel.from_pretrained(source, trust_remote_code=remote)
     tower, projection = _hf_tower(model, "text")
     pooling = "mean" if tower is model else "pooler"
     return _HFText(spec, tower, tokenizer, _max_length(source, tokenizer, tower.config), projection, pooling)

@@ -1,10 +1,13 @@
 """A multi-scale dual encoder (Zhong et al.; GLoRIA): global image/report embeddings plus region and word features.
 
 Image side: a backbone maps its input to region features (B, R, C): a tower's last feature map on pixels
-(`TowerGrid`, trainable), or nothing at all when the input already is cached grid features (`CachedGrid`).
-Text side: a backbone maps token ids to contextual token features (N, T, H): a whole text tower
-(`TowerTokens`, trainable), or a small trainable transformer over a pretrained tower's frozen input
-embeddings (`TokenTransformer`, the CPU demo: word order matters and nothing per text needs caching).
+(`TowerGrid`, trainable), or a small trainable adapter over cached grids of a frozen tower (`CachedGrid`).
+Text side: a backbone maps its input to contextual token features (N, T, H): a whole text tower on token ids
+(`TowerTokens` + `TokenIds`, trainable), or a small trainable transformer (`TokenAdapter`) over the frozen
+pretrained tower's own contextual token features, computed once per distinct text (`FrozenTokenFeatures`, the
+CPU demo: the pretrained tower with its position embeddings already tells word orders apart).
+In the demo the adapters are shared by the global and the local projections, so the local loss moves the
+global embeddings too.
 Global embeddings are projections of the mean region / mean token feature; region and word features have
 their own projections (a word = mean of its sub-word tokens: `word_index`, `pool_words` below). All outputs are
 L2-normalised.
@@ -76,17 +79,19 @@ class TowerGrid(nn.Module):
 
 
 class CachedGrid(nn.Module):
-    """Identity over cached region features (B, R, C) of a frozen tower (see `image_grid_features`)."""
+    """Cached region features (B, R, C) of a frozen tower (see `image_grid_features`) -> a small trainable adapter
+    (Linear + GELU, shared by the global and the local projections) -> (B, R, hidden)."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, hidden: int = 256):
         super().__init__()
-        self.out_dim = int(dim)
+        self.in_dim, self.out_dim = int(dim), int(hidden)
+        self.adapter = nn.Sequential(nn.Linear(self.in_dim, self.out_dim), nn.GELU())
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:
-        if grid.ndim != 3 or grid.shape[-1] != self.out_dim:
-            raise ParameterError(f"cached grid features must be (B, R, {self.out_dim}), got {tuple(grid.shape)}; "
+        if grid.ndim != 3 or grid.shape[-1] != self.in_dim:
+            raise ParameterError(f"cached grid features must be (B, R, {self.in_dim}), got {tuple(grid.shape)}; "
                                  "compute them with image_grid_features(encoder, dataset)")
-        return grid.float()
+        return self.adapter(grid.float())
 
 
 class TowerTokens(nn.Module):
@@ -100,28 +105,67 @@ class TowerTokens(nn.Module):
         return self.tower.forward_tokens(input_ids, attention_mask)
 
 
-class TokenTransformer(nn.Module):
-    """Frozen input embeddings of a pretrained HF text tower (word pieces + positions) -> a small trainable
-    pre-norm transformer -> token features (N, T, dim)."""
+class FrozenTokenFeatures:
+    """`features(texts)` -> dict(text_input (N, T, H) frozen contextual token features of a pretrained text tower,
+    attention_mask, word_ids), each distinct text run through the tower once (kept as float16 in memory).
 
-    def __init__(self, tower: nn.Module, dim: int = 64, layers: int = 1, heads: int = 2):
+    The frozen tower runs once per report and per perturbation; only the adapter on top trains (the CPU demo).
+    """
+
+    def __init__(self, tower: nn.Module, max_length: int = 64, batch_size: int = 128):
+        self.tower, self.max_length, self.batch_size = tower, int(max_length), int(batch_size)
+        self.tokenizer, self.dim, self.rows = tower.tokenizer, int(tower.token_dim), {}
+
+    def __deepcopy__(self, memo):
+        return self  # frozen: copies of a model (fine-tuning) share the tower and its features
+
+    @torch.no_grad()
+    def precompute(self, texts: Sequence[str]) -> None:
+        """Run the frozen tower on the texts not seen yet, in batches of similar length."""
+        new = sorted(dict.fromkeys(t for t in texts if t not in self.rows), key=len)
+        self.tower.eval()
+        device = next(self.tower.parameters()).device
+        for start in range(0, len(new), self.batch_size):
+            chunk = new[start:start + self.batch_size]
+            batch = word_index(self.tokenizer, chunk, self.max_length)
+            tokens = self.tower.forward_tokens(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+            for i, text in enumerate(chunk):
+                n = int(batch["attention_mask"][i].sum())
+                self.rows[text] = (tokens[i, :n].to(torch.float16).cpu(), batch["word_ids"][i, :n].clone())
+
+    def __call__(self, texts: Sequence[str]) -> dict:
+        texts = list(texts)
+        self.precompute(texts)
+        length = max(len(self.rows[text][1]) for text in texts)
+        out = {"text_input": torch.zeros(len(texts), length, self.dim),
+               "attention_mask": torch.zeros(len(texts), length, dtype=torch.long),
+               "word_ids": torch.full((len(texts), length), NOT_A_WORD, dtype=torch.long)}
+        for i, text in enumerate(texts):
+            tokens, words = self.rows[text]
+            n = len(words)
+            out["text_input"][i, :n], out["attention_mask"][i, :n], out["word_ids"][i, :n] = tokens.float(), 1, words
+        return out
+
+
+class TokenAdapter(nn.Module):
+    """Frozen token features (N, T, H) -> Linear to `dim` -> a small trainable pre-norm transformer -> (N, T, dim)."""
+
+    def __init__(self, in_dim: int, dim: int = 64, layers: int = 1, heads: int = 2):
         super().__init__()
-        embeddings = getattr(getattr(tower, "tower", None), "embeddings", None)
-        if embeddings is None:
-            raise ParameterError(f"{getattr(tower, 'spec', tower)!r} has no input embeddings to reuse; "
-                                 "TokenTransformer needs an hf:/bundled:minilm/tiny:text tower")
-        self.embeddings = embeddings.requires_grad_(False)
-        self.input = nn.Linear(tower.token_dim, dim)
+        self.input = nn.Linear(int(in_dim), dim)
         layer = nn.TransformerEncoderLayer(dim, heads, 4 * dim, dropout=0.0, activation="gelu", batch_first=True,
                                            norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False) if layers else None
         self.norm, self.out_dim = nn.LayerNorm(dim), int(dim)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        self.embeddings.eval()  # frozen: no dropout either
-        with torch.no_grad():
-            x = self.embeddings(input_ids=input_ids)
-        return self.norm(self.encoder(self.input(x), src_key_padding_mask=~attention_mask.bool()))
+    def forward(self, features: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if not torch.is_floating_point(features) or features.ndim != 3:
+            raise ParameterError(f"TokenAdapter needs frozen token features (N, T, H), got {tuple(features.shape)} "
+                                 f"{features.dtype}; pass FrozenTokenFeatures(tower)(texts)['text_input']")
+        x = self.input(features)
+        if self.encoder is not None:
+            x = self.encoder(x, src_key_padding_mask=~attention_mask.bool())
+        return self.norm(x)
 
 
 @dataclass
@@ -136,34 +180,37 @@ class MultiScaleOutput:
 
 
 class MultiScaleEncoder(nn.Module):
-    """Image and text backbones with separate global and local projections into one `embed_dim` space."""
+    """Image and text backbones with separate global and local projections into one `embed_dim` space.
 
-    def __init__(self, image_backbone: nn.Module, text_backbone: nn.Module, tokenizer, embed_dim: int = 128,
-                 max_length: int = 128):
+    `text_inputs(texts)` makes the text backbone's input: dict(text_input, attention_mask, word_ids), where
+    text_input is token ids (a whole trainable tower) or a `FrozenTokenFeatures`' cached features (the demo).
+    """
+
+    def __init__(self, image_backbone: nn.Module, text_backbone: nn.Module, text_inputs, embed_dim: int = 128):
         super().__init__()
-        self.image_backbone, self.text_backbone = image_backbone, text_backbone
-        self.tokenizer, self.max_length, self.embed_dim = tokenizer, int(max_length), int(embed_dim)
+        self.image_backbone, self.text_backbone, self.text_inputs = image_backbone, text_backbone, text_inputs
+        self.embed_dim = int(embed_dim)
         image_dim, text_dim = image_backbone.out_dim, text_backbone.out_dim
         self.image_global, self.image_local = nn.Linear(image_dim, embed_dim), nn.Linear(image_dim, embed_dim)
         self.text_global, self.text_local = nn.Linear(text_dim, embed_dim), nn.Linear(text_dim, embed_dim)
 
     def tokenize(self, texts: Sequence[str]) -> dict:
-        """dict(input_ids, attention_mask, word_ids) for a list of strings (`losses.local.word_index`)."""
-        return word_index(self.tokenizer, texts, self.max_length)
+        """dict(text_input, attention_mask, word_ids) for a list of strings."""
+        return self.text_inputs(list(texts))
 
     def _image(self, images: torch.Tensor, regions: bool = True):
         """(unnormalised global (B, D), normalised regions (B, R, D) or None)."""
         grid = self.image_backbone(images)
         return self.image_global(grid.mean(1)), F.normalize(self.image_local(grid), dim=-1) if regions else None
 
-    def _text(self, input_ids, attention_mask, word_ids=None):
+    def _text(self, text_input, attention_mask, word_ids=None):
         """(unnormalised global (N, D), normalised words (N, W, D) or None, word mask or None)."""
-        tokens = self.text_backbone(input_ids, attention_mask)
+        tokens = self.text_backbone(text_input, attention_mask)
         weights = attention_mask.unsqueeze(-1).to(tokens.dtype)
         text = self.text_global((tokens * weights).sum(1) / weights.sum(1).clamp(min=1e-9))
         if word_ids is None:
             return text, None, None
-        words, mask = pool_words(tokens, word_ids.to(tokens.device))
+        words, mask = pool_words(tokens[:len(word_ids)], word_ids.to(tokens.device))  # words of the first rows only
         return text, F.normalize(self.text_local(words), dim=-1), mask
 
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
@@ -171,11 +218,10 @@ class MultiScaleEncoder(nn.Module):
         return self._image(images, regions=False)[0]
 
     def text_features(self, texts: Sequence[str]) -> torch.Tensor:
-        """Strings -> global text features (N, D) before normalisation, differentiable (no word ids needed)."""
-        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
-                               return_tensors="pt")
+        """Strings -> global text features (N, D) before normalisation, differentiable."""
+        batch = self.tokenize(texts)
         device = next(self.parameters()).device
-        return self._text(batch["input_ids"].to(device), batch["attention_mask"].to(device))[0]
+        return self._text(batch["text_input"].to(device), batch["attention_mask"].to(device))[0]
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """Pixels (or cached grids) -> normalised global image embeddings (B, D), differentiable."""
@@ -185,10 +231,10 @@ class MultiScaleEncoder(nn.Module):
         """Strings -> normalised global text embeddings (N, D), differentiable."""
         return F.normalize(self.text_features(texts), dim=-1)
 
-    def forward(self, images, input_ids, attention_mask, word_ids) -> MultiScaleOutput:
+    def forward(self, images, text_input, attention_mask, word_ids) -> MultiScaleOutput:
         """All outputs the losses need, from one call (one forward under DDP)."""
         image, regions = self._image(images)
-        text, words, mask = self._text(input_ids, attention_mask, word_ids)
+        text, words, mask = self._text(text_input, attention_mask, word_ids)
         return MultiScaleOutput(F.normalize(image, dim=-1), regions, F.normalize(text, dim=-1), words, mask)
 
 
@@ -222,13 +268,42 @@ def image_grid_features(encoder, dataset, progress: bool = False) -> torch.Tenso
 
 
 def build_multiscale(image_tower: nn.Module, text_tower: nn.Module, embed_dim: int = 128, cached: bool = True,
-                     text_dim: int = 64, text_layers: int = 1, max_length: int = 64) -> MultiScaleEncoder:
-    """The demo model (`cached`: cached frozen image grids + TokenTransformer over frozen text embeddings) or the
-    paper's (both towers trained end to end on pixels and token ids)."""
-    if cached:
-        heads = max(1, text_dim // 32)
-        image, text = CachedGrid(image_tower.grid_dim), TokenTransformer(text_tower, text_dim, text_layers, heads)
-    else:
-        image, text = TowerGrid(image_tower), TowerTokens(text_tower)
+                     text_dim: int = 64, text_layers: int = 1, max_length: int = 64, image_dim: int = 256,
+                     features: FrozenTokenFeatures | None = None) -> MultiScaleEncoder:
+    """The demo model (`cached`: cached frozen image grids and frozen text-tower token features, each under a small
+    trainable adapter; `features` shares one text feature cache between models) or the paper's (both towers
+    trained end to end on pixels and token ids)."""
     length = min(int(max_length), int(text_tower.max_length))
-    return MultiScaleEncoder(image, text, text_tower.tokenizer, embed_dim, length)
+    if cached:
+        features = features or FrozenTokenFeatures(text_tower, length)
+        image = CachedGrid(image_tower.grid_dim, image_dim)
+        text = TokenAdapter(text_tower.token_dim, text_dim, text_layers, max(1, text_dim // 32))
+        return MultiScaleEncoder(image, text, features, embed_dim)
+    return MultiScaleEncoder(TowerGrid(image_tower), TowerTokens(text_tower), TokenIds(text_tower.tokenizer, length),
+                             embed_dim)
+
+
+class TokenIds:
+    """`inputs(texts)` -> dict(text_input = token ids, attention_mask, word_ids), each distinct text tokenised once."""
+
+    def __init__(self, tokenizer, max_length: int = 128):
+        self.tokenizer, self.max_length, self.rows = tokenizer, int(max_length), {}
+        self.pad_id = int(tokenizer.pad_token_id or 0)
+
+    def __call__(self, texts: Sequence[str]) -> dict:
+        texts = list(texts)
+        new = [text for text in dict.fromkeys(texts) if text not in self.rows]
+        if new:
+            batch = word_index(self.tokenizer, new, self.max_length)
+            for i, text in enumerate(new):
+                n = int(batch["attention_mask"][i].sum())
+                self.rows[text] = (batch["input_ids"][i, :n], batch["word_ids"][i, :n])
+        length = max(len(self.rows[text][0]) for text in texts)
+        out = {"text_input": torch.full((len(texts), length), self.pad_id, dtype=torch.long),
+               "attention_mask": torch.zeros(len(texts), length, dtype=torch.long),
+               "word_ids": torch.full((len(texts), length), NOT_A_WORD, dtype=torch.long)}
+        for i, text in enumerate(texts):
+            ids, words = self.rows[text]
+            out["text_input"][i, :len(ids)], out["attention_mask"][i, :len(ids)], out["word_ids"][i, :len(ids)] = \
+                ids, 1, words
+        return out

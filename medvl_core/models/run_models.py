@@ -114,4 +114,5 @@ def extract_features(
     if batch_size < 1:
         raise ParameterError(f"batch_size={batch_size}; use a positive integer")
     encoder = probe_encoder(spec, device=device, image_size=image_size, seed=seed)
-    return image_tower_features(encoder, dataset, batch_size=batch_size, progress=progress)
+    with torch.no_grad():  # frozen features: no autograd graph (about a third less CPU)
+        return image_tower_features(encoder, dataset, batch_size=batch_size, progress=progress)

@@ -56,3 +56,35 @@ def antonym_coverage(tagged: list[list[tuple[str, str]]], top: int = 10) -> dict
         "texts_without_antonym": sum(unchangeable) / len(tagged) if tagged else 0.0,
         "top": [{"adjective": w, "count": adjectives[w], "antonym": swappable[w]} for w in ranked],
     }
+
+
+# Clinical opposites of frequent report adjectives (None: no clinical opposite in a chest X-ray report), to audit
+# WordNet's antonyms; a WordNet antonym that differs from the clinical opposite is counted as clinically wrong.
+CLINICAL_OPPOSITES = {
+    "normal": "abnormal", "abnormal": "normal", "clear": "opacified", "focal": "diffuse", "diffuse": "focal",
+    "stable": "changed", "right": "left", "left": "right", "acute": "chronic", "chronic": "acute",
+    "unremarkable": "abnormal", "degenerative": None, "mild": "severe", "severe": "mild", "small": "large",
+    "large": "small", "moderate": None, "pleural": None, "pulmonary": None, "upper": "lower", "lower": "upper",
+    "bilateral": "unilateral", "enlarged": "normal", "minimal": "extensive", "calcified": None, "visible": None,
+    "new": "old", "prior": None, "previous": None, "active": "inactive", "definite": "equivocal", "intact": "fractured",
+}
+
+
+def antonym_audit(tagged: list[list[tuple[str, str]]]) -> tuple[dict, list[dict]]:
+    """WordNet antonyms of the tagged adjectives against CLINICAL_OPPOSITES: (summary counts, per-adjective rows)."""
+    counts = Counter(word.lower() for sentence in tagged for word, pos in sentence if pos == "ADJ")
+    rows = []
+    for word, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        wordnet = antonym(word)
+        if wordnet is None or word not in CLINICAL_OPPOSITES:
+            continue
+        clinical = CLINICAL_OPPOSITES[word]
+        rows.append({"adjective": word, "count": n, "WordNet antonym": wordnet, "clinical opposite": clinical or "none",
+                     "clinically wrong": wordnet != clinical})
+    wrong = {r["adjective"] for r in rows if r["clinically wrong"]}
+    replaced = sum(n for w, n in counts.items() if antonym(w))
+    texts_wrong = sum(any(pos == "ADJ" and w.lower() in wrong for w, pos in s) for s in tagged)
+    summary = {"replaced_adjective_tokens": replaced, "audited_tokens": sum(r["count"] for r in rows),
+               "clinically_wrong_tokens": sum(r["count"] for r in rows if r["clinically wrong"]),
+               "texts_with_clinically_wrong_antonym": texts_wrong, "n_texts": len(tagged)}
+    return summary, rows

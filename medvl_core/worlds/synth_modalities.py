@@ -1,12 +1,15 @@
 """`synth-modalities`: eight deterministic synthetic datasets standing in for Takeda et al.'s eight, with confounders.
 
-Each dataset (see `SYNTH_MODALITIES`) has 2-4 classes drawn with real visual class structure (renderers in
-`synth_modalities_render`) and records per image the confounders the paper found: anatomical plane or slice
+Each dataset (see `SYNTH_MODALITIES`) has the class count of the real set it stands for (HiCervix-like cytology:
+29 classes under 4 level-1 groups, column `level1`; DeepDR-like fundus: 5 grades; ISIC2019-like dermoscopy: 9
+categories), drawn with visual class structure (renderers in `synth_modalities_render`), and records per image the confounders the paper found: anatomical plane or slice
 level, burned-in words, annotation marks (calipers, rulers), acquisition site/scanner/camera/lab, and the
 patient or slide group (a per-group brightness or stain shift). For a class-correlated confounder, a share
 `strength` of each class's images (or groups) takes the class's level and the rest are spread evenly over all
 levels (knobs `confounder_strength`, per-confounder `strengths`): P(class's level) = s + (1 - s) / L, and for
-balanced classes with as many levels as classes, Cramér's V = s. Independent confounders are spread evenly.
+balanced classes with as many levels as classes, Cramér's V = s. The default strength is 0: every confounder is
+independent of the class, so a confounder that a probe reads off the features is a finding about the encoder,
+not a re-measurement of the class. Independent confounders are spread evenly.
 
 Layout under root (default `$MEDVL_DATA/synth-modalities`), read by the `image-folder` loader:
 `<dataset>/<split>/<class>/<id>.png` (split train/val/test, patient- or slide-disjoint),
@@ -28,9 +31,16 @@ from ..data.folders import image_folder
 from ..data.medmnist import SPLIT_ALIASES
 from ..errors import DataFormatError, MedvlError
 from .common import ensure_world, read_world
-from .synth_modalities_render import RENDERERS, Scene
+from .synth_modalities_render import (
+    CYTOLOGY_CLASSES,
+    CYTOLOGY_LEVEL1,
+    DERMOSCOPY_CLASSES,
+    FUNDUS_CLASSES,
+    RENDERERS,
+    Scene,
+)
 
-FORMAT_VERSION = 1  # bump whenever generated files change (also when synth_cxr_render changes)
+FORMAT_VERSION = 2  # bump whenever generated files change (also when synth_cxr_render changes)
 TITLE = "synth-modalities"
 SPLITS = ("train", "val", "test")
 SPLIT_SHARE = 0.2  # share of each class's groups in val and in test (at least one group each)
@@ -60,6 +70,16 @@ class Modality:
     group: str  # "patient" or "slide"
     confounders: tuple[Confounder, ...]
     card: str  # data card of the real dataset
+    level1: dict | None = None  # fine class -> level-1 (parent) class, for hierarchical label sets
+
+    def parent(self, cls: str) -> str:
+        """The level-1 class of `cls` (the class itself when the label set is flat)."""
+        return (self.level1 or {}).get(cls, cls)
+
+
+def _alternate(classes, n_levels: int) -> tuple[int, ...]:
+    """Level index of each class for a class-correlated confounder: classes cycle through the levels."""
+    return tuple(i % n_levels for i in range(len(classes)))
 
 
 SYNTH_MODALITIES: dict[str, Modality] = {m.name: m for m in (
@@ -96,22 +116,23 @@ SYNTH_MODALITIES: dict[str, Modality] = {m.name: m for m in (
                  Confounder("magnification", ("40X", "100X", "200X", "400X"), what="objective: nucleus size and "
                             "count per field"),
              ), "breakhis.md"),
-    Modality("cytology", "Pap smear cells: N:C ratio, koilocytic halo, hyperchromasia", "HiCervix",
-             ("hsil", "lsil", "nilm"), "RGB", "slide", (
-                 Confounder("scanner", ("A", "B"), (1, 1, 0), per_group=True, what="slide scanner: B softer and "
-                            "warmer (yellow) white balance"),
+    Modality("cytology", "Pap smear cells: 29 HiCervix-like classes under 4 level-1 groups (negative, ASC, AGC, "
+             "microbe): N:C ratio, halo, crowding, glandular shape, organisms", "HiCervix", CYTOLOGY_CLASSES, "RGB",
+             "slide", (
+                 Confounder("scanner", ("A", "B"), _alternate(CYTOLOGY_CLASSES, 2), per_group=True,
+                            what="slide scanner: B softer and warmer (yellow) white balance"),
                  Confounder("inflammation", ("no", "yes"), what="scattered small inflammatory cells"),
-             ), "hicervix.md"),
-    Modality("fundus", "colour fundus: microaneurysms (mild), haemorrhages + exudates (severe)", "DeepDR (DeepDRiD)",
-             ("mild", "no_dr", "severe"), "RGB", "patient", (
-                 Confounder("camera", ("A", "B"), (1, 0, 1), per_group=True, what="fundus camera: B has a blue-green "
-                            "cast and a wider field clipped top/bottom with a notch"),
+             ), "hicervix.md", CYTOLOGY_LEVEL1),
+    Modality("fundus", "colour fundus, DR grades 0-4: microaneurysms, haemorrhages, exudates, new vessels",
+             "DeepDR (DeepDRiD)", FUNDUS_CLASSES, "RGB", "patient", (
+                 Confounder("camera", ("A", "B"), _alternate(FUNDUS_CLASSES, 2), per_group=True, what="fundus camera: "
+                            "B has a blue-green cast and a wider field clipped top/bottom with a notch"),
                  Confounder("eye", ("left", "right"), what="laterality: optic disc on the image left or right"),
              ), "deepdr.md"),
-    Modality("dermoscopy", "dermoscopic lesion: melanoma = large, irregular border, black/blue-grey blotches",
-             "ISIC2019", ("keratosis", "melanoma", "nevus"), "RGB", "patient", (
-                 Confounder("ruler", ("no", "yes"), (0, 1, 0), what="annotation: a millimetre ruler along the "
-                            "bottom or left edge"),
+    Modality("dermoscopy", "dermoscopic lesion, ISIC 2019's 9 categories: size, border, colour, vessels, blotches",
+             "ISIC2019", DERMOSCOPY_CLASSES, "RGB", "patient", (
+                 Confounder("ruler", ("no", "yes"), _alternate(DERMOSCOPY_CLASSES, 2), what="annotation: a millimetre "
+                            "ruler along the bottom or left edge"),
                  Confounder("vignette", ("no", "yes"), what="dark dermatoscope corners (circular field)"),
              ), "isic2019.md"),
 )}
@@ -123,15 +144,17 @@ class ModalityParams:
     """Generation knobs (all recorded in world.json; a world is reused only with the same knobs)."""
 
     seed: int = 0
-    n_images: int = 160  # per dataset, classes balanced
+    n_images: int = 160  # per dataset (at least min_per_class per class), classes balanced
+    min_per_class: int = 12  # images per class at least (HiCervix's 29 classes need more than n_images)
     image_size: int = 64  # pixels (square)
-    confounder_strength: float = 0.5  # default strength of every class-correlated confounder
+    confounder_strength: float = 0.0  # default association with the class (0: independent) of every class-correlated confounder
     strengths: dict = field(default_factory=dict)  # "dataset.confounder" -> strength, overriding the default
     group_size: int = 8  # images per patient/slide group (about)
 
     def check(self) -> ModalityParams:
         """Validate ranges and confounder names; returns self."""
         _require(12 <= self.n_images <= 100_000, f"n_images={self.n_images} must be in 12..100000")
+        _require(1 <= self.min_per_class <= 10_000, f"min_per_class={self.min_per_class} must be in 1..10000")
         _require(32 <= self.image_size <= 512, f"image_size={self.image_size} must be in 32..512")
         _require(self.group_size >= 1, f"group_size={self.group_size} must be >= 1")
         correlated = {f"{m.name}.{c.name}" for m in SYNTH_MODALITIES.values() for c in m.confounders if c.by_class}
@@ -144,6 +167,10 @@ class ModalityParams:
     def strength(self, dataset: str, confounder: str) -> float:
         """Strength of one class-correlated confounder."""
         return float(self.strengths.get(f"{dataset}.{confounder}", self.confounder_strength))
+
+    def size(self, dataset: str) -> int:
+        """Images in one dataset: n_images, raised to min_per_class per class."""
+        return max(self.n_images, self.min_per_class * len(SYNTH_MODALITIES[dataset].classes))
 
 
 def _require(ok: bool, message: str) -> None:
@@ -158,18 +185,21 @@ def plan_dataset(name: str, params: ModalityParams | None = None) -> pd.DataFram
     """Per-image plan of one dataset: id, split, class, path, group, confounders (+ class_index, seed, tone)."""
     spec, p = SYNTH_MODALITIES[name], (params or ModalityParams()).check()
     rng = np.random.default_rng([p.seed, NAMES.index(name)])
-    cls = np.sort(np.arange(p.n_images) % len(spec.classes))
+    n = p.size(name)
+    cls = np.sort(np.arange(n) % len(spec.classes))
     group, split = _groups(cls, p.group_size, rng)
-    order = rng.permutation(p.n_images)  # ids carry no class order
+    order = rng.permutation(n)  # ids carry no class order
     cls, group, split = cls[order], group[order], split[order]
-    ids = [f"{name}-{i:04d}" for i in range(p.n_images)]
+    ids = [f"{name}-{i:04d}" for i in range(n)]
     frame = pd.DataFrame({"id": ids, "split": split, "class": np.asarray(spec.classes)[cls]})
+    if spec.level1:
+        frame["level1"] = [spec.parent(c) for c in frame["class"]]
     frame["path"] = [f"{s}/{c}/{i}.png" for s, c, i in zip(frame["split"], frame["class"], ids)]
     frame[spec.group] = [f"{spec.group[0].upper()}{g:03d}" for g in group]
     for conf in spec.confounders:
         frame[conf.name] = _draw(conf, cls, group, p.strength(name, conf.name) if conf.by_class else 0.0, rng)
     tone = rng.standard_normal((group.max() + 1, 3))[group]
-    frame["class_index"], frame["seed"] = cls, rng.integers(0, 2**31 - 1, p.n_images)
+    frame["class_index"], frame["seed"] = cls, rng.integers(0, 2**31 - 1, n)
     frame["tone"] = [tuple(float(v) for v in t) for t in tone]
     return frame
 
@@ -229,14 +259,15 @@ def _describe(spec: Modality, frame: pd.DataFrame, p: ModalityParams) -> dict:
                             "strength": p.strength(spec.name, c.name) if c.by_class else None}
                    for c in spec.confounders}
     return {"modality": spec.modality, "stands_for": spec.stands_for, "classes": list(spec.classes), "mode": spec.mode,
-            "group": spec.group, "confounders": confounders, "n_groups": int(frame[spec.group].nunique()),
+            "group": spec.group, "level1": spec.level1, "confounders": confounders, "n_groups": int(frame[spec.group].nunique()),
             "counts": {s: int((frame["split"] == s).sum()) for s in SPLITS}}
 
 
 def metadata_columns(name: str) -> list[str]:
     """Columns of `<dataset>/metadata.csv`."""
     spec = SYNTH_MODALITIES[name]
-    return ["id", "split", "class", "path", spec.group, *(c.name for c in spec.confounders)]
+    level1 = ["level1"] if spec.level1 else []
+    return ["id", "split", "class", *level1, "path", spec.group, *(c.name for c in spec.confounders)]
 
 
 def generate_synth_modalities(root=None, **knobs) -> Path:

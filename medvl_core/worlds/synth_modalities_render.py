@@ -365,25 +365,47 @@ def _glands(rng, zoom):
 
 # ------------------------------------------------------------------ cytology (HiCervix stand-in)
 
-CELLS = {  # count range, cell radius range, nucleus/cell ratio range, nucleus darkness, halo
-    "nilm": ((5, 8), (0.17, 0.23), (0.15, 0.2), 0.55, False),
-    "lsil": ((4, 7), (0.16, 0.21), (0.3, 0.38), 0.75, True),
-    "hsil": ((9, 14), (0.09, 0.12), (0.5, 0.65), 1.0, False),
+# HiCervix-like hierarchy: 29 fine classes under 4 level-1 groups (stand-in names, not HiCervix's own list)
+CYTOLOGY_TREE = {
+    "negative": ("nilm", "atrophy", "repair", "metaplasia", "endocervical", "endometrial", "parabasal"),
+    "asc": ("asc_us", "lsil", "koilocyte", "asc_h", "hsil", "hsil_sheet", "scc", "keratinizing_scc"),
+    "agc": ("agc_nos", "agc_endocervical", "agc_endometrial", "agc_fn", "ais", "adenocarcinoma", "endometrial_ca"),
+    "microbe": ("candida", "trichomonas", "actinomyces", "herpes", "clue_cells", "bacillus", "cocci"),
 }
+CYTOLOGY_LEVEL1 = {fine: parent for parent, fines in CYTOLOGY_TREE.items() for fine in fines}
+CYTOLOGY_CLASSES = tuple(sorted(CYTOLOGY_LEVEL1))
+
+
+def cell_preset(cls: str) -> tuple:
+    """(count, radius, N:C ratio, darkness, halo, spread, aspect, pink share) of a fine class: its group's base
+    preset moved along the group's severity axis by the class's rank in the group."""
+    parent = CYTOLOGY_LEVEL1[cls]
+    rank = CYTOLOGY_TREE[parent].index(cls) / (len(CYTOLOGY_TREE[parent]) - 1)
+    if parent == "asc":  # NILM -> HSIL: more, smaller, darker, higher N:C
+        count = (int(4 + 6 * rank), int(7 + 8 * rank))
+        radius = (0.17 - 0.08 * rank, 0.22 - 0.1 * rank)
+        ratio = (0.25 + 0.3 * rank, 0.32 + 0.33 * rank)
+        return count, radius, ratio, 0.7 + 0.3 * rank, cls in ("lsil", "koilocyte"), 0.75 - 0.3 * rank, 0.8, 0.2 + 0.5 * (cls == "keratinizing_scc")
+    if parent == "agc":  # columnar, crowded clusters, elongated nuclei
+        return (6 + int(5 * rank), 10 + int(6 * rank)), (0.08, 0.12), (0.35 + 0.25 * rank, 0.45 + 0.25 * rank), \
+            0.65 + 0.3 * rank, False, 0.35 - 0.15 * rank, 0.45, 0.5
+    if parent == "negative":  # benign variants: size, shape and stain of normal cells
+        return (3 + int(5 * rank), 6 + int(5 * rank)), (0.2 - 0.1 * rank, 0.25 - 0.1 * rank), (0.12 + 0.15 * rank, 0.18 + 0.15 * rank), \
+            0.5 + 0.1 * rank, False, 0.8 - 0.2 * rank, 1.0 - 0.4 * (cls in ("endocervical", "endometrial")), rank
+    return (5, 8), (0.17, 0.23), (0.15, 0.2), 0.55, False, 0.75, 0.9, 0.35  # microbe: normal cells + organisms
 
 
 def cytology(sc: Scene) -> np.ndarray:
-    """Pap smear field: NILM (small nuclei), LSIL (enlarged nuclei, koilocytic halo), HSIL (high N:C, dark)."""
+    """Pap smear field: cells drawn from the fine class's preset, plus the organisms of a microbe class."""
     rng = np.random.default_rng([sc.seed, 6])
     y, x = grid(sc.size)
-    count, radius, ratio, dark, halo = CELLS[sc.cls]
+    count, radius, ratio, dark, halo, spread, min_aspect, pink_share = cell_preset(sc.cls)
     n = int(rng.integers(*count))
-    spread = 0.45 if sc.cls == "hsil" else 0.75
     cy, cx = rng.normal(0, spread, (2, n)).clip(-0.85, 0.85)
-    r, theta, aspect = rng.uniform(*radius, n), rng.uniform(0, np.pi, n), rng.uniform(0.65, 1.0, n)
+    r, theta, aspect = rng.uniform(*radius, n), rng.uniform(0, np.pi, n), rng.uniform(min_aspect, 1.0, n)
     img = np.ones((sc.size, sc.size, 3), np.float32) * np.array([0.93, 0.92, 0.87], np.float32)
     img += 0.015 * texture(rng, sc.size, 0.05)[..., None]
-    pink = rng.random(n) < 0.35
+    pink = rng.random(n) < pink_share
     for i in range(n):
         cell = shape(y, x, cy[i], cx[i], r[i] * aspect[i], r[i], theta[i], 0.05, wobble(rng, 0.12))
         img = img * (1 - 0.6 * cell[..., None]) + 0.6 * cell[..., None] * (
@@ -393,6 +415,8 @@ def cytology(sc: Scene) -> np.ndarray:
         img = paint(img, 0.8 * spots(y, x, cy, cx, 1.7 * k * r * aspect, edge=0.1), [0.9, 0.92, 0.92])
     nuclei = spots(y, x, cy, cx, k * r * aspect, rng.uniform(0.7, 1.0, n), theta, edge=0.12)
     img = paint(img, dark * nuclei, [0.2, 0.14, 0.42])
+    if CYTOLOGY_LEVEL1[sc.cls] == "microbe":
+        img = _organisms(img, rng, y, x, sc.cls, sc.size)
     if sc.conf["inflammation"] == "yes":
         m, extra = 30, np.random.default_rng([sc.seed, OVERLAY_STREAM])
         img = paint(img, 0.8 * spots(y, x, *extra.uniform(-0.95, 0.95, (2, m)), np.full(m, 0.018), edge=0.2),
@@ -401,6 +425,22 @@ def cytology(sc: Scene) -> np.ndarray:
     if sc.conf["scanner"] == "B":  # softer optics, warmer white balance
         img = gaussian_filter(img, (0.9 * sc.size / 64, 0.9 * sc.size / 64, 0)) * np.array([1.0, 0.96, 0.84], np.float32)
     return to_uint8(img + 0.012 * rng.standard_normal(img.shape))
+
+
+ORGANISMS = {  # count, radius, aspect (elongation), colour
+    "candida": (14, 0.018, 6.0, (0.75, 0.35, 0.55)), "trichomonas": (6, 0.05, 1.5, (0.45, 0.6, 0.65)),
+    "actinomyces": (3, 0.09, 1.0, (0.25, 0.2, 0.45)), "herpes": (3, 0.07, 1.0, (0.35, 0.25, 0.55)),
+    "clue_cells": (60, 0.012, 1.0, (0.3, 0.3, 0.45)), "bacillus": (40, 0.01, 3.5, (0.35, 0.3, 0.5)),
+    "cocci": (90, 0.008, 1.0, (0.4, 0.3, 0.5)),
+}
+
+
+def _organisms(img, rng, y, x, cls, size):
+    """The organisms of a microbe class: hyphae, pear-shaped protozoa, dark tangles, multinucleation, bacteria."""
+    n, radius, aspect, colour = ORGANISMS[cls]
+    cy, cx = rng.uniform(-0.85, 0.85, (2, n))
+    return paint(img, 0.75 * spots(y, x, cy, cx, np.full(n, radius), np.full(n, aspect), rng.uniform(0, np.pi, n),
+                                   edge=0.2), colour)
 
 
 # ------------------------------------------------------------------ fundus (DeepDR stand-in)
@@ -444,27 +484,46 @@ def _vessels(size, dy, dx, side, rng):
     return gaussian_filter(overlay(size, draw), 0.4 * size / 64)
 
 
+FUNDUS_CLASSES = ("dr0_none", "dr1_mild", "dr2_moderate", "dr3_severe", "dr4_proliferative")  # DeepDR's grades 0-4
+
+
 def _dr_lesions(img, rng, y, x, cls):
-    """Microaneurysms (mild); blot haemorrhages and yellow hard exudates near the macula (severe)."""
-    if cls == "no_dr":
+    """By grade: microaneurysms (1+), blot haemorrhages (2+), more of them and hard exudates (3+), new vessels (4)."""
+    grade = FUNDUS_CLASSES.index(cls)
+    if grade == 0:
         return img
-    if cls == "mild":
-        n = int(rng.integers(4, 8))
-        return paint(img, spots(y, x, *rng.uniform(-0.55, 0.55, (2, n)), np.full(n, 0.028), edge=0.15), [0.35, 0.03, 0.03])
-    n = int(rng.integers(8, 14))
-    img = paint(img, spots(y, x, *rng.uniform(-0.6, 0.6, (2, n)), rng.uniform(0.04, 0.07, n), edge=0.15), [0.32, 0.03, 0.02])
-    m = int(rng.integers(8, 16))
-    ey, ex = rng.normal(0, 0.22, (2, m))
-    return paint(img, spots(y, x, ey, ex, rng.uniform(0.025, 0.04, m), edge=0.15), [1.0, 0.9, 0.35])
+    n = int(rng.integers(4, 8))
+    img = paint(img, spots(y, x, *rng.uniform(-0.55, 0.55, (2, n)), np.full(n, 0.028), edge=0.15), [0.35, 0.03, 0.03])
+    if grade >= 2:
+        n = int(rng.integers(3, 6) * (grade - 1))
+        img = paint(img, spots(y, x, *rng.uniform(-0.6, 0.6, (2, n)), rng.uniform(0.04, 0.07, n), edge=0.15),
+                    [0.32, 0.03, 0.02])
+    if grade >= 3:
+        m = int(rng.integers(8, 16))
+        ey, ex = rng.normal(0, 0.22, (2, m))
+        img = paint(img, spots(y, x, ey, ex, rng.uniform(0.025, 0.04, m), edge=0.15), [1.0, 0.9, 0.35])
+    if grade == 4:  # neovascular tufts: clusters of thin, elongated red segments
+        m = 24
+        ty, tx = (rng.uniform(-0.5, 0.5, (2, 3))[:, rng.integers(0, 3, m)] + rng.normal(0, 0.06, (2, m)))
+        img = paint(img, 0.9 * spots(y, x, ty, tx, np.full(m, 0.012), np.full(m, 5.0), rng.uniform(0, np.pi, m),
+                                     edge=0.2), [0.6, 0.05, 0.05])
+    return img
 
 
 # ------------------------------------------------------------------ dermoscopy (ISIC2019 stand-in)
 
-LESIONS = {  # radius range, border wobble, colour
-    "nevus": ((0.28, 0.38), 0.06, (0.52, 0.33, 0.2)),
-    "melanoma": ((0.36, 0.5), 0.45, (0.36, 0.2, 0.12)),
-    "keratosis": ((0.3, 0.42), 0.15, (0.72, 0.55, 0.38)),
+LESIONS = {  # ISIC 2019's nine categories: radius range, border wobble, colour, detail
+    "ak": ((0.3, 0.4), 0.2, (0.8, 0.45, 0.4), "scale"),  # actinic keratosis: red, rough, scaly
+    "bcc": ((0.25, 0.35), 0.1, (0.85, 0.62, 0.6), "vessels"),  # basal cell carcinoma: pearly, arborising vessels
+    "bkl": ((0.3, 0.42), 0.15, (0.72, 0.55, 0.38), "cysts"),  # benign keratosis: milia-like cysts, comedo openings
+    "df": ((0.16, 0.22), 0.05, (0.6, 0.42, 0.3), "white_patch"),  # dermatofibroma: small, central white patch
+    "mel": ((0.36, 0.5), 0.45, (0.36, 0.2, 0.12), "blotches"),  # melanoma: large, irregular, black/blue-grey
+    "nv": ((0.28, 0.38), 0.06, (0.52, 0.33, 0.2), ""),  # nevus: regular, brown
+    "scc": ((0.3, 0.42), 0.25, (0.85, 0.5, 0.45), "keratin"),  # squamous cell carcinoma: central keratin mass
+    "unk": ((0.25, 0.45), 0.25, (0.62, 0.45, 0.35), "mixed"),  # unknown/other
+    "vasc": ((0.2, 0.3), 0.1, (0.65, 0.15, 0.3), "lacunae"),  # vascular: red-purple lacunae
 }
+DERMOSCOPY_CLASSES = tuple(sorted(LESIONS))
 
 
 def dermoscopy(sc: Scene) -> np.ndarray:
@@ -473,13 +532,13 @@ def dermoscopy(sc: Scene) -> np.ndarray:
     y, x = grid(sc.size)
     skin = np.array([0.9, 0.72, 0.62], np.float32) * (1 - 0.1 * np.clip(sc.tone[0], -2, 2))
     img = skin * (1 + 0.03 * texture(rng, sc.size, 0.02))[..., None]
-    radius, irregular, colour = LESIONS[sc.cls]
+    radius, irregular, colour, detail = LESIONS[sc.cls]
     r = rng.uniform(*radius)
     cy, cx = rng.uniform(-0.12, 0.12, 2)
     lesion = shape(y, x, cy, cx, r * rng.uniform(0.8, 1.0), r, rng.uniform(0, np.pi), 0.04, wobble(rng, irregular))
     img = paint(img, lesion * 0.95, colour)
     img = paint(img, 0.35 * shape(y, x, cy, cx, 0.45 * r, 0.45 * r, edge=0.3) * lesion, np.array(colour) * 0.7)
-    img = _lesion_detail(img, rng, y, x, sc.cls, lesion, sc.size)
+    img = _lesion_detail(img, rng, y, x, detail, lesion, sc.size)
     if sc.conf["ruler"] == "yes":
         img = paint(img, _ruler(sc.size, np.random.default_rng([sc.seed, OVERLAY_STREAM])), 0.08)
     if sc.conf["vignette"] == "yes":
@@ -487,17 +546,28 @@ def dermoscopy(sc: Scene) -> np.ndarray:
     return to_uint8(img + 0.01 * rng.standard_normal(img.shape))
 
 
-def _lesion_detail(img, rng, y, x, cls, lesion, size):
-    """Melanoma: black and blue-grey blotches; keratosis: milia-like cysts and comedo-like openings."""
-    if cls == "melanoma":
+LESION_DOTS = {  # detail -> (count, radius, aspect, colour) of small marks inside the lesion
+    "cysts": (7, 0.03, 1.0, (0.95, 0.92, 0.85)), "vessels": (12, 0.012, 6.0, (0.7, 0.1, 0.15)),
+    "scale": (20, 0.025, 1.0, (0.95, 0.9, 0.85)), "lacunae": (10, 0.05, 1.0, (0.45, 0.05, 0.2)),
+    "mixed": (6, 0.04, 1.0, (0.3, 0.2, 0.15)),
+}
+
+
+def _lesion_detail(img, rng, y, x, detail, lesion, size):
+    """Blotches (melanoma), a central white patch or keratin mass, or small dots/lines inside the lesion."""
+    if detail == "blotches":
         t = texture(rng, size, 0.06)
         img = paint(img, sigmoid((t - 0.6) / 0.1) * lesion, [0.1, 0.07, 0.07])
         return paint(img, 0.8 * sigmoid((-t - 0.7) / 0.1) * lesion, [0.45, 0.5, 0.62])
-    if cls == "keratosis":
-        n = 14
+    if detail in ("white_patch", "keratin"):
+        r = 0.08 if detail == "white_patch" else 0.14
+        return paint(img, 0.85 * shape(y, x, 0, 0, r, r, edge=0.2) * lesion, [0.97, 0.95, 0.9] if
+                     detail == "white_patch" else [0.95, 0.9, 0.7])
+    if detail in LESION_DOTS:
+        n, radius, aspect, colour = LESION_DOTS[detail]
         cy, cx = rng.uniform(-0.4, 0.4, (2, n))
-        img = paint(img, spots(y, x, cy[:7], cx[:7], np.full(7, 0.03)) * lesion, [0.95, 0.92, 0.85])
-        return paint(img, spots(y, x, cy[7:], cx[7:], np.full(7, 0.025)) * lesion, [0.3, 0.2, 0.12])
+        marks = spots(y, x, cy, cx, np.full(n, radius), np.full(n, aspect), rng.uniform(0, np.pi, n))
+        return paint(img, marks * lesion, colour)
     return img
 
 
