@@ -119,9 +119,10 @@ def test_label_prompt_request_and_parsing():
 
 def test_llm_labels_ask_once_per_case_with_answers(tmp_path):
     with FakeMessagesServer(responder=label_responder) as server:
-        labels = llm_labels(make_client(server, tmp_path), [["It is psoriasis."], [], ["A rash."], ["melanoma?"]])
-    assert labels == ["psoriasis", "", "", "melanoma"]
-    assert len(server.requests) == 3  # the case without answers costs no call
+        labels = llm_labels(make_client(server, tmp_path),
+                            [["It is psoriasis."], [], ["A rash."], ["melanoma?"], ["It is psoriasis."]])
+    assert labels == ["psoriasis", "", "", "melanoma", "psoriasis"]
+    assert len(server.requests) == 3  # no call for the case without answers, one for the two identical ones
     assert server.requests[0]["body"]["messages"][0]["content"] == label_prompt()["system"]
 
 
@@ -149,5 +150,5 @@ def test_study_uses_llm_labels_and_api_label_embeddings(data_root, tmp_path):
     fit = m3g.fit_label_clip(data, 8, TrainConfig(epochs=1, device="cpu", progress=False), embed_dim=8)
     assert m3g.label_embeddings(fit.model, data).shape == (3, 8)
     paths = [r["path"] for r in server.requests]
-    # 3 distinct discussions per split (identical ones are one cached request), one embeddings batch
-    assert paths.count("/v1/embeddings") == 1 and paths.count("/v1/chat/completions") == 3 + 3
+    # 3 distinct discussions, asked once each (the valid split repeats them: cache hits), one embeddings batch
+    assert paths.count("/v1/embeddings") == 1 and paths.count("/v1/chat/completions") == 3

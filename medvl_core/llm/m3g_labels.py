@@ -37,11 +37,10 @@ def parse_label(reply: str) -> str:
 
 
 def llm_labels(client, cases: Sequence[Sequence[str]]) -> list[str]:
-    """One label per case (its list of answers) from `client.complete_many`; cases without answers get ''."""
-    cases = [list(case) for case in cases]
-    asked = [i for i, case in enumerate(cases) if any(str(r).strip() for r in case)]
-    replies = client.complete_many([label_request(cases[i]) for i in asked])
-    labels = [""] * len(cases)
-    for i, reply in zip(asked, replies):
-        labels[i] = parse_label(reply.text)
-    return labels
+    """One label per case (its list of answers) from `client.complete_many`; cases without answers get ''.
+
+    Cases with identical answers share one request (also when they would be in flight at the same time)."""
+    requests = [label_request(case) if any(str(r).strip() for r in case) else None for case in cases]
+    distinct = list(dict.fromkeys(r for r in requests if r is not None))  # identical discussions: one call
+    replies = dict(zip(distinct, client.complete_many(distinct)))
+    return [parse_label(replies[r].text) if r is not None else "" for r in requests]
