@@ -163,8 +163,8 @@ def test_m3g_full_yaml_at_toy_size(tmp_path, monkeypatch):
     assert (full["image_encoder"], full["train_image_tower"], full["embed_dim"], full["batch_size"]) == (
         "timm:resnet50.a1_in1k", True, 256, 256)
     toy = {"image_size": 32, "embed_dim": 8, "batch_sizes": [4, 8], "batch_size": 8, "epochs": 1,
-           "pca_components": 2, "claude_max_cases": 2, "device": "cpu"}
-    assert set(toy) <= set(full)  # only sizes, epochs and the device change
+           "pca_components": 2, "claude_max_cases": 2, "claude_run": False, "device": "cpu"}
+    assert full["claude_run"] is True and set(toy) <= set(full)  # sizes, epochs, device; Claude's dry run (no paid call)
     out = tmp_path / "run"
     with FakeMessagesServer(responder=label_responder) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", f"{server.base_url}/v1")
@@ -177,7 +177,7 @@ def test_m3g_full_yaml_at_toy_size(tmp_path, monkeypatch):
     assert metrics["n_conditions"] == 3 and metrics["best_batch_size"] in (4, 8)
     table2 = [key for key in metrics if key.startswith("dbleu_batch_")]
     assert table2 and all(0.0 <= metrics[key] <= 100.0 for key in table2)
-    assert "dbleu_claude_img_2_calls" not in metrics  # no Anthropic key: the dry run, no Table 1 scores
+    assert "dbleu_claude_img_2_calls" not in metrics and metrics["claude_arm"] == "dry run"  # no Table 1 scores
     notebook = (out / "m3g_answer_generation.ipynb").read_text()
     assert "sk-openai-test" not in notebook
     assert "training labels: 3 (from gpt-4-turbo)" in notebook

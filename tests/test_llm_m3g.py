@@ -20,6 +20,7 @@ from medvl_core.llm import SCENARIOS, ClaudeClient, M3GCase, answer_cases, case_
 from medvl_core.llm.m3g import (
     answer_sentence,
     build_request,
+    check_claude_run,
     diagnosis_name,
     dry_run,
     estimate_tokens,
@@ -28,7 +29,6 @@ from medvl_core.llm.m3g import (
     parse_answer,
     prompts_file,
     scenario,
-    use_dry_run,
 )
 
 # Appendix A's system prompts, transcribed again here from the paper (typos included) to check the data file.
@@ -347,13 +347,17 @@ def test_dry_run_counts_first_calls_with_the_sdk_when_reachable(server, client, 
     assert fallback.token_source.startswith("estimated") and "not reachable" in fallback.token_source
 
 
-def test_use_dry_run_defaults_to_the_key(monkeypatch):
-    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    assert use_dry_run(None) and not use_dry_run(False)
+def test_claude_runs_only_when_asked_and_checks_model_and_key_first(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-x")
-    assert not use_dry_run(None) and use_dry_run(True)
-    with pytest.raises(ParameterError, match="claude_dry_run"):
-        use_dry_run("yes")
+    check_claude_run(False, "claude-3-opus-20240229")  # not asked: neither the key nor the retired model matters
+    with pytest.raises(ParameterError, match="-p claude_model"):
+        check_claude_run(True, "claude-3-opus-20240229")
+    check_claude_run(True, "claude-opus-4-7")
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    with pytest.raises(ParameterError, match="claude_run=True .* ANTHROPIC_API_KEY"):
+        check_claude_run(True, "claude-opus-4-7")
+    with pytest.raises(ParameterError, match="claude_run='yes'"):
+        check_claude_run("yes", "claude-opus-4-7")
 
 
 def test_llm_import_stays_light():

@@ -26,6 +26,7 @@ from medvl_core.studies.m3g_answer_generation import (
     answers,
     batch_size_sweep,
     case_vote,
+    claude_arm,
     claude_dry_run,
     claude_table,
     control_rows,
@@ -206,12 +207,14 @@ def test_dbleu_metrics_record_the_official_score_with_labelled_extras():
     assert dbleu_metrics(pd.DataFrame(), "test", {"img 1-call": "dbleu_claude_img_1_call"}) == {}  # arm not run
 
 
-def test_sdk_token_counter_only_with_a_key_and_a_served_model(monkeypatch, data_root):
-    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    assert sdk_token_counter("claude-opus-4-7") is None
+def test_sdk_token_counter_only_when_asked_for(monkeypatch, data_root):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
-    assert sdk_token_counter("claude-3-opus-20240229") is None  # retired: the dry run estimates instead
-    assert sdk_token_counter("claude-opus-4-7").model == "claude-opus-4-7"
+    assert sdk_token_counter("claude-opus-4-7", count_tokens=False) is None  # a key alone changes nothing
+    assert sdk_token_counter("claude-3-opus-20240229", count_tokens=True) is None  # retired: the dry run estimates
+    assert sdk_token_counter("claude-opus-4-7", count_tokens=True).model == "claude-opus-4-7"
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    with pytest.raises(ParameterError, match="claude_count_tokens=True .* ANTHROPIC_API_KEY"):
+        sdk_token_counter("claude-opus-4-7", count_tokens=True)
 
 
 def _write_dermavqa(root, test: bool = False):
@@ -288,6 +291,25 @@ def test_claude_table_and_dry_run_on_a_dermavqa_layout(data_root, tmp_path, monk
     metrics = dbleu_metrics(table1, "valid", CLAUDE_METRICS)
     assert metrics["dbleu_claude_img_1_call"] == table1["dBLEU"].iloc[0]
     assert metrics["dbleu_weighted_claude_img_plus_text"] == table1["dBLEU weighted"].iloc[3]
+
+
+def test_claude_arm_is_a_dry_run_unless_asked_and_fails_alone(data_root, monkeypatch):
+    from llm_fake_server import FakeMessagesServer
+
+    root = data_root / "dermavqa"
+    _write_dermavqa(root)
+    data = prepare_m3g("dermavqa", root=root, splits=("train", "valid"), image_encoder="tiny:cnn",
+                       text_encoder="tiny:text", image_size=32)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    with FakeMessagesServer() as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
+        table, answers_, outcome, plan = claude_arm(data, "valid", "claude-opus-4-7", False, max_cases=2)
+        assert (len(table), answers_, outcome, plan.n_cases) == (0, {}, "dry run", 2)
+        assert server.requests == [] and server.count_requests == []  # the exported key called nothing
+        server.inject(400, times=50)  # every request refused: the arm fails, the caller goes on
+        table, answers_, outcome, message = claude_arm(data, "valid", "claude-opus-4-7", True, max_cases=2)
+    assert (len(table), answers_, outcome) == (0, {}, "failed")
+    assert message.startswith("The Claude arm failed, alone") and "400" in message
 
 
 def test_bad_images_fail_before_training_or_their_cases_are_skipped(data_root):

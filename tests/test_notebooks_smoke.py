@@ -60,6 +60,18 @@ def test_single_thread_run_matches_the_committed_notebook(tmp_path, monkeypatch)
     assert not metric_differences(measured, committed, load_tolerances()[paper_id])
 
 
+def test_a_claude_run_with_the_retired_model_stops_before_any_call(tmp_path, monkeypatch, capfd):
+    """`-p claude_run true` with the paper's retired model: one error naming -p claude_model, no request, exit 1."""
+    from llm_fake_server import FakeMessagesServer
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    with FakeMessagesServer() as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
+        assert cli.execute("m3g_answer_generation", {"claude_run": True}, tmp_path / "run", progress=False) == 1
+    assert server.requests == [] and server.count_requests == []
+    assert "-p claude_model" in capfd.readouterr().err
+
+
 def test_loss_relaxation(metrics_of):
     m = metrics_of("loss_relaxation")
     assert 0.0 < m["near_duplicate_pair_fraction"] < 0.5

@@ -18,12 +18,12 @@ from .m3g import (
     M3GTrace,
     answer_cases,
     case_from_item,
+    check_claude_run,
     dry_run,
     load_prompts,
     run_scenario,
-    use_dry_run,
 )
 
 __all__ = ["NO_KEY_MESSAGE", "SCENARIOS", "ClaudeClient", "DryRun", "LLMReply", "LLMRequest", "LLMRequestError",
            "M3GCase", "M3GTrace", "MissingAPIKeyError", "UsageSummary", "answer_cases", "api_key_available",
-           "case_from_item", "check_model", "dry_run", "load_prompts", "run_scenario", "use_dry_run"]
+           "case_from_item", "check_claude_run", "check_model", "dry_run", "load_prompts", "run_scenario"]

@@ -30,12 +30,14 @@ import yaml
 from ..config import papers_dir
 from ..errors import DataFormatError, MedvlError, ParameterError
 from .client import (
+    API_KEY_ENV,
     PRICES_SOURCE,
     ClaudeClient,
     LLMReply,
     LLMRequest,
     api_key_available,
     check_known_model,
+    check_model,
     image_bytes,
     image_media_type,
     model_advice,
@@ -294,13 +296,16 @@ def _check_cases(cases: Sequence[M3GCase], scenario_name: str) -> None:
 
 # ------------------------------------------------------------------ dry run
 
-def use_dry_run(claude_dry_run: bool | None) -> bool:
-    """The notebook's claude_dry_run: None means a dry run exactly when ANTHROPIC_API_KEY is absent."""
-    if claude_dry_run is None:
-        return not api_key_available()
-    if not isinstance(claude_dry_run, bool):
-        raise ParameterError(f"claude_dry_run={claude_dry_run!r}; use True, False or None (dry run when no key)")
-    return claude_dry_run
+def check_claude_run(claude_run, model: str) -> None:
+    """Before any work: a real Claude run is asked for only by `claude_run=True`, and needs a served model and a key."""
+    if not isinstance(claude_run, bool):
+        raise ParameterError(f"claude_run={claude_run!r}; use True (call the Anthropic API, paid) or False (dry run)")
+    if not claude_run:
+        return
+    check_model(model)
+    if not api_key_available():
+        raise ParameterError(f"claude_run=True calls the Anthropic API and needs {API_KEY_ENV} in the environment; "
+                             "export it, or keep claude_run=False for the dry run (requests, tokens, cost)")
 
 
 @dataclass(frozen=True)
@@ -492,5 +497,5 @@ def _price_line(price: tuple, known: bool) -> str:
 
 
 __all__ = ["ANSWER_TEMPLATE", "SCENARIOS", "DryRun", "M3GCase", "M3GTrace", "PromptCall", "Scenario", "answer_cases", "answer_sentence",
-           "api_key_available", "build_request", "case_from_item", "diagnosis_name", "dry_run", "load_prompts",
-           "paper_model", "parse_answer", "run_scenario", "scenario", "use_dry_run"]
+           "api_key_available", "build_request", "case_from_item", "check_claude_run", "diagnosis_name", "dry_run", "load_prompts",
+           "paper_model", "parse_answer", "run_scenario", "scenario"]

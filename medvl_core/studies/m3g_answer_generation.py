@@ -37,7 +37,7 @@ from ..data.check import screen
 from ..data.images import load_image
 from ..data.monai_augment import MonaiAugment, view_seed
 from ..data.pairs import FeaturePairs
-from ..errors import ParameterError
+from ..errors import MedvlError, ParameterError
 from ..eval.deltableu import delta_bleu
 from ..eval.knn import cosine_topk
 from ..llm.m3g_labels import llm_labels
@@ -763,14 +763,38 @@ def claude_table(client, data: M3GData, split: str, scenarios=None, max_cases: i
     return pd.DataFrame(rows), out
 
 
-def sdk_token_counter(model: str):
-    """A ClaudeClient for the SDK's token counting when a key is set and `model` is served; else None (estimates)."""
+def sdk_token_counter(model: str, count_tokens: bool):
+    """A ClaudeClient for the SDK's (free) token counting when asked for and `model` is served; else None (estimates)."""
     from ..llm import ClaudeClient, api_key_available
-    from ..llm.client import retired_on
+    from ..llm.client import API_KEY_ENV, retired_on
 
-    if not api_key_available() or retired_on(model):
+    if not count_tokens or retired_on(model):
         return None
+    if not api_key_available():
+        raise ParameterError(f"claude_count_tokens=True asks the Anthropic API to count tokens and needs {API_KEY_ENV} "
+                             "in the environment; export it, or keep claude_count_tokens=False (offline estimates)")
     return ClaudeClient(model, cache_dir("claude"), progress=False, timeout=20.0)
+
+
+def claude_arm(data: M3GData, split: str, model: str, claude_run: bool, *, max_cases: int = 0, concurrency: int = 4,
+               count_tokens: bool = False, show=None) -> tuple[pd.DataFrame, dict, str, object]:
+    """Table 1's Claude arm: the dry run unless `claude_run`; (rows, answers, outcome, plan or usage).
+
+    The outcome is "dry run", "ran" or "failed": a real run that fails (API errors after retries) fails alone, so
+    Tables 2-4 still run; the returned object is then the error message.
+    """
+    from ..llm import ClaudeClient
+
+    if not claude_run:
+        counter = sdk_token_counter(model, count_tokens)
+        return pd.DataFrame(), {}, "dry run", claude_dry_run(data, split, model, max_cases=max_cases, counter=counter,
+                                                             show=show)
+    client = ClaudeClient(model, cache_dir("claude"), max_concurrency=concurrency, progress=False)
+    try:
+        table, answers = claude_table(client, data, split, max_cases=max_cases)
+    except MedvlError as exc:
+        return pd.DataFrame(), {}, "failed", f"The Claude arm failed, alone (Tables 2-4 below do not need it): {exc}"
+    return table, answers, "ran", client.usage().as_dict()
 
 
 def claude_dry_run(data: M3GData, split: str, model: str, scenarios=None, max_cases: int = 0, counter=None,
