@@ -218,6 +218,9 @@ def _train_on_processes(n: int, model, train_dataset, loss_fn, config: TrainConf
     if config.batch_size % n:
         raise ParameterError(f"batch_size={config.batch_size} is the global batch and must split evenly over "
                              f"{n} processes (--processes); choose a multiple of {n}")
+    if config.grad_accum_steps > 1:  # our sharded loader does not tell Accelerate where an epoch ends
+        raise ParameterError(f"--processes {n} with grad_accum_steps={config.grad_accum_steps} is not supported: "
+                             "raise the global batch_size instead, or use --processes 1")
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         raise ParameterError(f"--processes {n}: CUDA was used in this kernel before the training; multi-GPU "
                              "training forks its processes, which needs CUDA untouched (run the towers on the "
