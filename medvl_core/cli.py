@@ -1,8 +1,9 @@
-"""`medvl` command line: list, run, batch, compare, summary."""
+"""`medvl` command line: list, run, batch, compare, refresh, summary, check-data (`medvl --help`)."""
 
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import itertools
 import json
@@ -19,7 +20,8 @@ from pathlib import Path
 import yaml
 
 from . import run_env as session
-from .errors import MedvlError, ParameterError
+from .config import REPO_ROOT, runs_root
+from .errors import MedvlError, ParameterError, UsageError
 from .io import atomic_write_json, atomic_write_text
 from .notebook import check_overrides, notebook_parameters
 from .papers import PAPERS, get_paper
@@ -30,70 +32,157 @@ EXIT_FAILED = 1
 EXECUTORS = ("local", "slurm")
 SLURM_KEYS = {"partition": "slurm_partition", "gpus": "gpus_per_node", "time": "timeout_min", "mem": "mem_gb",
               "cpus": "cpus_per_task"}  # sweep file `slurm:` key -> submitit parameter
+EPILOG = """\
+environment:
+  MEDVL_DATA          data root: real datasets, generated synthetic worlds, caches (default ~/.cache/medvl)
+  MEDVL_RUNS          where `medvl run` and `medvl batch` put their folders when --out is not given, and
+                      where a notebook run outside `medvl run` records (interactive/<paper>); default ./runs
+  MEDVL_NOTEBOOKS     folder of the paper notebooks that list, run, batch and refresh use, e.g. your edited
+                      copies (default: the repository's notebooks/)
+  MEDVL_TRUST_REMOTE_CODE=1
+                      let hf: checkpoints that ship their own model code load (it runs that code)
+  ANTHROPIC_API_KEY, OPENAI_API_KEY
+                      read from the environment only, and only when a parameter asks for a paid call
+
+exit status:
+  0  ok
+  1  a run or check failed (a notebook cell, a data check finding bad items, an error while running)
+  2  usage error: unknown paper, parameter, file or dataset, or a bad option value; nothing ran
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (`medvl run: error: ...`), like every other `medvl` error."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def main(argv=None) -> int:
-    """Entry point of the `medvl` console script."""
-    parser = _build_parser()
-    args = parser.parse_args(argv)
+    """Entry point of the `medvl` console script: 0 ok, 1 failed, 2 usage error."""
+    try:
+        args = _build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error printed by argparse
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         return args.func(args)
     except MedvlError as exc:
-        print(f"medvl: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        print(f"medvl: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILED
+
+
+def package_version() -> str:
+    """The installed medvl version, or pyproject.toml's when the package is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("medvl")
+    except PackageNotFoundError:
+        import tomllib
+
+        return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+def paper_id(text: str) -> str:
+    """argparse type of a paper positional: a known id, else one line with the closest id and every id."""
+    try:
+        return get_paper(text).id
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def dataset_names() -> list[str]:
+    """Names `medvl_core.data.open_dataset` knows, read from the data package's source.
+
+    Importing `medvl_core.data` imports torch, which would make every `medvl --help` slow; the names are the
+    string first arguments of `register(...)` calls and the keys of `SYNTHETIC_WORLDS`.
+    """
+    names = set()
+    for path in (Path(__file__).parent / "data").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "register" and node.args:
+                names.add(ast.literal_eval(node.args[0]))
+            elif isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "SYNTHETIC_WORLDS":
+                names.update(ast.literal_eval(key) for key in node.value.keys)
+    return sorted(names)
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medvl", description="Run the medvl executable papers.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="medvl", description="Run the medvl executable papers.", epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"medvl {package_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("list", help="list the papers and their parameters").set_defaults(func=cmd_list)
+    _add_run(sub)
+    _add_batch(sub)
+    _add_compare(sub)
+    refresh = sub.add_parser("refresh", help="re-execute notebooks with default parameters and commit-ready outputs")
+    # a type check, not `choices`: argparse rejects an empty nargs="*" list against choices (Python < 3.13)
+    refresh.add_argument("papers", nargs="*", type=paper_id, metavar="PAPER",
+                         help=f"paper ids (default: all): {', '.join(PAPERS)}")
+    refresh.set_defaults(func=cmd_refresh)
+    summary = sub.add_parser("summary", help="headline metric and runtime of every run under a folder")
+    summary.add_argument("folder", help="folder whose subfolders are run folders, e.g. runs/demo")
+    summary.set_defaults(func=cmd_summary)
+    _add_check_data(sub)
+    return parser
 
+
+def _paper_positional(parser, help_text: str) -> None:
+    parser.add_argument("paper", type=paper_id, choices=list(PAPERS), metavar="PAPER",
+                        help=f"{help_text}: {', '.join(PAPERS)}")
+
+
+def _add_run(sub) -> None:
     run = sub.add_parser("run", help="execute a paper notebook with papermill into a run folder")
-    run.add_argument("paper")
+    _paper_positional(run, "paper id")
     run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                     help="override one parameter (VALUE is parsed as YAML)")
-    run.add_argument("-f", "--params-file", action="append", default=[], help="YAML file of parameters")
-    run.add_argument("--out", help="run folder (default runs/<paper>/<timestamp>)")
+                     help="override one parameter (VALUE is parsed as YAML); wins over -f")
+    run.add_argument("-f", "--params-file", action="append", default=[], metavar="FILE",
+                     help="YAML mapping of parameter overrides: a path, or a bare name such as `full` meaning "
+                          "papers/<paper>/params/full.yaml (repeatable; later files win)")
+    run.add_argument("--out", help="run folder (default $MEDVL_RUNS/<paper>/<timestamp>; runs/<paper>/<timestamp> "
+                                   "when MEDVL_RUNS is unset)")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no epoch lines (run.log keeps them)")
     run.add_argument("--fresh", action="store_true",
                      help="discard the run folder's training checkpoints instead of resuming from them")
-    run.add_argument("--processes", type=int, default=1,
+    run.add_argument("--processes", type=int, default=1, metavar="N",
                      help="train on N processes (Accelerate data parallelism; one per GPU, or gloo on CPU) at the "
                           "notebook's global batch")
     run.set_defaults(func=cmd_run)
 
+
+def _add_batch(sub) -> None:
     batch = sub.add_parser("batch", help="run a parameter sweep (grid) and tabulate all runs")
-    batch.add_argument("sweep")
+    batch.add_argument("sweep", help="YAML sweep file: paper:, optional params: / params_file:, grid: of value "
+                                     "lists, optional slurm:")
     batch.add_argument("--jobs", type=int, default=1, help="runs at the same time")
-    batch.add_argument("--out", help="sweep folder (default runs/sweeps/<sweep name>)")
+    batch.add_argument("--out", help="sweep folder (default $MEDVL_RUNS/sweeps/<sweep name>; runs/sweeps/<sweep "
+                                     "name> when MEDVL_RUNS is unset)")
     batch.add_argument("--executor", choices=EXECUTORS, default="local",
                        help="local: processes on this machine; slurm: one Slurm job per run (submitit; resources "
                             "from the sweep's slurm: block)")
     batch.set_defaults(func=cmd_batch)
 
+
+def _add_compare(sub) -> None:
     compare = sub.add_parser("compare", help="the paper's tables beside a run folder's numbers")
-    compare.add_argument("paper")
-    compare.add_argument("run_dir")
+    _paper_positional(compare, "paper id")
+    compare.add_argument("run_dir", help="a run folder of that paper (holding metrics.json)")
     compare.add_argument("--format", choices=("text", "md"), default="text", help="terminal text or Markdown")
     compare.set_defaults(func=cmd_compare)
 
-    refresh = sub.add_parser("refresh", help="re-execute notebooks with default parameters and commit-ready outputs")
-    refresh.add_argument("papers", nargs="*", help="paper ids (default: all)")
-    refresh.set_defaults(func=cmd_refresh)
 
-    summary = sub.add_parser("summary", help="headline metric and runtime of every run under a folder")
-    summary.add_argument("folder")
-    summary.set_defaults(func=cmd_summary)
-
+def _add_check_data(sub) -> None:
     check = sub.add_parser("check-data", help="open every image and report of a dataset once; list the bad ones")
-    check.add_argument("dataset")
+    names = dataset_names()
+    check.add_argument("dataset", choices=names, metavar="DATASET", help=f"dataset name: {', '.join(names)}")
     check.add_argument("--root", help="dataset folder (default: its place under $MEDVL_DATA)")
     check.add_argument("--split", default="all", help="split to check (default: all)")
     check.add_argument("--views", help="views to include, e.g. all (default: the loader's, usually frontal)")
     check.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="reader threads")
     check.add_argument("--quiet", action="store_true", help="no progress bar")
     check.set_defaults(func=cmd_check_data)
-    return parser
 
 
 def cmd_check_data(args) -> int:
@@ -129,12 +218,24 @@ def cmd_run(args) -> int:
     paper = get_paper(args.paper)
     overrides = {}
     for file in args.params_file:
-        overrides.update(load_params_file(paper.params_file(file) if not Path(file).exists() else Path(file)))
+        overrides.update(load_params_file(params_path(paper, file)))
     overrides.update({name: _parse_value(value) for name, value in args.param})
-    out = Path(args.out) if args.out else Path("runs") / paper.id / time.strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else runs_root() / paper.id / time.strftime("%Y%m%d-%H%M%S")
     if args.processes < 1:
         raise ParameterError(f"--processes {args.processes}: give 1 or more")
     return execute(paper.id, overrides, out, progress=not args.quiet, fresh=args.fresh, processes=args.processes)
+
+
+def params_path(paper, file: str) -> Path:
+    """-f FILE: an existing path, else papers/<paper>/params/FILE[.yaml]; a usage error naming both when neither exists."""
+    if Path(file).is_file():
+        return Path(file)
+    path = paper.params_file(file)
+    if not path.is_file():
+        names = ", ".join(sorted(p.stem for p in path.parent.glob("*.yaml"))) or "none"
+        raise ParameterError(f"params file {file!r} not found: neither a file nor papers/{paper.id}/params/"
+                             f"{path.name} (names there: {names})")
+    return path
 
 
 def load_params_file(path: Path) -> dict:
@@ -260,7 +361,7 @@ def cmd_batch(args) -> int:
     defaults = notebook_parameters(paper.notebook)
     for params in runs:
         check_overrides(defaults, params, f"paper {paper.id} in {sweep_path}")
-    out = Path(args.out) if args.out else Path("runs") / "sweeps" / sweep_path.stem
+    out = Path(args.out) if args.out else runs_root() / "sweeps" / sweep_path.stem
     todo = [(params, out / run_name(params, sweep.get("grid") or {})) for params in runs]
     pending = [(p, d) for p, d in todo if not is_complete(d)]
     print(f"medvl: {len(todo)} runs in {out}, {len(todo) - len(pending)} already complete, running {len(pending)}"
@@ -382,7 +483,7 @@ def cmd_compare(args) -> int:
     paper = get_paper(args.paper)
     run_dir = Path(args.run_dir)
     if not (run_dir / "metrics.json").is_file():
-        raise MedvlError(f"{run_dir}/metrics.json not found; run `medvl run {paper.id} --out {run_dir}` first")
+        raise UsageError(f"{run_dir}/metrics.json not found; run `medvl run {paper.id} --out {run_dir}` first")
     metrics = read_metrics(run_dir)
     tables = paper_tables(paper.id, metrics, metrics.get("produced_by") or f"the run in {run_dir}")
     print(render_text(tables, markdown=args.format == "md"))
@@ -405,7 +506,7 @@ def cmd_summary(args) -> int:
         rows.append({"paper": status.get("paper"), "status": status.get("status"), "headline metric": headline,
                      "value": metrics.get(headline), "runtime_s": status.get("runtime_s")})
     if not rows:
-        raise MedvlError(f"no run folders with run.json under {folder}; run `make demo` or `medvl run PAPER --out {folder}/PAPER`")
+        raise UsageError(f"no run folders with run.json under {folder}; run `make demo` or `medvl run PAPER --out {folder}/PAPER`")
     print(pd.DataFrame(rows).to_string(index=False))
     return 0
 

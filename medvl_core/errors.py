@@ -5,6 +5,10 @@ class MedvlError(Exception):
     """A user mistake or missing resource; the message says what and how to fix it."""
 
 
+class UsageError(MedvlError):
+    """The command line or a parameter asks for something unknown or invalid; `medvl` exits 2 before running."""
+
+
 class AssetNotFoundError(MedvlError):
     """An offline asset is not installed; the message names the package that provides it."""
 
@@ -17,5 +21,5 @@ class UnknownSpecError(MedvlError):
     """An encoder/model spec string is not understood or not reachable."""
 
 
-class ParameterError(MedvlError):
+class ParameterError(UsageError):
     """A notebook/run parameter is unknown or invalid."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from .config import notebooks_dir, papers_dir
-from .errors import MedvlError
+from .errors import MedvlError, UsageError
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def get_paper(paper_id: str) -> Paper:
         return PAPERS[paper_id]
     close = difflib.get_close_matches(paper_id, PAPERS, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise MedvlError(f"unknown paper {paper_id!r}{hint}; choose one of: {', '.join(PAPERS)}")
+    raise UsageError(f"unknown paper {paper_id!r}{hint}; choose one of: {', '.join(PAPERS)}")
 
 
 UNITS = ("percent", "fraction", "score", "count", "ratio", "seconds", "text", "other")
@@ -145,7 +145,7 @@ def published(paper_id: str) -> Published:
     """The paper's own numbers from papers/<id>/published.yaml, validated (one clear error per problem)."""
     path = get_paper(paper_id).folder / "published.yaml"
     if not path.is_file():
-        raise MedvlError(f"{path} not found; every paper has one (see DESIGN.md, contracts)")
+        raise MedvlError(f"{path} not found; every paper has one (see docs/architecture.md, section Contracts)")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:

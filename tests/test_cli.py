@@ -1,8 +1,10 @@
 """`medvl` CLI on a tiny stand-in notebook (via $MEDVL_NOTEBOOKS), executed for real by papermill."""
 
+import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -10,7 +12,7 @@ import yaml
 from stand_in import write_stand_in
 
 from medvl_core import cli
-from medvl_core.errors import ParameterError
+from medvl_core.errors import DataFormatError, ParameterError
 from medvl_core.notebook import check_overrides, clean_notebook, notebook_parameters
 
 BODY = """from medvl_core import runs
@@ -58,6 +60,98 @@ def test_unknown_paper_and_parameter_exit_2_with_one_line(fake_notebooks, capsys
     assert len(err) == 1 and "unknown parameter 'bogus'" in err[0] and "seed" in err[0]
     assert cli.main(["run", "meems", "-f", "missing.yaml"]) == 2
     assert "missing.yaml" in capsys.readouterr().err
+
+
+def _subcommands() -> dict:
+    """`medvl`'s sub-parsers by command name."""
+    parser = cli._build_parser()
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def test_help_documents_commands_environment_and_exit_codes(capsys):
+    assert cli.main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for name in ("MEDVL_DATA", "~/.cache/medvl", "MEDVL_RUNS", "MEDVL_NOTEBOOKS", "ANTHROPIC_API_KEY",
+                 "OPENAI_API_KEY", "exit status", "0  ok", "1  a run or check failed", "2  usage error"):
+        assert name in text
+    assert all(command in cli.__doc__ for command in _subcommands())
+
+
+def test_every_positional_has_help_and_params_file_explains_names():
+    for command, parser in _subcommands().items():
+        for action in parser._actions:
+            assert action.help, f"medvl {command} {action.dest} has no help"
+    run = _subcommands()["run"]
+    params_file = next(a for a in run._actions if a.dest == "params_file")
+    assert "`full`" in params_file.help and "papers/<paper>/params/full.yaml" in params_file.help
+
+
+@pytest.mark.parametrize("argv", [["compare", "nope", "x"], ["refresh", "meems", "nope"], ["check-data", "nope"],
+                                  ["run", "meems", "--processes", "two"], ["batch", "s.yaml", "--executor", "k8s"]])
+def test_usage_mistakes_exit_2_with_one_line(argv, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error:" in err[0]
+
+
+def test_dataset_choices_match_the_registry_without_importing_torch():
+    from medvl_core.data import DATASETS
+
+    assert cli.dataset_names() == sorted(DATASETS)
+    code = "import sys, medvl_core.cli as c; c._build_parser(); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_version_prints_the_package_version(capsys):
+    from importlib.metadata import version
+
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"medvl {version('medvl')}"
+
+
+@pytest.fixture
+def fake_execute(monkeypatch):
+    """Replace the notebook execution of `medvl run` by a recorder; returns the list of run folders asked for."""
+    folders = []
+
+    def execute(paper_id, overrides, out, **options):
+        folders.append(out)
+        return 0
+
+    monkeypatch.setattr(cli, "execute", execute)
+    return folders
+
+
+def test_run_without_out_goes_under_medvl_runs(fake_execute, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDVL_RUNS", str(tmp_path / "elsewhere"))
+    assert cli.main(["run", "meems"]) == 0
+    assert fake_execute[-1].parent == tmp_path / "elsewhere" / "meems"
+    monkeypatch.delenv("MEDVL_RUNS")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "meems", "--quiet"]) == 0
+    assert fake_execute[-1].parent == Path("runs") / "meems"
+
+
+def test_params_file_names_the_paper_folder(fake_execute, capsys):
+    assert cli.main(["run", "meems", "-f", "nonesuch"]) == 2
+    err = capsys.readouterr().err
+    assert "papers/meems/params/nonesuch.yaml" in err and "full" in err and not fake_execute
+
+
+@pytest.mark.parametrize(("error", "code"), [(DataFormatError("bad file x.csv; fix it"), 1),
+                                             (ParameterError("bad value; use 1"), 2)])
+def test_errors_while_running_exit_1_usage_errors_exit_2(error, code, monkeypatch, capsys):
+    def execute(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(cli, "execute", execute)
+    assert cli.main(["run", "meems", "--out", "x"]) == code
+    assert capsys.readouterr().err.strip() == f"medvl: error: {error}"
+
+
+def test_compare_without_metrics_is_a_usage_error(tmp_path, capsys):
+    assert cli.main(["compare", "meems", str(tmp_path)]) == 2
+    assert "metrics.json not found" in capsys.readouterr().err
 
 
 def test_run_writes_run_folder(fake_notebooks, tmp_path, monkeypatch, capfd):
