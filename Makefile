@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 MEDVL  := $(VENV)/bin/medvl
-STAMP  := $(VENV)/.medvl-installed
 PAPERS := m3g_answer_generation perturbed_report_discrimination meems loss_relaxation vlm_feature_probing
 export MPLBACKEND := Agg
 
@@ -12,24 +11,51 @@ export MPLBACKEND := Agg
 LOCK   := requirements.lock
 UV     := $(VENV)/bin/uv
 
+# TORCH=cpu (Linux without a GPU): the lock without its CUDA wheels (nvidia-*, cuda-*, triton), and torch and
+# torchvision at the locked versions from the PyTorch CPU index. The choice sticks to .venv, so a later plain
+# `make test` keeps it; `make install TORCH=pypi` goes back to the lock as it is.
+PREV_TORCH      := $(shell cat $(VENV)/.medvl-torch 2>/dev/null)
+TORCH           ?= $(or $(PREV_TORCH),pypi)
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+CPU_LOCK        := $(VENV)/requirements-cpu.lock
+STAMP           := $(VENV)/.medvl-installed$(if $(filter cpu,$(TORCH)),-cpu)
+$(if $(filter-out pypi cpu,$(TORCH)),$(error TORCH=$(TORCH): use TORCH=pypi (the lock as it is) or TORCH=cpu))
+
 install: $(STAMP)
 
 # Installs exactly the locked versions (uv: ~40 s from an empty cache, vs ~2 min for pip); reinstalls
 # only when the lock or pyproject.toml changes. uv itself is bootstrapped with pip at the locked version.
-$(STAMP): pyproject.toml $(LOCK)
+# uv counts a CPU build (2.14.1+cpu) as satisfying torch==2.14.1, hence the reinstall when leaving TORCH=cpu.
+$(STAMP): pyproject.toml $(LOCK) $(if $(filter cpu,$(TORCH)),$(CPU_LOCK))
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(PY) -m pip install --quiet "$$(grep -m1 '^uv==' $(LOCK))"
-	$(UV) pip sync --quiet --python $(PY) $(LOCK)
+	@rm -f $(VENV)/.medvl-installed $(VENV)/.medvl-installed-cpu
+ifeq ($(TORCH),cpu)
+	$(UV) pip sync --quiet --python $(PY) $(CPU_LOCK)
+	$(UV) pip install --quiet --python $(PY) --no-deps --index-url $(TORCH_CPU_INDEX) \
+	    $$(grep -oE '^torch(vision)?==[^ ]+' $(LOCK))
+else
+	$(UV) pip sync --quiet --python $(PY) $(LOCK) \
+	    $(if $(filter cpu,$(PREV_TORCH)),--reinstall-package torch --reinstall-package torchvision)
+endif
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name medvl --display-name "medvl (.venv)" >/dev/null
+	@echo $(TORCH) > $(VENV)/.medvl-torch
 	@touch $@
 
-# Re-resolve pyproject.toml's ranges (+ lock-constraints.txt) into requirements.lock; then `make install`.
+# The lock for TORCH=cpu (tests/test_lock_platforms.py checks that only torch needs what it drops).
+$(CPU_LOCK): $(LOCK)
+	@mkdir -p $(dir $@)
+	grep -vE '^(nvidia-|cuda-|triton==|torch==|torchvision==)' $(LOCK) > $@
+
+# Re-resolve pyproject.toml's ranges (+ lock-constraints.txt) into requirements.lock, one universal lock with
+# platform markers (tests/test_lock_platforms.py resolves it for Linux x86-64 and aarch64 and macOS arm64).
+# uv keeps the pins already in the lock wherever the ranges still allow them; then `make install`.
 lock:
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(PY) -m pip install --quiet uv
 	$(UV) pip compile pyproject.toml --extra dev --constraint lock-constraints.txt --python-version 3.11 \
-	    --output-file $(LOCK)
+	    --universal --output-file $(LOCK)
 
 demo: install
 	@for p in $(filter-out vlm_feature_probing,$(PAPERS)); do $(MEDVL) run $$p --out runs/demo/$$p || exit 1; done
