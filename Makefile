@@ -57,9 +57,12 @@ lock:
 	$(UV) pip compile pyproject.toml --extra dev --constraint lock-constraints.txt --python-version 3.11 \
 	    --universal --output-file $(LOCK)
 
+# The demo never makes a paid call: the API keys are removed from its environment (and its kernels').
+NO_KEYS := env -u ANTHROPIC_API_KEY -u OPENAI_API_KEY -u ANTHROPIC_BASE_URL -u OPENAI_BASE_URL
+
 demo: install
-	@for p in $(filter-out vlm_feature_probing,$(PAPERS)); do $(MEDVL) run $$p --out runs/demo/$$p || exit 1; done
-	@$(MEDVL) run vlm_feature_probing --out runs/demo/vlm_feature_probing -p run_models '["$(CURDIR)/runs/demo/loss_relaxation/dual_encoder"]'
+	@for p in $(filter-out vlm_feature_probing,$(PAPERS)); do $(NO_KEYS) $(MEDVL) run $$p --out runs/demo/$$p || exit 1; done
+	@$(NO_KEYS) $(MEDVL) run vlm_feature_probing --out runs/demo/vlm_feature_probing -p run_models '["$(CURDIR)/runs/demo/loss_relaxation/dual_encoder"]'
 	@$(MEDVL) summary runs/demo
 
 # nbval over notebooks/ first (each notebook executed once), then unit tests and the smoke
