@@ -26,8 +26,9 @@ from pathlib import Path
 
 from timings import record
 
+from medvl_core.papers import PAPERS
+
 REPO = Path(__file__).resolve().parent.parent
-PAPERS = ("m3g_answer_generation", "perturbed_report_discrimination", "meems", "loss_relaxation", "vlm_feature_probing")
 RUN_FOLDERS = {"runs/notebooks": "make notebooks", "runs/demo": "make demo"}
 TEST_TIME_FILE = REPO / "runs" / "make-test.json"
 BUDGET_S = 180.0

@@ -1,4 +1,4 @@
-"""Every paper notebook follows the notebook contract (DESIGN.md) without executing it."""
+"""Every paper notebook follows the notebook contract (docs/architecture.md) without executing it."""
 
 import ast
 

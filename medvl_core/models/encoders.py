@@ -1,4 +1,4 @@
-"""Encoder factory: spec strings -> image/text towers with one interface (DESIGN.md "Contracts")."""
+"""Encoder factory: spec strings -> image/text towers with one interface (docs/architecture.md, "Contracts")."""
 
 from __future__ import annotations
 
