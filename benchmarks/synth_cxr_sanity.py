@@ -1,7 +1,7 @@
 """SynthCXR sanity: generation speed of the default world, and per-label test AUROC of a small supervised CNN.
 
 Run: .venv/bin/python benchmarks/synth_cxr_sanity.py [--root DIR] [--epochs 8] [--workers N]
-Peers: generation time against the 60 s budget of issue 3; AUROC against chance (0.5).
+Peers: generation time against the 60 s default-world budget (docs/architecture.md); AUROC against chance (0.5).
 The AUROCs are measured against the drawn ground truth (synth_truth.csv), on the MIMIC-layout
 test split and on the CheXpert-style held-out test set.
 """
