@@ -2,7 +2,7 @@
 
 Default: reads each paper's last default run, ``runs/notebooks/<paper>/run.json`` (written by ``make notebooks`` /
 ``medvl refresh``; ``runtime_s`` is the papermill wall time) or, failing that, ``runs/demo/<paper>/run.json``
-(``make demo``), and ``runs/make-test.json`` (written by ``make test``: wall seconds and exit status).
+(``make demo``), and the ``make test`` rows of benchmarks/timings.md (written by ``make test``).
 ``--run`` executes every notebook now with ``medvl run PAPER --out <temp dir>`` (default parameters; synthetic
 worlds and feature caches already under the data root are reused, as in a second ``make demo``), one at a time.
 Prints seconds per notebook and its ratio to the 180 s budget; ratio last: budget / slowest notebook
@@ -24,13 +24,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from timings import record
+from timings import read_rows, record
 
 from medvl_core.papers import PAPERS
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_FOLDERS = {"runs/notebooks": "make notebooks", "runs/demo": "make demo"}
-TEST_TIME_FILE = REPO / "runs" / "make-test.json"
 BUDGET_S = 180.0
 
 
@@ -84,13 +83,13 @@ def data_root_empty() -> bool:
 
 
 def report_make_test() -> None:
-    """Print the wall time `make test` recorded last, if any."""
-    if not TEST_TIME_FILE.is_file():
-        print(f"make test: no record ({TEST_TIME_FILE.relative_to(REPO)} is written by `make test`)")
-        return
-    record = json.loads(TEST_TIME_FILE.read_text(encoding="utf-8"))
-    print(f"make test: {record['seconds']:.0f} s wall, exit status {record['exit']} ({_mtime(TEST_TIME_FILE)}; "
-          f"nbval executes every notebook once, then the unit and smoke tests)")
+    """Print the `make test` rows of benchmarks/timings.md (written by `make test` itself)."""
+    rows = [row for row in read_rows() if row["key"].startswith("make test")]
+    if not rows:
+        print("make test: no row in benchmarks/timings.md yet (`make test` writes one)")
+    for row in rows:
+        print(f"{row['key']}: {row['wall s']} s wall, {row['CPU s'] or '?'} s CPU ({row['date']}, {row['commit']}; "
+              f"{row['note']})")
 
 
 def main() -> None:

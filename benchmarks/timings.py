@@ -1,6 +1,7 @@
 """benchmarks/timings.md, the one file that holds measured times: `record` replaces the row of a key.
 
     python benchmarks/timings.py record KEY --wall S [--cpu S] [--note TEXT]
+    python benchmarks/timings.py run KEY [--note TEXT] -- COMMAND...   (runs COMMAND, records its wall and CPU time)
 
 or, from Python (this module imports no torch): ``timings.record(key, wall, cpu=None, note="")``. Each row
 also gets the date (UTC), the machine (CPU model, cores, GPU if `nvidia-smi` names one) and the commit
@@ -14,8 +15,11 @@ import contextlib
 import fcntl
 import os
 import re
+import resource
 import subprocess
+import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -139,8 +143,20 @@ def _command(argv: list[str]) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
+def run_and_record(key: str, command: list[str], note: str = "", path: Path = TIMINGS) -> int:
+    """Run `command`, record its wall time and the CPU time (user + sys) of it and its children; its exit code."""
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
+    code = subprocess.call(command)
+    wall, after = time.monotonic() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    outcome = "passed" if code == 0 else f"exit {code}"
+    record(key, round(wall, 1), round(cpu, 1), "; ".join(filter(None, [note, outcome])), path=path)
+    print(f"{key}: {wall:.0f} s wall, {cpu:.0f} s CPU ({outcome}) -> {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+    return code
+
+
 def main(argv=None) -> int:
-    """`record KEY --wall S [--cpu S] [--note TEXT]`: write one row and print it."""
+    """`record KEY --wall S ...` writes one row; `run KEY -- COMMAND` measures COMMAND and writes its row."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     rec = sub.add_parser("record", help="write or replace the row of KEY")
@@ -149,7 +165,17 @@ def main(argv=None) -> int:
     rec.add_argument("--cpu", type=float, help="CPU seconds, user + sys")
     rec.add_argument("--note", default="", help="how it was measured (load, threads, data root...)")
     rec.add_argument("--file", type=Path, default=TIMINGS, help="the table to write (default benchmarks/timings.md)")
-    args = parser.parse_args(argv)
+    run = sub.add_parser("run", help="run a command and record its wall and CPU time under KEY")
+    run.add_argument("key", help="what is measured, e.g. 'make test'")
+    run.add_argument("--note", default="", help="how it was measured")
+    run.add_argument("--file", type=Path, default=TIMINGS, help="the table to write (default benchmarks/timings.md)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    split = argv.index("--") if "--" in argv else len(argv)
+    args, command = parser.parse_args(argv[:split]), argv[split + 1:]
+    if args.command == "run":
+        if not command:
+            parser.error("run: give the command after --")
+        return run_and_record(args.key, command, args.note, args.file)
     row = record(args.key, args.wall, args.cpu, args.note, path=args.file)
     print(" | ".join(row.values()))
     return 0

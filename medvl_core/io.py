@@ -26,6 +26,28 @@ def atomic_path(path: str | os.PathLike):
         raise
 
 
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike):
+    """Hold an exclusive lock on the file `path` (created if absent) across processes; a no-op without fcntl.
+
+    Two processes that would build the same thing (a synthetic world, a feature cache) take turns: the second
+    finds the first one's result instead of building it again.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: concurrent builds stay safe (atomic renames), only not deduplicated
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def _umask() -> int:
     """The process umask (read by setting and restoring it)."""
     mask = os.umask(0o022)

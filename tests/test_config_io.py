@@ -1,6 +1,7 @@
 import json
 import os
 import random
+import time
 
 import numpy as np
 import pytest
@@ -62,3 +63,30 @@ def test_atomic_write_uses_umask_permissions(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def _hold_lock(lock, out, ready):
+    from medvl_core.io import exclusive_lock
+
+    with exclusive_lock(lock):
+        ready.set()
+        time.sleep(0.5)
+        with open(out, "a") as fh:
+            fh.write("first ")
+
+
+def test_exclusive_lock_makes_a_second_process_wait(tmp_path):
+    import multiprocessing as mp
+
+    from medvl_core.io import exclusive_lock
+
+    ctx = mp.get_context("fork")
+    ready, out, lock = ctx.Event(), tmp_path / "out.txt", tmp_path / "sub" / ".x.lock"
+    holder = ctx.Process(target=_hold_lock, args=(lock, out, ready))
+    holder.start()
+    assert ready.wait(10)
+    with exclusive_lock(lock):
+        with open(out, "a") as fh:
+            fh.write("second")
+    holder.join(10)
+    assert out.read_text() == "first second"  # the holder finished its write before we got the lock

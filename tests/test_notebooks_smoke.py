@@ -43,21 +43,15 @@ def metrics_of(request, tmp_path_factory):
     return get
 
 
-@pytest.mark.parametrize("paper_id", list(PAPERS))
+def with_its_notebook(paper_id: str):
+    """Under xdist: run on the worker that executes the paper's notebook, after it (see the root conftest.py)."""
+    return pytest.mark.xdist_group(f"nb-{paper_id}")
+
+
+@pytest.mark.parametrize("paper_id", [pytest.param(p, marks=with_its_notebook(p)) for p in PAPERS])
 def test_metrics_match_the_committed_notebook(metrics_of, paper_id):
     committed = recorded_metrics(PAPERS[paper_id].notebook)
     assert not metric_differences(metrics_of(paper_id), committed, load_tolerances()[paper_id])
-
-
-def test_single_thread_run_matches_the_committed_notebook(tmp_path, monkeypatch):
-    """One notebook under OMP_NUM_THREADS=1 (other reduction orders, as on another CPU) passes the same checks."""
-    paper_id = "m3g_answer_generation"
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        monkeypatch.setenv(name, "1")  # the kernel inherits our environment
-    assert cli.execute(paper_id, {}, tmp_path / paper_id, progress=False) == 0
-    measured = read_metrics(tmp_path / paper_id)
-    committed = recorded_metrics(PAPERS[paper_id].notebook)
-    assert not metric_differences(measured, committed, load_tolerances()[paper_id])
 
 
 def test_a_claude_run_with_the_retired_model_stops_before_any_call(tmp_path, monkeypatch, capfd):
@@ -72,6 +66,7 @@ def test_a_claude_run_with_the_retired_model_stops_before_any_call(tmp_path, mon
     assert "-p claude_model" in capfd.readouterr().err
 
 
+@with_its_notebook("loss_relaxation")
 def test_loss_relaxation(metrics_of):
     m = metrics_of("loss_relaxation")
     assert 0.0 < m["near_duplicate_pair_fraction"] < 0.5
@@ -84,6 +79,7 @@ def test_loss_relaxation(metrics_of):
     assert m["t3_best_single"] in ("+ both", "UniCLIP: + both") and m["t7_n1"] > m["t7_n2"] > m["t7_n3"] >= 1.0
 
 
+@with_its_notebook("perturbed_report_discrimination")
 def test_perturbed_report_discrimination(metrics_of):
     m = metrics_of("perturbed_report_discrimination")
     assert m["n_reports"] == 400 and m["n_perturbations"] == 9  # the paper's K: all nine kinds as negatives
@@ -99,6 +95,7 @@ def test_perturbed_report_discrimination(metrics_of):
     assert m["claim_seeds_n"] >= 3
 
 
+@with_its_notebook("meems")
 def test_meems(metrics_of):
     m = metrics_of("meems")
     assert m["grid_channels"] == 1280 and m["grid_cells"] == 49
@@ -113,6 +110,7 @@ def test_meems(metrics_of):
     assert 0.1 < m["caption_iou_words"] < 1.0 and 0.0 < m["caption_bleu"] < 100.0
 
 
+@with_its_notebook("m3g_answer_generation")
 def test_m3g_answer_generation(metrics_of):
     m = metrics_of("m3g_answer_generation")
     chance = 1 / m["n_conditions"]
@@ -122,6 +120,7 @@ def test_m3g_answer_generation(metrics_of):
     assert m["dbleu_post_it_is"] > m["dbleu_post_label_only"]  # bare labels have no 4-grams
 
 
+@with_its_notebook("vlm_feature_probing")
 def test_vlm_feature_probing(metrics_of):
     m = metrics_of("vlm_feature_probing")
     assert m["n_datasets"] == 8 and m["n_models"] == 3 and m["confounder_association"] == 0.0

@@ -44,3 +44,14 @@ def test_command_line_records_a_row_and_imports_no_torch(tmp_path):
 def test_the_committed_file_parses():
     rows = timings.read_rows()
     assert rows and all(r["key"] and float(r["wall s"]) > 0 and r["date"] for r in rows)
+
+
+def test_run_records_wall_and_cpu_of_the_command_and_passes_its_exit_code(tmp_path):
+    table = tmp_path / "t.md"
+    burn = "import time; t = time.process_time(); exec('while time.process_time() - t < 0.3: pass'); raise SystemExit(3)"
+    argv = ["benchmarks/timings.py", "run", "burn", "--note", "n", "--file", str(table), "--", sys.executable, "-c", burn]
+    done = subprocess.run([sys.executable, *argv], cwd=timings.REPO, capture_output=True, text=True)
+    assert done.returncode == 3
+    row = timings.read_rows(table)[0]
+    assert row["key"] == "burn" and row["note"] == "n; exit 3"
+    assert 0.3 <= float(row["CPU s"]) <= float(row["wall s"]) + 0.5

@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import cache_dir
-from ..io import atomic_path
+from ..io import atomic_path, exclusive_lock
 
 
 def cache_key(spec: str, ids, extra: str = "") -> str:
@@ -43,11 +43,12 @@ def _fingerprint(record: dict) -> str:
 def _cached(key: str, compute) -> torch.Tensor:
     """Load features/<key>.pt, or compute, store atomically and return them."""
     path = cache_dir("features") / f"{key}.pt"
-    if path.is_file():
-        return torch.load(path, weights_only=True)
-    value = compute()
-    with atomic_path(path) as tmp:
-        torch.save(value, tmp)
+    with exclusive_lock(path.with_name(f".{path.name}.lock")):  # another process computing it: wait, then load
+        if path.is_file():
+            return torch.load(path, weights_only=True)
+        value = compute()
+        with atomic_path(path) as tmp:
+            torch.save(value, tmp)
     return value
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import MedvlError
-from ..io import atomic_write_json
+from ..io import atomic_write_json, exclusive_lock
 
 WORLD_FILE = "world.json"
 
@@ -45,8 +45,16 @@ def ensure_world(root: Path, build: Callable[[Path], dict], wanted: dict, title:
                  cache_root: Path | None = None) -> Path:
     """Reuse the world at `root` if it matches `wanted`, else `build(tmp)` -> world dict and publish it atomically.
 
-    An outdated world at `cache_root` (the default place, a cache) is regenerated instead of raising.
+    An outdated world at `cache_root` (the default place, a cache) is regenerated instead of raising. Processes
+    asking for the same world at once take turns (a lock file beside it): one builds, the others reuse it.
     """
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(root.parent / f".{root.name}.lock"):
+        return _ensure_world(root, build, wanted, title, format_version, cache_root)
+
+
+def _ensure_world(root: Path, build, wanted: dict, title: str, format_version: int, cache_root: Path | None) -> Path:
+    """ensure_world under its lock."""
     world = read_world(root, title)
     if world is not None and world.get("format_version") != format_version and root == cache_root:
         shutil.rmtree(root)
@@ -56,7 +64,6 @@ def ensure_world(root: Path, build: Callable[[Path], dict], wanted: dict, title:
         return root
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise MedvlError(f"{root} exists and is not a {title} world (no {WORLD_FILE}); pass an empty or new root=")
-    root.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_partials(root)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
     try:
