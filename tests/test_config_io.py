@@ -90,3 +90,12 @@ def test_exclusive_lock_makes_a_second_process_wait(tmp_path):
             fh.write("second")
     holder.join(10)
     assert out.read_text() == "first second"  # the holder finished its write before we got the lock
+
+
+def test_seed_everything_asks_torch_for_deterministic_kernels():
+    torch.use_deterministic_algorithms(False)
+    try:
+        config.seed_everything(0)
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)

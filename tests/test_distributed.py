@@ -43,6 +43,7 @@ def test_a_local_only_loss_would_differ(tmp_path):
     assert abs(full - half) > 1e-3
 
 
+@pytest.mark.slow
 def test_engine_on_two_processes_trains_the_same_parameters(tmp_path):
     (one,) = _spawn("train_dual_encoder", 1, tmp_path / "one")
     (two,) = _spawn("train_dual_encoder", 2, tmp_path / "two")

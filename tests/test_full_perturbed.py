@@ -25,6 +25,8 @@ def test_full_yaml_states_the_paper_protocol():
     assert (full["alpha"], full["beta"], full["temperature"], full["n_perturbations"]) == (0.1, 0.1, 0.07, 9)
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("own")
 def test_full_yaml_at_toy_size_on_an_open_i_tree(tmp_path, monkeypatch):
     from cxr_test_trees import write_open_i
     from test_full_profiles import tiny_bert

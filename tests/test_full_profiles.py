@@ -18,7 +18,7 @@ from medvl_core import cli
 from medvl_core.papers import get_paper
 from medvl_core.runs import read_metrics
 
-pytestmark = pytest.mark.notebook
+pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("own")]  # each toy run on a worker of its own
 
 
 def tiny_bert(folder):

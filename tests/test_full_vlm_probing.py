@@ -22,6 +22,8 @@ def test_full_yaml_is_the_poster_protocol():
     assert full["image_size"] is None and not full["train_medical_vlm"] and full["control"] == ""
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("own")
 def test_full_yaml_at_toy_size(tmp_path, monkeypatch):
     data = tmp_path / "data"
     write_probe_trees(data, per_class=6)

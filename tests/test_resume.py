@@ -16,6 +16,8 @@ from stand_in import write_stand_in
 
 from medvl_core import cli
 
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("own")]  # kernels and processes: a worker each
+
 BODY = """import time
 import torch
 from medvl_core import runs
