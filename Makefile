@@ -70,12 +70,12 @@ demo: install
 # it on the same worker, reading the metrics.json it recorded (root conftest.py). The wall and CPU time land in
 # benchmarks/timings.md ("make test (cold|warm data root)").
 JOBS     ?= $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)
-PYTEST   := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider \
-            -n $(JOBS) --dist loadgroup
+ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+PYTEST   := $(PY) -m pytest -q -p no:cacheprovider -n $(JOBS) --dist loadgroup
 NBVAL    := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg
 DATA_DIR  = $(or $(MEDVL_DATA),$(HOME)/.cache/medvl)
 DATA_STATE = $(if $(wildcard $(DATA_DIR)/*),warm,cold)
-TIMED    := $(PY) benchmarks/timings.py run
+TIMED    := $(ONE_THREAD) $(PY) benchmarks/timings.py run
 
 test: install
 	@$(TIMED) "make test ($(DATA_STATE) data root)" --note "$(JOBS) workers" -- $(PYTEST) notebooks tests $(NBVAL)
@@ -86,7 +86,7 @@ test-fast: install
 
 # Committed outputs come from the settings `make test` checks them under: one thread per notebook (JOBS at a time).
 notebooks: install
-	@printf '%s\n' $(PAPERS) | OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 xargs -P $(JOBS) -n 1 $(MEDVL) refresh
+	@printf '%s\n' $(PAPERS) | $(ONE_THREAD) xargs -P $(JOBS) -n 1 $(MEDVL) refresh
 
 # Every benchmark, one after the other; prints each one's wall time and fails if one fails.
 bench: install
