@@ -1,6 +1,7 @@
 """Session-wide test environment, set before nbval starts any kernel: runs go to a fresh temp folder, no API keys."""
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -15,26 +16,31 @@ for _name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL", "OPEN
     os.environ.pop(_name, None)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook turns the group into the node id
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`--dist loadgroup`): one unit of work per test module, per notebook.
+    """Under `pytest -n N --dist loadgroup` (make test): one unit of work per test module, per notebook.
 
     A notebook's nbval cells share one kernel, and the smoke tests marked `xdist_group("nb-<paper>")` read the
     metrics that execution recorded, so both go to the same worker, notebook first (collection order). A test
-    module stays together so that its module-scoped fixtures are built once; `xdist_group("own")` sends a slow
-    test to a worker of its own.
+    module stays together so that its module-scoped fixtures are built once; `xdist_group("own")` gives a slow
+    test a unit of its own. xdist groups by the node id's "@group" suffix, which is set here for every item
+    (xdist's own marker handling sets an attribute pytest 9 no longer reads).
     """
+    if not getattr(config.option, "loadgroup", False):  # set by xdist in its workers for --dist loadgroup
+        return
+    from _pytest.nodes import coerce_node_id  # pytest 9 keeps the node id in `_id` (xdist 3.8 sets `_nodeid`)
+
     for item in items:
-        path = Path(str(item.fspath))
-        marker = item.get_closest_marker("xdist_group")
-        if path.suffix == ".ipynb":
-            group = f"nb-{path.stem}"
-        elif marker is None:
-            group = f"module-{path.stem}"
-        elif marker.args and marker.args[0] == "own":
-            group = f"own-{item.nodeid}"
-        else:
-            continue
-        if marker is not None:
-            item.own_markers = [m for m in item.own_markers if m.name != "xdist_group"]
-        item.add_marker(pytest.mark.xdist_group(group))
+        base = item.nodeid.split("@")[0]
+        item._id = coerce_node_id(f"{base}@{_work_unit(item, base)}")
+
+
+def _work_unit(item, nodeid: str) -> str:
+    """The xdist group of a test item (see pytest_collection_modifyitems)."""
+    path = Path(str(item.fspath))
+    if path.suffix == ".ipynb":
+        return f"nb-{path.stem}"
+    marker = item.get_closest_marker("xdist_group")
+    if marker is None:
+        return f"module-{path.stem}"
+    return "own-" + re.sub(r"[^A-Za-z0-9_.-]", "_", nodeid) if marker.args[0] == "own" else marker.args[0]
