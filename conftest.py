@@ -33,6 +33,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         base = item.nodeid.split("@")[0]
         item._id = coerce_node_id(f"{base}@{_work_unit(item, base)}")
+    # xdist hands out work units in order of first appearance: the long ones (notebooks, then the tests with a
+    # unit of their own) first, so that no worker is left with one at the end (a stable sort keeps each unit's order)
+    items.sort(key=lambda item: {"nb": 0, "own": 1}.get(item.nodeid.rsplit("@", 1)[1].split("-")[0], 2))
 
 
 def _work_unit(item, nodeid: str) -> str:

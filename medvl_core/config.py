@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 from pathlib import Path
@@ -21,6 +22,12 @@ def cache_dir(*parts: str) -> Path:
     path = data_root().joinpath("cache", *parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def lock_file(kind: str, key: str) -> Path:
+    """The lock file (under the data root's cache/locks) that processes building the same `kind`/`key` share."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache_dir("locks") / f"{kind}-{digest}.lock"
 
 
 def dataset_dir(name: str) -> Path:

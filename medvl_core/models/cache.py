@@ -9,7 +9,7 @@ import re
 import torch
 from tqdm.auto import tqdm
 
-from ..config import cache_dir
+from ..config import cache_dir, lock_file
 from ..io import atomic_path, exclusive_lock
 
 
@@ -43,7 +43,7 @@ def _fingerprint(record: dict) -> str:
 def _cached(key: str, compute) -> torch.Tensor:
     """Load features/<key>.pt, or compute, store atomically and return them."""
     path = cache_dir("features") / f"{key}.pt"
-    with exclusive_lock(path.with_name(f".{path.name}.lock")):  # another process computing it: wait, then load
+    with exclusive_lock(lock_file("features", key)):  # another process computing it: wait, then load
         if path.is_file():
             return torch.load(path, weights_only=True)
         value = compute()

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..config import lock_file
 from ..errors import MedvlError
 from ..io import atomic_write_json, exclusive_lock
 
@@ -49,7 +50,7 @@ def ensure_world(root: Path, build: Callable[[Path], dict], wanted: dict, title:
     asking for the same world at once take turns (a lock file beside it): one builds, the others reuse it.
     """
     root.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(root.parent / f".{root.name}.lock"):
+    with exclusive_lock(lock_file("world", str(root.resolve()))):
         return _ensure_world(root, build, wanted, title, format_version, cache_root)
 
 
