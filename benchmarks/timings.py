@@ -126,11 +126,11 @@ def _cpu_model() -> str:
 
 
 def commit_description() -> str:
-    """HEAD's short hash, with '-dirty' when tracked files differ from it; 'unknown' outside a git checkout."""
+    """HEAD's short hash, '-dirty' when tracked files (other than this table) differ from it; 'unknown' outside git."""
     head = _command(["git", "rev-parse", "--short", "HEAD"])
     if not head:
         return "unknown"
-    dirty = _command(["git", "status", "--porcelain", "--untracked-files=no"])
+    dirty = _command(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", f":!{TIMINGS.relative_to(REPO)}"])
     return head + ("-dirty" if dirty else "")
 
 
