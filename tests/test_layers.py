@@ -1,13 +1,19 @@
-"""Layering rules of medvl_core: readers never import synthetic worlds; only studies import studies."""
+"""Layering rules of medvl_core: the import-linter contract (.importlinter) holds with no exception, no module imports
+a private name of another, the architecture guide's layer table is the contract's, and readers open synthetic
+worlds only by name."""
 
 import ast
+import configparser
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "medvl_core"
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "medvl_core"
+CONTRACT = ROOT / ".importlinter"
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -58,3 +64,47 @@ def test_synthetic_name_resolves_to_the_world_factory():
     from medvl_core.worlds.synth_derm import synth_derm
 
     assert DATASETS["synth-derm"].factory is synth_derm
+
+
+def test_import_contract_holds_without_exceptions():
+    contract = CONTRACT.read_text()
+    assert "ignore_imports" not in contract  # zero ignored imports
+    done = subprocess.run([str(Path(sys.executable).parent / "lint-imports"), "--config", str(CONTRACT)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
+def private_imports(path: Path) -> list[str]:
+    """`from medvl_core.x import _name` lines of `path` (a module's own package excepted: none are allowed)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("medvl_core")):
+            found += [f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_") and a.name != "__version__"]
+    return found
+
+
+def test_no_module_imports_a_private_name_of_another():
+    offenders = {p.relative_to(PACKAGE).as_posix(): private_imports(p) for p in modules_under("")}
+    assert not {k: v for k, v in offenders.items() if v}
+
+
+def contract_layers() -> list[list[str]]:
+    """The layers of .importlinter's layers contract, bottom up, each a list of sibling module names."""
+    parser = configparser.ConfigParser()
+    parser.read(CONTRACT)
+    lines = [line.strip() for line in parser["importlinter:contract:layers"]["layers"].splitlines() if line.strip()]
+    return [re.split(r"\s*[|:]\s*", line) for line in reversed(lines)]
+
+
+def test_architecture_guide_lists_the_contract_layers_in_order():
+    guide = (ROOT / "docs" / "architecture.md").read_text()
+    table = guide.split("## Layers of `medvl_core`, bottom up", 1)[1].split("\n\n", 2)[1]
+    rows = [line for line in table.splitlines() if re.match(r"\| \d+\.", line)]
+    documented = [sorted(re.findall(r"`(\w+)`", row.split("|")[2])) for row in rows]
+    assert documented == [sorted(layer) for layer in contract_layers()]
+
+
+def test_no_module_over_500_lines():
+    long = {p.relative_to(PACKAGE).as_posix(): n for p in modules_under("")
+            if (n := len(p.read_text().splitlines())) > 500}
+    assert not long
