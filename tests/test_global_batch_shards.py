@@ -2,7 +2,7 @@
 
 import torch
 
-from medvl_core.train.engine import GlobalBatchShards
+from medvl_core.train.distributed import GlobalBatchShards
 
 
 def shards(n_items, global_batch, world, drop_last=False, seed=3):

@@ -1,4 +1,5 @@
-"""Training engine: learning, accumulation, LR schedule, exact resume, frozen params, hooks, bad checkpoints."""
+"""Training engine: learning, accumulation, LR schedule, exact resume, frozen params, hooks, bad checkpoints,
+--processes refusing gradient accumulation."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from medvl_core.errors import MedvlError, ParameterError
+from medvl_core.run_env import PROCESSES_ENV
 from medvl_core.train import CHECKPOINT_NAME, TrainConfig, TrainResult, launch_in_notebook, lr_factor, train
 
 
@@ -260,6 +262,17 @@ def test_bad_loss_fn_output():
 
 def test_launch_in_notebook_single_process_runs_directly():
     assert launch_in_notebook(lambda a, b: a + b, 2, 3, num_processes=1) == 5
+
+
+def test_processes_with_grad_accumulation_are_refused(monkeypatch):
+    monkeypatch.setenv(PROCESSES_ENV, "2")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    model = linear()
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ParameterError, match=r"--processes 2 with grad_accum_steps=2 is not supported: "
+                                             r"raise the global batch_size instead, or use --processes 1"):
+        train(model, Regression(8), mse, cfg(epochs=1, batch_size=4, grad_accum_steps=2))
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # refused before any training
 
 
 # --- optimizers, plateau schedule, early stopping ---------------------------------------------------
