@@ -10,7 +10,7 @@ from PIL import Image
 
 from medvl_core.errors import ParameterError, UnknownSpecError
 from medvl_core.models import encoders
-from medvl_core.models.encoders import build_image_encoder, build_text_encoder, parse_spec
+from medvl_core.models.encoders import build_image_encoder, build_text_encoder, hub, parse_spec
 
 TEXTS = ["small left pleural effusion", "no pleural effusion"]
 
@@ -178,7 +178,7 @@ def test_hf_dual_model_uses_its_towers(tmp_path, gray_image):
 def test_unreachable_hub_fails_fast(build, spec, alternative, monkeypatch, tmp_path):
     import huggingface_hub.constants
 
-    monkeypatch.setattr(encoders, "_hub_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(hub, "hub_reachable", lambda *a, **k: False)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))  # no cached weights
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     start = time.monotonic()
@@ -198,14 +198,14 @@ def test_reachability_probe_is_bounded(monkeypatch):
     monkeypatch.delenv("HTTPS_PROXY", raising=False)
     monkeypatch.delenv("https_proxy", raising=False)
     start = time.monotonic()
-    assert encoders._hub_reachable.__wrapped__("example.invalid", 443, 0.5) is False
+    assert hub.hub_reachable.__wrapped__("example.invalid", 443, 0.5) is False
     assert time.monotonic() - start < 2
 
 
 def test_remote_code_only_for_allow_listed_repos_or_opt_in(monkeypatch):
     import transformers as tr
 
-    from medvl_core.models import encoders
+    from medvl_core.models.encoders.hf_towers import hf_text_from
 
     seen = []
 
@@ -217,10 +217,10 @@ def test_remote_code_only_for_allow_listed_repos_or_opt_in(monkeypatch):
     monkeypatch.delenv("MEDVL_TRUST_REMOTE_CODE", raising=False)
     for repo in ("microsoft/BiomedVLP-CXR-BERT-specialized", "some-org/plain-bert"):
         with pytest.raises(RuntimeError, match="stop after recording"):
-            encoders._hf_text_from(f"hf:{repo}", repo)
+            hf_text_from(f"hf:{repo}", repo)
     monkeypatch.setenv("MEDVL_TRUST_REMOTE_CODE", "1")
     with pytest.raises(RuntimeError):
-        encoders._hf_text_from("hf:some-org/plain-bert", "some-org/plain-bert")
+        hf_text_from("hf:some-org/plain-bert", "some-org/plain-bert")
     assert seen == [("microsoft/BiomedVLP-CXR-BERT-specialized", True), ("some-org/plain-bert", False),
                     ("some-org/plain-bert", True)]
 

@@ -76,7 +76,7 @@ def test_cxr_clip_checkpoint(tmp_path):
     in the transformers 4 key names the released checkpoints were saved with."""
     from transformers import SwinConfig, SwinModel
 
-    from medvl_core.models.probe_encoders import SWIN_RENAMES
+    from medvl_core.models.encoders.cxr_clip import SWIN_RENAMES
 
     swin = SwinModel(SwinConfig(embed_dim=16, depths=[1, 1], num_heads=[1, 2], window_size=7))
     old_names = {}

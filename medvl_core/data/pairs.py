@@ -94,7 +94,7 @@ class ImageTextPairs(Dataset):
         item_id, image, _, _ = self._source(index)
         out = {"id": item_id, "index": int(index), "text": self.text_for(index)}
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_seed(self.seed, self.epoch, index))
+            torch.manual_seed(pair_seed(self.seed, self.epoch, index))
             out["image"] = self.preprocess(self.augment(image) if self.augment else image)
             if self.views is not None:
                 augment = self.views.augment
@@ -138,7 +138,7 @@ def collate_pairs(tokenizer, max_length: int = 128) -> PairCollator:
     return PairCollator(tokenizer, max_length)
 
 
-def _seed(seed: int, epoch: int, index: int) -> int:
+def pair_seed(seed: int, epoch: int, index: int) -> int:
     """A 63-bit torch seed derived from (seed, epoch, index)."""
     state = np.random.SeedSequence([int(seed), int(epoch), int(index), 1]).generate_state(2, dtype=np.uint32)
     return int(state[0]) << 31 ^ int(state[1])

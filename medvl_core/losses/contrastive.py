@@ -9,7 +9,9 @@ import torch.nn.functional as F
 
 from ..errors import ParameterError
 from .distributed import gather_batch
+from .precision import full_precision
 from .relaxed import relaxed_similarity
+from .uniclip import uniclip_loss
 
 FRAMEWORKS = ("clip", "slip", "uniclip")
 
@@ -34,14 +36,9 @@ def relax_args(relax) -> tuple[float, float] | None:
         ) from None
 
 
-def _full(x: torch.Tensor) -> torch.Tensor:
-    """float16/bfloat16 (AMP) -> float32 for the softmax; float32/float64 unchanged."""
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-
-
 def clip_logits(img: torch.Tensor, txt: torch.Tensor, logit_scale, relax=None) -> torch.Tensor:
     """Scaled cosine matrix (image rows, text columns), the diagonal relaxed first when `relax` is given."""
-    sim = F.normalize(_full(img), dim=-1) @ F.normalize(_full(txt), dim=-1).T
+    sim = F.normalize(full_precision(img), dim=-1) @ F.normalize(full_precision(txt), dim=-1).T
     args = relax_args(relax)
     if args is not None:
         sim = relaxed_similarity(sim, *args)
@@ -72,7 +69,7 @@ def simclr_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) ->
     if temperature <= 0:
         raise ParameterError(f"temperature must be > 0, got {temperature}")
     z1, z2 = gather_batch(z1), gather_batch(z2)  # global batch under torch.distributed
-    z = F.normalize(_full(torch.cat([z1, z2])), dim=-1)
+    z = F.normalize(full_precision(torch.cat([z1, z2])), dim=-1)
     n = z1.shape[0]
     logits = (z @ z.T) / temperature
     logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
@@ -121,8 +118,6 @@ class ContrastiveObjective:
             clip = clip_loss(img, txt, scale, self.relax)
             ssl = simclr_loss(chunks[0], chunks[1], self.ssl_temperature)
             return {"loss": clip + self.ssl_weight * ssl, "clip": clip.detach(), "ssl": ssl.detach()}
-        from .uniclip import uniclip_loss
-
         similarity = getattr(model, "module", model).domain_similarity  # DDP wraps the model in .module
         if similarity is None:
             raise ParameterError("framework='uniclip' needs a model built with domain_similarity=True and aug_params=5")

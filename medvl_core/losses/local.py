@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 from ..errors import ParameterError
 from ..models.multiscale import NOT_A_WORD, pool_words, word_index  # noqa: F401  (the layer below owns them)
-from .contrastive import _full
 from .distributed import gather_batch, gather_padded
+from .precision import full_precision
 
 GAMMA1, GAMMA2, GAMMA3 = 4.0, 5.0, 10.0  # GLoRIA's attention, aggregation and logit temperatures
 
@@ -64,7 +64,7 @@ def local_contrastive_loss(regions: torch.Tensor, words: torch.Tensor, word_mask
     # global batch under torch.distributed (words padded to the longest report on any rank)
     regions, words = gather_batch(regions), gather_padded(words, dim=1)
     word_mask = gather_padded(word_mask.float(), dim=1).bool()
-    logits = gamma3 * local_similarity(_full(regions), _full(words), word_mask, gamma1, gamma2)
+    logits = gamma3 * local_similarity(full_precision(regions), full_precision(words), word_mask, gamma1, gamma2)
     targets = torch.arange(logits.shape[0], device=logits.device)
     return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets)) / 2
 

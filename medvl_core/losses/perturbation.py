@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ParameterError
-from .contrastive import _full, clip_loss
+from .contrastive import clip_loss
 from .local import GAMMA1, GAMMA2, GAMMA3, local_contrastive_loss
+from .precision import full_precision
 
 TEMPERATURE = 0.07
 
@@ -31,8 +32,8 @@ def perturbation_logits(image: torch.Tensor, original: torch.Tensor, perturbed: 
                              f"{tuple(image.shape)}, {tuple(original.shape)}, {tuple(perturbed.shape)}")
     if temperature <= 0:
         raise ParameterError(f"temperature must be > 0, got {temperature}")
-    img = F.normalize(_full(image), dim=-1)
-    texts = F.normalize(_full(torch.cat([original.unsqueeze(1), perturbed], dim=1)), dim=-1)
+    img = F.normalize(full_precision(image), dim=-1)
+    texts = F.normalize(full_precision(torch.cat([original.unsqueeze(1), perturbed], dim=1)), dim=-1)
     logits = torch.einsum("bd,bkd->bk", img, texts) / temperature
     if mask is not None:
         if mask.shape != perturbed.shape[:2]:

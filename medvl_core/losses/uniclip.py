@@ -25,8 +25,8 @@ import torch.nn.functional as F
 
 from ..errors import ParameterError
 from ..models.uniclip import IMAGE, TEXT, DomainSimilarity
-from .contrastive import _full
 from .distributed import gather_batch
+from .precision import full_precision
 from .relaxed import relax_positive
 
 
@@ -53,7 +53,7 @@ def uniclip_loss(views: list[torch.Tensor], text: torch.Tensor, similarity: Doma
                              f"{[tuple(v.shape) for v in views]} and {tuple(text.shape)}")
     parts = [gather_batch(x) for x in (*views, text)]
     b = parts[0].shape[0]
-    z = F.normalize(_full(torch.cat(parts)), dim=-1)
+    z = F.normalize(full_precision(torch.cat(parts)), dim=-1)
     sample = torch.arange(b, device=z.device).repeat(len(parts))
     domains = torch.cat([torch.full((b * len(views),), IMAGE), torch.full((b,), TEXT)]).to(z.device)
     positive = (sample[:, None] == sample[None, :]) & ~torch.eye(len(sample), dtype=torch.bool, device=z.device)

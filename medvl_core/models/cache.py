@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from ..config import cache_dir, lock_file
 from ..io import atomic_path, exclusive_lock
+from .modules import device_of
 
 
 def cache_key(spec: str, ids, extra: str = "") -> str:
@@ -68,7 +69,7 @@ def image_tower_features(encoder, dataset, batch_size: int = 64, progress: bool 
 def _image_batches(encoder, dataset, batch_size: int, progress: bool, what: str, run) -> list:
     """`run(pixels)` over the dataset's images in batches (encoder in eval mode, on its device); the outputs in order."""
     encoder.eval()
-    device = next(encoder.parameters()).device
+    device = device_of(encoder)
     chunks = []
     for start in tqdm(range(0, len(dataset), batch_size), desc=f"{what} {encoder.spec}", disable=not progress):
         items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
@@ -83,7 +84,7 @@ def text_tower_features(encoder, texts, batch_size: int = 128, progress: bool = 
 
     def compute():
         encoder.eval()
-        device = next(encoder.parameters()).device
+        device = device_of(encoder)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths per batch: less padding
         out = torch.empty(len(texts), encoder.embed_dim)
         for start in tqdm(range(0, len(texts), batch_size), desc=f"text features {encoder.spec}", disable=not progress):
@@ -119,13 +120,13 @@ def image_view_features(encoder, dataset, augment, n_views: int = 2, seed: int =
     `augment.with_params(image)` makes a view (e.g. `data.transforms.PaperAugmentation`); view k of item i is drawn
     from a torch seed of (seed, i, k), so the views are reproducible; both tensors are cached on disk.
     """
-    from ..data.pairs import _seed
+    from ..data.pairs import pair_seed
 
     ids = [_fingerprint(record) for record in dataset.records]
 
     def compute():
         encoder.eval()
-        device = next(encoder.parameters()).device
+        device = device_of(encoder)
         features, params = [], []
         for start in tqdm(range(0, len(dataset), batch_size), desc=f"view features {encoder.spec}", disable=not progress):
             pixels, vectors = [], []
@@ -133,7 +134,7 @@ def image_view_features(encoder, dataset, augment, n_views: int = 2, seed: int =
                 image = dataset[i]["image"]
                 for k in range(n_views):
                     with torch.random.fork_rng(devices=[]):
-                        torch.manual_seed(_seed(seed, 1_000_000 + k, i))
+                        torch.manual_seed(pair_seed(seed, 1_000_000 + k, i))
                         view, vector = augment.with_params(image)
                     pixels.append(encoder.preprocess(view))
                     vectors.append(vector)

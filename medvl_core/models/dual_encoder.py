@@ -32,12 +32,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DataFormatError, ParameterError
-from .encoders import ImageEncoder, TextEncoder, _device_of, _eval_mode, build_image_encoder, build_text_encoder
+from .encoders import ImageEncoder, TextEncoder, build_image_encoder, build_text_encoder
+from .modules import device_of, eval_mode
 from .uniclip import AugmentationEmbedding, DomainSimilarity
 
 TRAINABLE = ("all", "projections", "last")
 CONFIG_NAME, WEIGHTS_NAME = "dual_encoder.json", "dual_encoder.pt"
-_FORMAT = "medvl-dual-encoder/1"
+DUAL_ENCODER_FORMAT = "medvl-dual-encoder/1"
 _TRUNK_NAMES = ("blocks", "stages", "layers", "layer", "resblocks")
 _HEAD_MODULES = (
     "norm", "fc_norm", "head_norm", "conv_head", "bn2", "ln_post", "ln_final", "final_layer_norm", "post_layernorm",
@@ -97,7 +98,7 @@ class DualEncoder(nn.Module):
         self.aug_embedding = AugmentationEmbedding(aug_params, image_encoder.embed_dim) if aug_params else None
         self.domain_similarity = DomainSimilarity(init_temperature) if domain_similarity else None
         self.trainable = "all"
-        tower_device = _device_of(image_encoder)
+        tower_device = device_of(image_encoder)
         if tower_device.type != "cpu":  # new heads join towers that already live on an accelerator
             self.to(tower_device)
 
@@ -143,8 +144,8 @@ class DualEncoder(nn.Module):
     @torch.no_grad()
     def encode_text(self, texts: Sequence[str], batch_size: int = 64) -> torch.Tensor:
         """Strings -> normalised (N,D) CPU float tensor (eval mode, no grad, batched)."""
-        texts, device, outs = list(texts), _device_of(self), []
-        with _eval_mode(self):
+        texts, device, outs = list(texts), device_of(self), []
+        with eval_mode(self):
             for i in range(0, len(texts), batch_size):
                 batch = self.tokenize(texts[i : i + batch_size])
                 outs.append(self.encode_tokens(batch["input_ids"].to(device), batch["attention_mask"].to(device)))
@@ -153,8 +154,8 @@ class DualEncoder(nn.Module):
     @torch.no_grad()
     def _encode_pil(self, images, batch_size: int = 32) -> torch.Tensor:
         """PIL images -> normalised (N,D) CPU float tensor (eval mode, no grad, batched)."""
-        images, device, outs = list(images), _device_of(self), []
-        with _eval_mode(self):
+        images, device, outs = list(images), device_of(self), []
+        with eval_mode(self):
             for i in range(0, len(images), batch_size):
                 batch = torch.stack([self.preprocess(img) for img in images[i : i + batch_size]]).to(device)
                 outs.append(self.encode_images(batch).float().cpu())
@@ -251,7 +252,7 @@ class DualEncoder(nn.Module):
         """Everything needed to rebuild this model's architecture (JSON-able)."""
         tiny = self.visual.spec.startswith("tiny:")
         return {
-            "format": _FORMAT,
+            "format": DUAL_ENCODER_FORMAT,
             "image_spec": self.visual.spec,
             "text_spec": self.text.spec,
             "image_size": self.visual.image_size if tiny else None,
@@ -314,8 +315,8 @@ def load_dual_encoder(path, device=None) -> DualEncoder:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise DataFormatError(f"{config_file} is not valid JSON ({exc}); save the model again") from exc
-    if config.get("format") != _FORMAT:
-        raise DataFormatError(f"{config_file}: format {config.get('format')!r}, expected {_FORMAT!r}")
+    if config.get("format") != DUAL_ENCODER_FORMAT:
+        raise DataFormatError(f"{config_file}: format {config.get('format')!r}, expected {DUAL_ENCODER_FORMAT!r}")
     keys = ("embed_dim", "init_temperature", "learn_temperature", "max_logit_scale", "ssl_dim", "ssl_hidden_dim",
             "aug_params", "domain_similarity")
     model = build_dual_encoder(

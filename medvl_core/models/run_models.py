@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ..errors import ParameterError
 from .cache import image_tower_features
-from .dual_encoder import _FORMAT, CONFIG_NAME, WEIGHTS_NAME, load_dual_encoder
+from .dual_encoder import CONFIG_NAME, DUAL_ENCODER_FORMAT, WEIGHTS_NAME, load_dual_encoder
 from .encoders import ImageEncoder, build_image_encoder, parse_spec
 
 RUN_PREFIX = "run:"
@@ -34,7 +34,7 @@ def find_run_models(runs_root=None) -> list[Path]:
 def _is_saved_model(config_file: Path) -> bool:
     """True when the JSON file is a medvl dual-encoder config."""
     try:
-        return json.loads(config_file.read_text(encoding="utf-8")).get("format") == _FORMAT
+        return json.loads(config_file.read_text(encoding="utf-8")).get("format") == DUAL_ENCODER_FORMAT
     except (OSError, ValueError, AttributeError):
         return False
 
