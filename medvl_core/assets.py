@@ -74,7 +74,7 @@ ASSET_TABLE = [
         "module": "skimage",
         "license": "BSD-3-Clause (images: see skimage/data/README.txt)",
         "used_for": "retina, immunohistochemistry, cell and microaneurysm images in the real image panel",
-        "resolver": "real_image_panel",
+        "resolver": "skimage_image",
         "card": "data_cards/pydicom-data-radiograph.md",
     },
 ]
@@ -238,10 +238,10 @@ def efficientnet_lite0_state_dict() -> dict:
 
 def chest_radiograph_dicom() -> Path:
     """Path of RG1_UNCR.dcm from pydicom-data: one real PA chest CR, 1955x1841 uint16, MONOCHROME1."""
-    return _pydicom_file("RG1_UNCR.dcm")
+    return pydicom_file("RG1_UNCR.dcm")
 
 
-def _pydicom_file(name: str) -> Path:
+def pydicom_file(name: str) -> Path:
     """A test file shipped by pydicom or pydicom-data, found without any download."""
     import pydicom.data
 
@@ -254,52 +254,7 @@ def _pydicom_file(name: str) -> Path:
     return Path(path)
 
 
-# (name, modality, file in pydicom/pydicom-data or skimage.data function)
-_PANEL = (
-    ("chest_cr", "CR (chest PA)", "dicom", "RG1_UNCR.dcm"),
-    ("tibia_cr", "CR (extremity)", "dicom", "RG3_UNCR.dcm"),
-    ("ct_small", "CT", "dicom", "CT_small.dcm"),
-    ("mr_small", "MR", "dicom", "MR_small.dcm"),
-    ("ultrasound", "US", "dicom", "US1_UNCR.dcm"),
-    ("retina", "fundus photograph", "skimage", "retina"),
-    ("immunohistochemistry", "IHC microscopy", "skimage", "immunohistochemistry"),
-    ("cell", "microscopy", "skimage", "cell"),
-    ("microaneurysms", "fundus (angiography crop)", "skimage", "microaneurysms"),
-)
-
-
-def real_image_panel(max_size: int | None = 512) -> list[dict]:
-    """Small real images bundled in registry packages: dicts with name, modality, source, image (PIL L or RGB)."""
-    from PIL import Image
-
-    panel = []
-    for name, modality, kind, ref in _PANEL:
-        if kind == "dicom":
-            array, source = _dicom_array(ref), f"pydicom-data/pydicom {ref}"
-        else:
-            array, source = _skimage_array(ref), f"scikit-image skimage.data.{ref}()"
-        if array is None:
-            continue
-        image = Image.fromarray(array)
-        if max_size and max(image.size) > max_size:
-            image.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
-        panel.append({"name": name, "modality": modality, "source": source, "image": image})
-    if not panel:
-        raise AssetNotFoundError("no panel image could be read; run `pip install pydicom-data scikit-image`")
-    return panel
-
-
-def _dicom_array(name: str):
-    """uint8 pixels of a bundled DICOM file, or None where pydicom-data lacks it."""
-    from .data.images import dicom_to_uint8
-
-    try:
-        return dicom_to_uint8(_pydicom_file(name))
-    except AssetNotFoundError:
-        return None
-
-
-def _skimage_array(name: str):
+def skimage_image(name: str):
     """A scikit-image sample image bundled in the wheel (never one that downloads), or None."""
     try:
         import skimage.data

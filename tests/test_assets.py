@@ -127,7 +127,9 @@ def test_chest_radiograph_dicom_reads_and_converts():
 
 
 def test_real_image_panel():
-    panel = assets.real_image_panel(max_size=256)
+    from medvl_core.data.panel import real_image_panel
+
+    panel = real_image_panel(max_size=256)
     assert len(panel) >= 6
     assert len({p["name"] for p in panel}) == len(panel)
     assert {"CR (chest PA)", "CT", "MR"} <= {p["modality"] for p in panel}

@@ -406,8 +406,8 @@ def _chest_tube(sign):
 DEVICES = ("ett", "cvc", "ng", "ecg", "pacer", "sternotomy", "chest_tube")
 
 
-def _device(kind, x, y, px, rng):
-    """(tubes, lines, solid mask) of one device kind."""
+def _support_device_shapes(kind, x, y, px, rng):
+    """Shapes of one support device of `kind` (tube, line, wire, ...): (tubes, lines, solid mask)."""
     s = float(rng.choice([-1.0, 1.0]))
     if kind == "ett":
         return [_curve([0.0, 0.0, 0.01], [-1.1, -0.8, -0.45 + rng.uniform(-0.05, 0.05)], 4)], [], 0
@@ -435,7 +435,7 @@ def _support_devices(scene, f, rng):
     kinds = [k for k in f.variant.split(",") if k in DEVICES] or list(rng.permutation(DEVICES[:5])[: f.severity])
     tubes, lines, solid = [], [], np.zeros_like(scene.x)
     for kind in kinds:
-        t, line, mask = _device(kind, scene.x, scene.y, scene.px, rng)
+        t, line, mask = _support_device_shapes(kind, scene.x, scene.y, scene.px, rng)
         tubes, lines, solid = tubes + t, lines + line, np.maximum(solid, np.clip(mask, 0, 1))
     dev = solid
     if tubes:
