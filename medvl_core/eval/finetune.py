@@ -27,6 +27,7 @@ from torch.utils.data import TensorDataset
 from ..data.nli import NLI_LABELS, NLIPair
 from ..errors import ParameterError
 from ..models.encoders import TextEncoder
+from ..models.modules import device_of
 from ..train import TrainConfig
 from ..train import train as train_model
 from .metrics import auroc
@@ -45,11 +46,6 @@ def _seeded_head(seed: int, build) -> nn.Module:
         return build()
 
 
-def _device_of(module: nn.Module) -> torch.device:
-    """Device of a module's first parameter (CPU if it has none)."""
-    return next(module.parameters(), torch.empty(0)).device
-
-
 @torch.no_grad()
 def _output_width(module: nn.Module, forward, probe) -> int:
     """Width of `forward(probe)`'s last axis, run with `module` in eval mode (its mode is restored)."""
@@ -65,7 +61,7 @@ def _embed_texts(text_model: nn.Module, texts: Sequence[str]) -> torch.Tensor:
     """(N, D) embeddings: a TextEncoder is tokenized first, any other model is called on the list of strings."""
     if isinstance(text_model, TextEncoder):
         tokens = text_model.tokenize(list(texts))
-        device = _device_of(text_model)
+        device = device_of(text_model)
         return text_model(tokens["input_ids"].to(device), tokens["attention_mask"].to(device))
     return text_model(list(texts))
 
@@ -176,7 +172,7 @@ def masked_bce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 def _image_loss(model, batch) -> torch.Tensor:
     """Masked BCE of one (images, labels) batch."""
     x, y = batch
-    logits = model(x.to(_device_of(model)))
+    logits = model(x.to(device_of(model)))
     return masked_bce(logits, y.to(logits.device))
 
 
@@ -196,7 +192,7 @@ def _label_matrix(Y, n: int, names: Sequence[str], what: str) -> torch.Tensor:
 def _predict_images(model: nn.Module, X: torch.Tensor, batch_size: int) -> np.ndarray:
     """Sigmoid scores (N, L) in eval mode."""
     model.eval()
-    device = _device_of(model)
+    device = device_of(model)
     outs = [torch.sigmoid(model(X[i : i + batch_size].to(device))).float().cpu() for i in range(0, len(X), batch_size)]
     return torch.cat(outs).numpy()
 
@@ -221,7 +217,7 @@ def finetune_image_classifier(image_model: nn.Module, X_train: torch.Tensor, Y_t
     if len(X_train) == 0 or len(X_test) == 0:
         raise ParameterError("finetune_image_classifier: X_train and X_test need at least one image each")
     tower = copy.deepcopy(image_model)
-    dim = _output_width(tower, tower, torch.as_tensor(X_train[:1]).to(_device_of(tower)))
+    dim = _output_width(tower, tower, torch.as_tensor(X_train[:1]).to(device_of(tower)))
     model = MultiLabelClassifier(tower, dim, len(label_names), config.seed)
     result = train_model(model, TensorDataset(torch.as_tensor(X_train), y_train), _image_loss, config)
     return label_table(y_test, _predict_images(result.model, torch.as_tensor(X_test), config.batch_size), label_names)

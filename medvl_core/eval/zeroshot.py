@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from medvl_core.errors import ParameterError
+from medvl_core.models.modules import device_of
 
 
 def prompt_pairs(
@@ -49,13 +50,6 @@ def _images(batch):
     if isinstance(batch, (tuple, list)):
         return batch[0]
     return batch
-
-
-def _device(model) -> torch.device:
-    """Where the model's parameters live (CPU for a model without parameters)."""
-    params = getattr(model, "parameters", None)
-    first = next(iter(params()), None) if callable(params) else None
-    return first.device if first is not None else torch.device("cpu")
 
 
 class ZeroShotClassifier:
@@ -102,7 +96,7 @@ class ZeroShotClassifier:
 
     def _embedded(self, batches: Iterable):
         """Yield each batch's image embeddings; restores the model's training mode afterwards."""
-        device, was_training = _device(self.model), getattr(self.model, "training", False)
+        device, was_training = device_of(self.model), getattr(self.model, "training", False)
         if hasattr(self.model, "eval"):
             self.model.eval()
         try:
