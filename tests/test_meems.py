@@ -7,8 +7,14 @@ import torch
 from torch import nn
 
 from medvl_core.errors import ParameterError
-from medvl_core.eval.captioning import caption_bleu, caption_iou, jaccard, mean_caption_iou
-from medvl_core.models.meems import PAPER_SIZES, ImageOnlyClassifier, MeemsClassifier, MeemsEmbedder, MlpClassifier
+from medvl_core.studies.meems.caption_quality import caption_bleu, caption_iou, jaccard, mean_caption_iou
+from medvl_core.studies.meems.networks import (
+    PAPER_SIZES,
+    ImageOnlyClassifier,
+    MeemsClassifier,
+    MeemsEmbedder,
+    MlpClassifier,
+)
 
 
 def test_embedder_and_classifier_shapes_at_paper_sizes():

@@ -9,44 +9,68 @@ import torch
 
 from medvl_core.errors import ParameterError
 from medvl_core.eval.metrics import auroc
-from medvl_core.eval.projection import pca, pca_2d
-from medvl_core.studies import meems as S
+from medvl_core.studies.meems.captions import (
+    attention_words,
+    caption_diversity,
+    caption_example_text,
+    caption_scores,
+    distinct_label_examples,
+    fit_captioner,
+)
+from medvl_core.studies.meems.claims import CLAIMS, claims_table, no_finding_silhouette, seed_metrics, verdict_sentences
+from medvl_core.studies.meems.data import MeemsData, MeemsSplit, first_sentences, prepare_meems_data, world_root
+from medvl_core.studies.meems.heads import embeddings, fit_finetuned_baseline, fit_head_seeds, fit_heads, head_inputs
+from medvl_core.studies.meems.paper_metrics import binarised, paper_auc, paper_scores, reference_scores
+from medvl_core.studies.meems.pixels import predict_pixels
+from medvl_core.studies.meems.projection import pca, pca_2d
+from medvl_core.studies.meems.scores import argmax_onehot, normalised_confusion, single_label_confusion
+from medvl_core.studies.meems.tables import (
+    auc_table,
+    fnr_fpr_table,
+    minority_summary,
+    operating_point_table,
+    paper_table,
+    rare_stratum_table,
+    summary_metrics,
+    training_summary,
+)
+from medvl_core.studies.meems.tasks import task_names, task_targets
 from medvl_core.train import TrainConfig
 
 
 def test_first_sentences_keeps_whole_sentences_within_the_word_budget():
     report = "Heart size is normal. XXXX lungs are clear. No effusion or pneumothorax is seen today."
-    assert S.first_sentences(report, 8) == "heart size is normal ."
-    assert S.first_sentences(report, 10) == "heart size is normal . lungs are clear ."
-    assert S.first_sentences(report, 3) == "heart size is"  # the first sentence is cut, never dropped
-    assert S.first_sentences("", 5) == ""
+    assert first_sentences(report, 8) == "heart size is normal ."
+    assert first_sentences(report, 10) == "heart size is normal . lungs are clear ."
+    assert first_sentences(report, 3) == "heart size is"  # the first sentence is cut, never dropped
+    assert first_sentences("", 5) == ""
 
 
 def test_world_root_is_stable_and_distinct_per_knobs(data_root):
-    a = S.world_root({"n_studies": 10, "rare_stratum_fraction": 0.5})
-    assert a == S.world_root({"rare_stratum_fraction": 0.5, "n_studies": 10})
-    assert a != S.world_root({"n_studies": 11, "rare_stratum_fraction": 0.5})
+    a = world_root({"n_studies": 10, "rare_stratum_fraction": 0.5})
+    assert a == world_root({"rare_stratum_fraction": 0.5, "n_studies": 10})
+    assert a != world_root({"n_studies": 11, "rare_stratum_fraction": 0.5})
     assert a.parent == data_root and a.name.startswith("synth-cxr-")
 
 
 def test_task_targets_and_names():
     labels = np.array([[1, 0, 0], [0, 1, 1]], dtype=np.float32)
-    np.testing.assert_array_equal(S.task_targets(labels, "binary"), [[0], [1]])
-    assert S.task_targets(labels, "multilabel") is labels
-    assert S.task_names("binary", ["a", "b"]) == ["Finding"]
+    np.testing.assert_array_equal(task_targets(labels, "binary"), [[0], [1]])
+    assert task_targets(labels, "multilabel") is labels
+    assert task_names("binary", ["a", "b"]) == ["Finding"]
     with pytest.raises(ParameterError, match="task"):
-        S.task_targets(labels, "multiclass")
+        task_targets(labels, "multiclass")
 
 
 def test_auc_table_macro_micro_and_minority_flags():
     Y = np.array([[1, 0], [0, 1], [1, 0], [0, 0]], dtype=float)
     good = np.array([[0.9, 0.1], [0.2, 0.8], [0.8, 0.3], [0.1, 0.2]])
-    table = S.auc_table(Y, {"A": good, "B": 1 - good}, ["x", "y"], train_prevalence=[0.5, 0.01])
+    table = auc_table(Y, {"A": good, "B": 1 - good}, ["x", "y"], train_prevalence=[0.5, 0.01])
     assert table.loc["x", "A"] == 1.0 and table.loc["y", "A"] == 1.0 and table.loc["x", "B"] == 0.0
     assert table.loc["macro", "A"] == 1.0
     assert table.loc["micro", "A"] == pytest.approx(auroc(Y.ravel(), good.ravel()))
     assert list(table["n positive"].iloc[:2]) == [2, 1] and list(table["minority"].iloc[:2]) == [False, True]
-    summary = S.minority_summary(table, ["A", "B"])
+    summary = minority_summary(table, ["A", "B"])
     assert summary.loc["minority classes (1)", "A"] == 1.0 and summary.loc["other classes (1)", "B"] == 0.0
 
 
@@ -55,7 +79,7 @@ def test_operating_point_fnr_fpr_and_confusions():
     p_val = np.array([[0.7], [0.4], [0.6], [0.2]])  # F1-optimal threshold on validation: 0.6
     y = np.array([[1], [1], [0], [0], [0]], dtype=float)
     p = np.array([[0.9], [0.5], [0.65], [0.3], [0.1]])
-    table = S.operating_point_table(y_val, p_val, y, p, ["Finding"])
+    table = operating_point_table(y_val, p_val, y, p, ["Finding"])
     row = table.loc["Finding"]
     assert row["threshold"] == pytest.approx(0.6)
     assert row["fnr"] == pytest.approx(1 / 2) and row["fpr"] == pytest.approx(1 / 3) and row["f1"] == pytest.approx(0.5)
@@ -65,7 +89,7 @@ def test_operating_point_fnr_fpr_and_confusions():
 def test_single_label_confusion_uses_only_single_label_images():
     Y = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=float)
     P = np.array([[0.9, 0.1, 0.0], [0.8, 0.1, 0.1], [0.5, 0.5, 0.0], [0.0, 0.2, 0.7]])
-    matrix, rows = S.single_label_confusion(Y, P)
+    matrix, rows = single_label_confusion(Y, P)
     assert rows.tolist() == [0, 1, 3]
     np.testing.assert_array_equal(matrix, [[1, 0, 0], [1, 0, 0], [0, 0, 1]])
 
@@ -77,53 +101,53 @@ def test_rare_stratum_table_scores_each_group_against_all_negatives():
     rare = np.array([False, False, True, False, False, False])
     p = np.zeros((6, 2))
     p[:, 1] = [0.9, 0.8, 0.1, 0.3, 0.2, 0.4]  # the rare positive scores below every negative
-    table = S.rare_stratum_table(y, {"M": p}, rare, names, "Pneumothorax", n_resamples=200)
+    table = rare_stratum_table(y, {"M": p}, rare, names, "Pneumothorax", n_resamples=200)
     assert table.loc["common stratum", "AUC M"] == 1.0 and table.loc["rare stratum", "AUC M"] == 0.0
     assert table.loc["all positives", "AUC M"] == pytest.approx(6 / 9)
     assert table.loc["rare stratum", "n positive"] == 1 and table.loc["rare stratum", "n negative"] == 3
     assert table.loc["all positives", "low M"] <= 6 / 9 <= table.loc["all positives", "high M"]
-    assert S.rare_stratum_table(y, {"M": p}, None, names).empty
+    assert rare_stratum_table(y, {"M": p}, None, names).empty
 
 
 def test_paper_auc_averages_the_binarised_columns_and_flattens_for_micro():
     y = np.array([[1.0], [1.0], [0.0], [0.0], [1.0]])
     p = np.array([[0.9], [0.4], [0.6], [0.1], [0.8]])
-    Yb, Pb = S.binarised(y, p, "binary")
+    Yb, Pb = binarised(y, p, "binary")
     np.testing.assert_array_equal(Yb[:, 0], 1 - y[:, 0])
-    scores = S.paper_auc(Yb, Pb)
-    assert scores["auc"] == pytest.approx(S.auroc(y[:, 0], p[:, 0]))  # both columns of a softmax pair agree
-    assert scores["auc_micro"] == pytest.approx(S.auroc(Yb.ravel(), Pb.ravel()))
+    scores = paper_auc(Yb, Pb)
+    assert scores["auc"] == pytest.approx(auroc(y[:, 0], p[:, 0]))  # both columns of a softmax pair agree
+    assert scores["auc_micro"] == pytest.approx(auroc(Yb.ravel(), Pb.ravel()))
 
 
 def test_argmax_f1_and_trivial_references():
     y = np.array([[1.0], [1.0], [1.0], [0.0]])
     p = np.array([[0.9], [0.2], [0.7], [0.6]])
-    scores = S.paper_scores(y, p, "binary", thresholds=np.array([0.1]))
+    scores = paper_scores(y, p, "binary", thresholds=np.array([0.1]))
     assert scores["f1"] == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))  # tp 2, fp 1, fn 1 at argmax
     assert scores["f1_threshold"] == pytest.approx(2 * 3 / (2 * 3 + 1))  # everything positive at 0.1
-    refs = S.reference_scores(y, "binary")
+    refs = reference_scores(y, "binary")
     assert refs["all positive"]["f1"] == pytest.approx(2 * 0.75 / 1.75) and refs["all positive"]["auc"] == 0.5
-    rates = S.fnr_fpr_table(y, {"M": p})
+    rates = fnr_fpr_table(y, {"M": p})
     assert rates.loc["M", "FNR (argmax)"] == pytest.approx(1 / 3) and rates.loc["M", "FPR (argmax)"] == 1.0
     assert rates.loc["all positive (reference)", "FNR (argmax)"] == 0.0
     Y = np.array([[1, 0, 0], [0, 1, 0], [0, 1, 1]], dtype=float)
     P = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.1, 0.3, 0.6]])
-    np.testing.assert_array_equal(S.argmax_onehot(P), [[1, 0, 0], [0, 1, 0], [0, 0, 1]])
-    assert S.paper_scores(Y, P, "multilabel")["f1"] == pytest.approx(np.mean([1.0, 2 / 3, 1.0]))
-    np.testing.assert_allclose(S.normalised_confusion(np.array([[3, 1], [0, 0]])), [[0.75, 0.25], [0, 0]])
+    np.testing.assert_array_equal(argmax_onehot(P), [[1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    assert paper_scores(Y, P, "multilabel")["f1"] == pytest.approx(np.mean([1.0, 2 / 3, 1.0]))
+    np.testing.assert_allclose(normalised_confusion(np.array([[3, 1], [0, 0]])), [[0.75, 0.25], [0, 0]])
 
 
 def test_caption_diversity_and_distinct_examples():
-    d = S.caption_diversity(["a b", "a b", "c"])
+    d = caption_diversity(["a b", "a b", "c"])
     assert d["distinct_caption_fraction"] == pytest.approx(2 / 3) and d["vocabulary_used"] == 3
     labels = np.array([[1, 0], [1, 0], [0, 1], [1, 1]])
-    assert S.distinct_label_examples(labels, 6) == [0, 2, 3]
+    assert distinct_label_examples(labels, 6) == [0, 2, 3]
 
 
 def test_silhouette_and_claims_table():
     rng = np.random.default_rng(0)
     emb = np.r_[rng.normal(0, 0.1, (20, 3)) + [1, 0, 0], rng.normal(0, 0.1, (20, 3)) + [0, 1, 0]]
-    assert S.no_finding_silhouette(emb, np.r_[np.ones(20), np.zeros(20)]) > 0.5
+    assert no_finding_silhouette(emb, np.r_[np.ones(20), np.zeros(20)]) > 0.5
     base = {"binary_auc_meems": 0.8, "binary_auc_baseline": 0.7, "binary_f1_argmax_meems": 0.8,
             "binary_f1_argmax_baseline": 0.9, "multilabel_auc_meems": 0.7, "multilabel_auc_baseline": 0.7,
             "multilabel_f1_argmax_meems": 0.3, "multilabel_f1_argmax_baseline": 0.2, "binary_fnr_argmax_meems": 0.1,
@@ -131,10 +155,10 @@ def test_silhouette_and_claims_table():
             "binary_f1_argmax_all_positive": 0.85, "no_finding_silhouette_meems": 0.1, "minority_auc_meems": 0.6,
             "other_auc_meems": 0.8, "rare_stratum_auc_meems": 0.6, "rare_stratum_auc_baseline": 0.65,
             "common_stratum_auc_meems": 0.9}
-    table = S.claims_table([base, {**base, "binary_auc_meems": 0.6}, base])
+    table = claims_table([base, {**base, "binary_auc_meems": 0.6}, base])
     assert table.iloc[0]["seeds agreeing"] == "2/3" and table.iloc[0]["verdict"] == "mixed"
     assert table.iloc[1]["verdict"] == "disagrees" and table.iloc[4]["verdict"] == "agrees"
-    assert len(table) == len(S.CLAIMS)
+    assert len(table) == len(CLAIMS)
 
 
 def test_pca_projects_to_n_components():
@@ -145,7 +169,21 @@ def test_pca_projects_to_n_components():
         pca(x, 7)
 
 
-def tiny_data(n: int = 48, seed: int = 0) -> S.MeemsData:
+def test_the_package_holds_every_name_the_notebook_calls():
+    import json
+    import re
+    from pathlib import Path
+
+    from medvl_core.studies import meems as study
+
+    cells = json.loads((Path(__file__).parents[1] / "notebooks" / "meems.ipynb").read_text())["cells"]
+    code = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    called = set(re.findall(r"\bstudy\.(\w+)", code))
+    assert called and not called - set(study.__all__)
+    assert all(hasattr(study, name) for name in study.__all__)
+
+
+def tiny_data(n: int = 48, seed: int = 0) -> MeemsData:
     """Grids whose channel 0 (left cells) marks a finding that the captions also name."""
     from medvl_core.text.vocab import build_vocabulary
 
@@ -158,44 +196,44 @@ def tiny_data(n: int = 48, seed: int = 0) -> S.MeemsData:
         labels = np.zeros((count, 3), dtype=np.float32)
         labels[:, 0], labels[:, 1], labels[:, 2] = ~finding, finding, rng.random(count) < 0.3
         captions = ["left effusion ." if f else "lungs clear ." for f in finding]
-        return S.MeemsSplit(name, [""] * count, grids, labels, captions, rng.random(count) < 0.2)
+        return MeemsSplit(name, [""] * count, grids, labels, captions, rng.random(count) < 0.2)
 
     train, val, test = split("train", n), split("validate", 24), split("test", 24)
-    return S.MeemsData(train, val, test, test, build_vocabulary(train.captions, 1), ["No Finding", "Effusion", "Other"], 4)
+    return MeemsData(train, val, test, test, build_vocabulary(train.captions, 1), ["No Finding", "Effusion", "Other"], 4)
 
 
 def test_tiny_end_to_end_training_with_the_shared_engine():
     data = tiny_data()
     config = TrainConfig(epochs=10, batch_size=16, lr=0.01, optimizer="adam", schedule="plateau",
                          early_stopping_patience=3, keep_best=True, device="cpu", progress=False)
-    captioner, fit = S.fit_captioner(data, config, embed_dim=8, attention_dim=8, hidden_dim=16, n_sample=8)
+    captioner, fit = fit_captioner(data, config, embed_dim=8, attention_dim=8, hidden_dim=16, n_sample=8)
     assert {"val_loss", "val_caption_iou", "val_bleu"} <= set(fit.history[0])
     assert fit.history[-1]["val_loss"] < fit.history[0]["val_loss"]
-    scores = S.caption_scores(captioner, data.reports_test, data.vocab, data.max_words)
+    scores = caption_scores(captioner, data.reports_test, data.vocab, data.max_words)
     assert scores["caption_iou_words"] > 0.8 and scores["caption_n_images"] == 24
-    inputs = S.head_inputs(data, captioner, 5)
+    inputs = head_inputs(data, captioner, 5)
     assert inputs.hidden["test"].shape == (24, 16) and inputs.features["train"].shape == (48, 8)
-    heads = S.fit_heads(data, inputs, config, {"embed_hidden": 16, "embed_dim": 8, "classifier_hidden": 4}, dropout=0.0)
+    heads = fit_heads(data, inputs, config, {"embed_hidden": 16, "embed_dim": 8, "classifier_hidden": 4}, dropout=0.0)
     assert heads.probs[("binary", "MEEMS", "test")].shape == (24, 1)
     assert heads.probs[("multilabel", "baseline", "test")].shape == (24, 3)
-    tables = S.training_summary(heads)
+    tables = training_summary(heads)
     assert len(tables) == 4 and (tables["epochs run"] <= 10).all()
-    y = S.task_targets(data.test.labels, "binary")
-    assert S.auc_table(y, heads.test_probs("binary"), ["Finding"]).loc["Finding", "MEEMS"] > 0.9
-    summary = S.summary_metrics(heads, data)
+    y = task_targets(data.test.labels, "binary")
+    assert auc_table(y, heads.test_probs("binary"), ["Finding"]).loc["Finding", "MEEMS"] > 0.9
+    summary = summary_metrics(heads, data)
     assert {"binary_auc_meems", "multilabel_auc_micro_baseline", "binary_fnr_argmax_meems"} <= set(summary)
     assert "rare_stratum_auc_meems" not in summary  # tiny data: no rare label
     assert {"val_distinct_captions", "train_sample_caption_iou"} <= set(fit.history[-1])
-    table = S.paper_table(heads, data, "binary")
+    table = paper_table(heads, data, "binary")
     assert {"MEEMS", "baseline", "all positive (reference)"} <= set(table.index)
-    per_seed = S.fit_head_seeds(data, inputs, config, [1, 2], {"embed_hidden": 16, "embed_dim": 8,
+    per_seed = fit_head_seeds(data, inputs, config, [1, 2], {"embed_hidden": 16, "embed_dim": 8,
                                                                 "classifier_hidden": 4}, dropout=0.0)
     assert [seed for seed, _ in per_seed] == [1, 2]
-    assert "no_finding_silhouette_meems" in S.seed_metrics(per_seed[0][1], data, inputs)
-    words, maps = S.attention_words(captioner, data.test.grids[0], data.vocab, 10, 3, 5)
+    assert "no_finding_silhouette_meems" in seed_metrics(per_seed[0][1], data, inputs)
+    words, maps = attention_words(captioner, data.test.grids[0], data.vocab, 10, 3, 5)
     assert 1 <= len(words) <= 5 and maps.shape == (len(words), 2, 2)
     np.testing.assert_allclose(maps.reshape(len(words), -1).sum(1), 1.0, atol=1e-5)
-    assert S.embeddings(heads.models[("binary", "MEEMS")], inputs, "test", True).shape == (24, 8)
+    assert embeddings(heads.models[("binary", "MEEMS")], inputs, "test", True).shape == (24, 8)
 
 
 def test_prepare_meems_data_on_a_generated_world(data_root):
@@ -203,7 +241,7 @@ def test_prepare_meems_data_on_a_generated_world(data_root):
 
     world = {"n_studies": 30, "n_test_images": 12, "image_size": 32, "rare_stratum_fraction": 1.0}
     encoder = build_image_encoder("tiny:cnn-32", image_size=32)
-    data = S.prepare_meems_data(encoder, world=world, max_words=12, vocab_min_count=1, progress=False)
+    data = prepare_meems_data(encoder, world=world, max_words=12, vocab_min_count=1, progress=False)
     assert data.rare_label == "Pneumothorax"  # the default (drain) stratum
     assert data.train.grids.shape[1:] == (32, 1, 1) and len(data.train.captions) == len(data.train.paths)
     assert all(len(c.split()) <= 12 for c in data.train.captions) and len(data.vocab) > 4
@@ -216,16 +254,16 @@ def test_prepare_meems_data_on_a_generated_world(data_root):
 
 def test_subset_and_the_fine_tuned_pixel_baseline(data_root):
     from medvl_core.models.encoders import build_image_encoder
-    from medvl_core.models.meems import ImageOnlyClassifier
+    from medvl_core.studies.meems.networks import ImageOnlyClassifier
 
     world = {"n_studies": 30, "n_test_images": 12, "image_size": 32}
     encoder = build_image_encoder("tiny:cnn-32", image_size=32)
-    data = S.prepare_meems_data(encoder, world=world, max_words=12, vocab_min_count=1, max_images=10, progress=False)
+    data = prepare_meems_data(encoder, world=world, max_words=12, vocab_min_count=1, max_images=10, progress=False)
     assert len(data.train.paths) == 10 and len(data.test.paths) == 10 and len(data.train.captions) == 10
     config = TrainConfig(epochs=2, batch_size=5, lr=1e-3, optimizer="adam", device="cpu", progress=False)
-    model, fit = S.fit_finetuned_baseline(data, "tiny:cnn-32", "binary", config)
+    model, fit = fit_finetuned_baseline(data, "tiny:cnn-32", "binary", config)
     assert isinstance(model, ImageOnlyClassifier) and {"val_loss", "val_auroc"} <= set(fit.history[-1])
-    probs = S.predict_pixels(model, data.test.paths, "binary", batch_size=4)
+    probs = predict_pixels(model, data.test.paths, "binary", batch_size=4)
     assert probs.shape == (10, 1) and ((probs >= 0) & (probs <= 1)).all()
     assert any(p.requires_grad for p in model.encoder.parameters())  # the CNN itself is trained
 
@@ -237,7 +275,7 @@ def test_grid_cache_is_reused_and_matches_the_encoder(data_root):
     from medvl_core.models.encoders import build_image_encoder
 
     world = {"n_studies": 12, "n_test_images": 0, "image_size": 32}
-    dataset = open_dataset("synth-cxr", root=S.world_root(world), split="train", text=False, **world)
+    dataset = open_dataset("synth-cxr", root=world_root(world), split="train", text=False, **world)
     encoder = build_image_encoder("tiny:cnn-32", image_size=64)
     grids = image_tower_grids(encoder, dataset, progress=False)
     files = sorted(cache_dir("features").glob("*.pt"))
@@ -251,14 +289,14 @@ def test_grid_cache_is_reused_and_matches_the_encoder(data_root):
 
 def test_verdict_sentences_say_contradictions_plainly():
     claims = pd.DataFrame({"seeds agreeing": ["0/3", "3/3"], "verdict": ["disagrees", "agrees"]}, index=["A", "B"])
-    sentences = S.verdict_sentences(claims)
+    sentences = verdict_sentences(claims)
     assert "CONTRADICTS" in sentences[0] and "agrees" in sentences[1]
 
 
 def test_caption_example_text_wraps_without_cutting():
     frame = pd.DataFrame([{"image": 3, "reference": "no pleural effusion . " * 10, "generated (beam)": "the lungs are clear .",
                            "labels": "No Finding"}])
-    text = S.caption_example_text(frame, width=40)
+    text = caption_example_text(frame, width=40)
     assert text.startswith("image 3 (No Finding)") and all(len(line) <= 40 for line in text.splitlines())
     assert text.replace("\n", " ").count("effusion") == 10 and "the lungs are clear ." in text
 
@@ -278,10 +316,10 @@ def test_bad_items_fail_before_training_or_are_skipped_and_counted(data_root):
     open(emptied, "w").close()
     encoder = build_image_encoder("tiny:cnn-32", image_size=32)
     with pytest.raises(DataFormatError, match="2 bad items found before training") as error:
-        S.prepare_meems_data(encoder, "mimic-cxr", root=root, max_words=12, vocab_min_count=1, progress=False)
+        prepare_meems_data(encoder, "mimic-cxr", root=root, max_words=12, vocab_min_count=1, progress=False)
     assert truncated in str(error.value) and emptied in str(error.value) and "bad_items='skip'" in str(error.value)
     with pytest.warns(UserWarning, match="skipped 2 bad items"):
-        data = S.prepare_meems_data(encoder, "mimic-cxr", root=root, max_words=12, vocab_min_count=1,
+        data = prepare_meems_data(encoder, "mimic-cxr", root=root, max_words=12, vocab_min_count=1,
                                     progress=False, bad_items="skip")
     assert data.skipped == {"train": 2} and len(data.train.paths) == len(train.records) - 2
     assert truncated not in data.train.paths and len(data.train.captions) == len(data.train.paths)

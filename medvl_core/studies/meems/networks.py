@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import ParameterError
+from ...errors import ParameterError
 
 PAPER_SIZES = {"embed_hidden": 1000, "embed_dim": 200, "classifier_hidden": 50}
 

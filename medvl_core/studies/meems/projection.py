@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ParameterError
+from ...errors import ParameterError
 
 
 def pca(features, n_components: int = 2, seed: int = 0) -> np.ndarray:

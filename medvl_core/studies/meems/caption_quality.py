@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ParameterError
-from ..text.vocab import word_tokens
-from .deltableu import delta_bleu
+from ...errors import ParameterError
+from ...eval.deltableu import delta_bleu
+from ...text.vocab import word_tokens
 
 IOU_MODES = ("words", "findings")
 
@@ -18,8 +18,8 @@ def _word_set(text: str) -> set[str]:
 
 def _finding_set(text: str) -> set[str]:
     """CheXpert observations the rule-based labeler finds positive or uncertain in a caption."""
-    from ..text.labeler import label_report
-    from ..text.observations import CHEXPERT_LABELS
+    from ...text.labeler import label_report
+    from ...text.observations import CHEXPERT_LABELS
 
     labels = label_report(text)
     return {name for name, value in zip(CHEXPERT_LABELS, labels) if value in (1.0, -1.0)}

@@ -168,7 +168,7 @@ def pca_per_class_figure(points2: np.ndarray, labels: np.ndarray, names, title: 
 
 def roc_pair(Yb: dict, Pb: dict, names, title: str):
     """Figs. 6-7: ROC per column of the binarised label matrix plus the micro average (dashed), one panel per model."""
-    from ..eval.metrics import auroc, roc_curve_points
+    from ...eval.metrics import auroc, roc_curve_points
 
     plt = _plt()
     models = list(Pb)
