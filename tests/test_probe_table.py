@@ -5,7 +5,8 @@ import pytest
 
 from medvl_core.errors import ParameterError
 from medvl_core.eval.probing import confounder_probe
-from medvl_core.studies.vlm_feature_probing import probe_results, probe_table
+from medvl_core.studies.vlm_feature_probing.probes import probe_results
+from medvl_core.studies.vlm_feature_probing.tables import probe_table
 
 
 def _blobs(n=100, dim=8, sep=6.0, seed=0):
@@ -58,7 +59,7 @@ def test_group_split_keeps_groups_apart_and_is_reported_beside():
 
 def test_subclass_results_within_parents():
     from medvl_core.data.base import RecordDataset
-    from medvl_core.studies.vlm_feature_probing import subclass_results
+    from medvl_core.studies.vlm_feature_probing.probes import subclass_results
 
     rng = np.random.default_rng(0)
     fine = np.array(["candida", "trichomonas", "nilm", "atrophy"])[np.arange(160) % 4]
@@ -71,7 +72,8 @@ def test_subclass_results_within_parents():
 
 
 def test_metrics_keys_use_the_poster_columns(features):
-    from medvl_core.studies.vlm_feature_probing import per_dataset_metrics, poster_column, slug
+    from medvl_core.studies.vlm_feature_probing.poster import poster_column, slug
+    from medvl_core.studies.vlm_feature_probing.tables import per_dataset_metrics
 
     assert poster_column("cytology") == poster_column("hicervix") == "HiCervix" and slug("brain-mr:/data/x") == "brainmr"
     long = probe_results({("good", "mr"): features[("good", "A")]}, progress=False)
@@ -111,7 +113,7 @@ def test_confounder_results_rows_and_empty_frame():
     import numpy as np
 
     from medvl_core.data.base import RecordDataset
-    from medvl_core.studies.vlm_feature_probing import CONFOUNDER_COLUMNS, confounder_results
+    from medvl_core.studies.vlm_feature_probing.probes import CONFOUNDER_COLUMNS, confounder_results
 
     rng = np.random.default_rng(0)
     site = np.repeat(["a", "b"], 30)

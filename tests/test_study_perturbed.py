@@ -11,7 +11,39 @@ from medvl_core.errors import ParameterError
 from medvl_core.losses import LossWeights
 from medvl_core.models.encoders import build_image_encoder, build_text_encoder
 from medvl_core.models.multiscale import ImageEmbedder, TextEmbedder
-from medvl_core.studies import perturbed_report_discrimination as ps
+from medvl_core.studies.perturbed_report_discrimination.arms import (
+    VARIANTS,
+    PerturbedPairs,
+    fit_variant,
+    loss_history,
+    train_variants,
+    variant_weights,
+)
+from medvl_core.studies.perturbed_report_discrimination.claims import claims_table, seed_summary
+from medvl_core.studies.perturbed_report_discrimination.discrimination import (
+    discrimination_accuracy,
+    discrimination_scores,
+    discrimination_table,
+    original_credit,
+    table_iv,
+)
+from medvl_core.studies.perturbed_report_discrimination.prepare import (
+    PixelImages,
+    ReportSplit,
+    cached_perturbations,
+    dataset_options,
+    first_words,
+    held_out_by_count,
+    prepare_perturbed_study,
+)
+from medvl_core.studies.perturbed_report_discrimination.scores import bootstrap_ci
+from medvl_core.studies.perturbed_report_discrimination.tables import (
+    classification_arrays,
+    classification_table,
+    study_metrics,
+    table_i,
+)
+from medvl_core.text.perturb import PERTURBATIONS
 from medvl_core.train import TrainConfig
 
 WORLD = dict(n_studies=40, n_test_images=20, image_size=32, report_source="template")
@@ -24,32 +56,32 @@ def towers():
 
 @pytest.fixture(scope="module")
 def cached_study(towers, tmp_path_factory):
-    return ps.prepare_perturbed_study(*towers, root=tmp_path_factory.mktemp("w"), cached=True, **WORLD)
+    return prepare_perturbed_study(*towers, root=tmp_path_factory.mktemp("w"), cached=True, **WORLD)
 
 
 def test_variants_map_to_loss_weights():
-    weights = {v: ps.variant_weights(v, alpha=0.2, beta=0.3) for v in ps.VARIANTS}
+    weights = {v: variant_weights(v, alpha=0.2, beta=0.3) for v in VARIANTS}
     assert weights == {"ConVIRT": LossWeights(0.0, 0.0), "GLoRIA": LossWeights(0.2, 0.0),
                        "ours w/o local": LossWeights(0.0, 0.3), "ours": LossWeights(0.2, 0.3)}
     with pytest.raises(ParameterError, match="ConVIRT"):
-        ps.variant_weights("CLIP")
+        variant_weights("CLIP")
 
 
 def toy_split():
     texts = ["a small left effusion", "the heart is large"]
     perturbed = [{"reverse": "effusion left small a", "antonym_adjs": "a large right effusion", "shuffle_all": None},
                  {"reverse": "large is heart the", "antonym_adjs": None, "shuffle_all": None}]
-    return ps.ReportSplit(torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(2, 3, 4), texts, perturbed,
+    return ReportSplit(torch.arange(2 * 3 * 4, dtype=torch.float32).reshape(2, 3, 4), texts, perturbed,
                           np.zeros((2, 0)), [])
 
 
 def test_pairs_draw_available_perturbations_per_epoch_and_mask_the_rest(towers):
-    pairs = ps.PerturbedPairs(toy_split(), lambda texts: {"n": len(texts), "texts": texts}, n_perturbations=2, seed=3)
+    pairs = PerturbedPairs(toy_split(), lambda texts: {"n": len(texts), "texts": texts}, n_perturbations=2, seed=3)
     versions, valid = pairs.versions(0)
     assert sorted(versions) == ["a large right effusion", "effusion left small a"] and valid == [True, True]
     versions, valid = pairs.versions(1)
     assert versions == ["large is heart the", "the heart is large"] and valid == [True, False]
-    one = ps.PerturbedPairs(toy_split(), None, n_perturbations=1, seed=3)
+    one = PerturbedPairs(toy_split(), None, n_perturbations=1, seed=3)
     drawn = {one.versions(0)[0][0] for one.epoch in range(12)}
     assert len(drawn) == 2  # K < available kinds: both kinds are drawn across epochs
     pairs.set_epoch(5)
@@ -61,14 +93,14 @@ def test_pairs_draw_available_perturbations_per_epoch_and_mask_the_rest(towers):
 
 
 def test_pairs_with_all_nine_use_every_available_kind_and_mask_the_dropped_ones():
-    pairs = ps.PerturbedPairs(toy_split(), lambda texts: {"texts": texts}, seed=0)  # default K = 9, the paper's
+    pairs = PerturbedPairs(toy_split(), lambda texts: {"texts": texts}, seed=0)  # default K = 9, the paper's
     assert pairs.k == 9
     versions, valid = pairs.versions(0)
     assert versions[:2] == ["effusion left small a", "a large right effusion"] and valid == [True, True] + [False] * 7
     assert versions[2:] == ["a small left effusion"] * 7  # placeholders, masked out of the loss
     assert toy_split().dropped()["shuffle_all"] == 2 and toy_split().dropped()["antonym_adjs"] == 1
     with pytest.raises(ParameterError, match="between 0 and 9"):
-        ps.PerturbedPairs(toy_split(), None, n_perturbations=10)
+        PerturbedPairs(toy_split(), None, n_perturbations=10)
 
 
 def test_discrimination_accuracy_counts_wins_ties_and_chance():
@@ -77,7 +109,7 @@ def test_discrimination_accuracy_counts_wins_ties_and_chance():
         "kind": ["original", "reverse", "antonym_adjs", "original", "reverse", "original", "reverse"],
         "cosine": [0.9, 0.5, 0.95, 0.4, 0.4, 0.7, 0.1],
     })
-    table = ps.discrimination_accuracy(scores).set_index("kind")
+    table = discrimination_accuracy(scores).set_index("kind")
     assert table.loc["reverse", "accuracy"] == pytest.approx((1 + 0.5 + 1) / 3)
     assert table.loc["antonym_adjs", "accuracy"] == 0 and table.loc["antonym_adjs", "n_images"] == 1
     overall = table.loc["overall (all candidates)"]
@@ -89,41 +121,41 @@ def test_discrimination_accuracy_counts_wins_ties_and_chance():
 def test_tied_candidates_share_the_credit_fairly():
     scores = pd.DataFrame({"image": [0, 0, 0, 1, 1], "kind": ["original", "reverse", "antonym_adjs", "original", "reverse"],
                            "cosine": [0.5, 0.5, 0.5, 0.2, 0.3]})
-    credit = ps.original_credit(scores)
+    credit = original_credit(scores)
     assert credit.loc[0] == pytest.approx(1 / 3) and credit.loc[1] == 0  # a 3-way tie is chance (1/3), not a loss
-    low, high = ps.bootstrap_ci([0.0, 1.0] * 50, n_boot=500, seed=1)
-    assert low < 0.5 < high and (low, high) == ps.bootstrap_ci([0.0, 1.0] * 50, n_boot=500, seed=1)
+    low, high = bootstrap_ci([0.0, 1.0] * 50, n_boot=500, seed=1)
+    assert low < 0.5 < high and (low, high) == bootstrap_ci([0.0, 1.0] * 50, n_boot=500, seed=1)
 
 
 def test_study_splits_are_perturbed_and_cached(cached_study):
     train = cached_study.train
     assert train.images.ndim == 3 and train.images.shape[0] == len(train.texts) == len(train.perturbed)
-    assert all(set(p) == set(ps.PERTURBATIONS) for p in train.perturbed)
+    assert all(set(p) == set(PERTURBATIONS) for p in train.perturbed)
     assert all(v is None or v != t for t, p in zip(train.texts, train.perturbed) for v in p.values())
     assert cached_study.classify_test.images.shape[0] == 20
-    again = ps.cached_perturbations(train.texts)
+    again = cached_perturbations(train.texts)
     assert again == train.perturbed
 
 
 def test_four_variants_train_and_are_evaluated(cached_study):
     config = TrainConfig(epochs=1, batch_size=16, lr=1e-3, progress=False, device="cpu")
-    fits = ps.train_variants(cached_study, config, embed_dim=16, text_dim=32, text_layers=1, max_length=48, image_dim=16)
-    assert list(fits) == list(ps.VARIANTS)
-    history = ps.loss_history(fits)
+    fits = train_variants(cached_study, config, embed_dim=16, text_dim=32, text_layers=1, max_length=48, image_dim=16)
+    assert list(fits) == list(VARIANTS)
+    history = loss_history(fits)
     last = history[history["epoch"] == 1].pivot(index="variant", columns="term", values="value")
     assert (last.loc["ConVIRT", ["local", "perturbation"]] == 0).all()
     assert last.loc["GLoRIA", "local"] > 0 and last.loc["GLoRIA", "perturbation"] == 0
     assert last.loc["ours w/o local", "perturbation"] > 0 and last.loc["ours w/o local", "local"] == 0
     assert (last.loc["ours", ["local", "perturbation"]] > 0).all()
-    table = ps.discrimination_table(fits, cached_study.test)
-    assert list(table.columns) == [*ps.VARIANTS, "chance", "n_images"]
-    table4 = ps.table_iv(fits, cached_study.test, n_boot=100)
-    assert list(table4.index) == list(ps.VARIANTS)
+    table = discrimination_table(fits, cached_study.test)
+    assert list(table.columns) == [*VARIANTS, "chance", "n_images"]
+    table4 = table_iv(fits, cached_study.test, n_boot=100)
+    assert list(table4.index) == list(VARIANTS)
     assert ((table4["ci_low"] <= table4["accuracy"]) & (table4["accuracy"] <= table4["ci_high"])).all()
-    metrics = ps.study_metrics(table4, per_kind=table)
+    metrics = study_metrics(table4, per_kind=table)
     assert {"discrimination_accuracy_ours_ci_low", "discrimination_reverse_convirt", "discrimination_chance"} <= set(metrics)
     assert table.loc["overall (all candidates)", "n_images"] == len(cached_study.test.texts)
-    assert ((table[list(ps.VARIANTS)] >= 0) & (table[list(ps.VARIANTS)] <= 1)).all().all()
+    assert ((table[list(VARIANTS)] >= 0) & (table[list(VARIANTS)] <= 1)).all().all()
     model = fits["ours"][0]
     text = TextEmbedder(model)(["no effusion", "large heart"])
     image = ImageEmbedder(model)(cached_study.test.images[:3])
@@ -132,28 +164,28 @@ def test_four_variants_train_and_are_evaluated(cached_study):
 
 def test_perturbation_term_is_learned(cached_study):
     config = TrainConfig(epochs=12, batch_size=8, lr=3e-3, progress=False, device="cpu")
-    _, result = ps.fit_variant(cached_study, "ours w/o local", config, beta=1.0, n_perturbations=3, embed_dim=16,
+    _, result = fit_variant(cached_study, "ours w/o local", config, beta=1.0, n_perturbations=3, embed_dim=16,
                                text_dim=32, text_layers=1, max_length=48, image_dim=16)
     losses = result.history_frame()["train_perturbation"]
     assert losses.iloc[0] > 1.0 and losses.iloc[-3:].mean() < 0.6 * losses.iloc[0]  # chance: log(4) = 1.39
 
 
 def test_trainable_towers_on_pixels(towers, tmp_path):
-    study = ps.prepare_perturbed_study(*towers, root=tmp_path / "w", cached=False, max_train=16, max_test=6, **WORLD)
-    assert isinstance(study.train.images, ps.PixelImages) and study.train.images[0].shape == (3, 32, 32)
+    study = prepare_perturbed_study(*towers, root=tmp_path / "w", cached=False, max_train=16, max_test=6, **WORLD)
+    assert isinstance(study.train.images, PixelImages) and study.train.images[0].shape == (3, 32, 32)
     config = TrainConfig(epochs=1, batch_size=8, lr=1e-3, progress=False, device="cpu")
     before = [p.detach().clone() for p in study.image_tower.parameters()]
-    model, result = ps.fit_variant(study, "ours", config, embed_dim=16, max_length=48)
+    model, result = fit_variant(study, "ours", config, embed_dim=16, max_length=48)
     assert result.steps == 2 and np.isfinite(result.history[-1]["train_loss"])
     tower = model.image_backbone.tower
     assert tower is not study.image_tower and any(not torch.equal(a, b) for a, b in zip(before, tower.parameters()))
-    table = ps.discrimination_accuracy(ps.discrimination_scores(model, study.test))
+    table = discrimination_accuracy(discrimination_scores(model, study.test))
     assert table["n_images"].iloc[-1] == len(study.test.texts) > 0
-    X, Y = ps.classification_arrays(study.classify_test, ["Consolidation", "Pleural Effusion"])
+    X, Y = classification_arrays(study.classify_test, ["Consolidation", "Pleural Effusion"])
     assert X.shape == (20, 3, 32, 32) and Y.shape == (20, 2) and set(np.unique(Y[~np.isnan(Y)])) <= {0.0, 1.0}
     assert ImageEmbedder(model)(X[:2]).shape == (2, 16)
     with pytest.raises(ParameterError, match="not in this dataset"):
-        ps.classification_arrays(study.classify_test, ["Tumour"])
+        classification_arrays(study.classify_test, ["Tumour"])
 
 
 def test_token_ids_match_direct_tokenisation_and_reuse_rows(towers):
@@ -231,8 +263,6 @@ def test_multiscale_model_outputs_and_word_order_sensitivity(towers):
 
 
 def test_cached_perturbations_same_order_when_computed_and_when_read(tmp_path, monkeypatch):
-    from medvl_core.studies.perturbed_report_discrimination import cached_perturbations
-
     monkeypatch.setenv("MEDVL_DATA", str(tmp_path))
     texts = ["There is a small left pleural effusion and mild cardiomegaly.", "The lungs are clear."]
     first = cached_perturbations(texts, seed=0)  # computed
@@ -243,11 +273,11 @@ def test_cached_perturbations_same_order_when_computed_and_when_read(tmp_path, m
 def test_table_ii_has_average_and_constant_guess_references():
     frame = pd.DataFrame({"label": ["Consolidation", "Pleural Effusion"], "accuracy": [0.8, 0.6], "auroc": [0.7, 0.9]})
     Y = np.array([[0, 1], [0, 0], [1, np.nan], [0, 1]], dtype=np.float32)
-    table = ps.classification_table({"ours": frame}, Y, ["Consolidation", "Pleural Effusion"])
+    table = classification_table({"ours": frame}, Y, ["Consolidation", "Pleural Effusion"])
     assert table.loc["ours", "Average accuracy"] == pytest.approx(0.7)
     assert table.loc["all-negative", "Consolidation accuracy"] == pytest.approx(0.75)
     assert table.loc["all-positive", "Pleural Effusion accuracy"] == pytest.approx(2 / 3)  # NaN left out
-    metrics = ps.study_metrics(pd.DataFrame({"accuracy": [0.5], "ci_low": [0.4], "ci_high": [0.6], "chance": [0.1]},
+    metrics = study_metrics(pd.DataFrame({"accuracy": [0.5], "ci_low": [0.4], "ci_high": [0.6], "chance": [0.1]},
                                             index=["ours"]), classification=table)
     assert metrics["average_accuracy_all_negative"] == pytest.approx((0.75 + 1 / 3) / 2, abs=1e-4)
     assert metrics["consolidation_accuracy_ours"] == 0.8
@@ -259,19 +289,19 @@ def test_claims_table_verdicts_follow_the_seed_spread():
                 "GLoRIA": {"table_iv": gloria, "table_ii": gloria}, "ConVIRT": {"table_iv": convirt, "table_ii": convirt}}
 
     by_seed = {0: result(0.5, 0.40, 0.10, 0.12), 1: result(0.42, 0.45, 0.11, 0.10), 2: result(0.55, 0.44, 0.09, 0.11)}
-    claims = ps.claims_table(by_seed, chance=0.1)
+    claims = claims_table(by_seed, chance=0.1)
     verdict = claims["this run"]
     assert verdict["perturbation loss raises Table IV (ours w/o local > ConVIRT)"] == "agrees"
     assert verdict["local loss adds on top in Table IV (ours > ours w/o local)"].startswith("unresolved")
     assert verdict["Table II average: GLoRIA > ConVIRT"].startswith("unresolved")
     assert claims.loc["perturbation loss raises Table IV (ours > GLoRIA)", "seeds where it holds"] == "3/3"
     assert verdict["baseline GLoRIA at or above chance in Table IV"] != "agrees"  # 0.09 in one seed
-    summary = ps.seed_summary(by_seed)
+    summary = seed_summary(by_seed)
     assert summary.loc["ours", "table_iv mean"] == pytest.approx(np.mean([0.5, 0.42, 0.55]))
 
 
 def test_table_i_matches_the_paper_where_deterministic():
-    table = ps.table_i(seed=0)
+    table = table_i(seed=0)
     assert len(table) == 10 and table.loc["Original Text", "identical"]
     assert table.loc["Reverse Sentence", "identical"] and table.loc["Replace Adjectives with Antonyms", "identical"]
     words = sorted(table.loc["Original Text", "ours"].split())
@@ -292,14 +322,14 @@ def test_antonym_audit_counts_clinically_wrong_antonyms():
 
 def test_held_out_by_count_is_exact_and_keeps_reports_on_one_side():
     records = [{"id": f"i{i}", "uid": f"r{i // 3}"} for i in range(30)]  # 10 reports with 3 images each
-    train, held = ps.held_out_by_count(records, 7, seed=0)
+    train, held = held_out_by_count(records, 7, seed=0)
     assert len(held) == 7 and not {records[i]["uid"] for i in train} & {records[i]["uid"] for i in held}
     assert len(train) == 30 - 9  # the report cut at the boundary is dropped from training
     with pytest.raises(ParameterError, match="only 30"):
-        ps.held_out_by_count(records, 31)
+        held_out_by_count(records, 31)
 
 
 def test_first_words_cuts_before_perturbing():
-    assert ps.first_words("a b c d", 2) == "a b" and ps.first_words("a  b", None) == "a  b"
-    assert ps.dataset_options("synth-cxr", {"n_studies": 5})["root"].name.startswith("synth-cxr-")
-    assert ps.dataset_options("open-i", [["views", "all"]]) == {"views": "all"} == ps.dataset_options("open-i", {"views": "all"})
+    assert first_words("a b c d", 2) == "a b" and first_words("a  b", None) == "a  b"
+    assert dataset_options("synth-cxr", {"n_studies": 5})["root"].name.startswith("synth-cxr-")
+    assert dataset_options("open-i", [["views", "all"]]) == {"views": "all"} == dataset_options("open-i", {"views": "all"})

@@ -1,0 +1,31 @@
+"""Zhong et al.'s study: four pre-training variants from one code path, and perturbed report discrimination.
+
+Variants (loss weights): ConVIRT = global only; GLoRIA = global + alpha local; ours w/o local = global +
+beta perturbation; ours = all three. The CPU demo trains small adapters over cached frozen features of
+pretrained towers (image grids; the text tower's contextual token features, computed once per report and per
+perturbation: `models.multiscale.build_multiscale(cached=True)`); the paper's profile trains both towers on
+pixels and token ids. Each training report brings its perturbations (all nine kinds by default, K = 9; a kind
+that cannot change a report is dropped for that report and counted); perturbations are cached on disk.
+
+Discrimination (Table IV, zero-shot): for each held-out image, the candidates are its original report and
+each perturbation that changes it; the model picks the candidate with the highest cosine of GLOBAL image and
+text embeddings (image-text, as the paper states; the reference code compared text with text). Ties share the
+credit (k candidates tied at the top, the original among them: 1/k).
+
+Modules: `prepare` (splits and perturbations), `arms` (variants, training pairs, training), `discrimination`
+(Table IV), `tables` (Tables I-III and the recorded metrics), `claims` (over seeds), `figures`, `scores`
+(bootstrap CI, constant-guess accuracies). The notebook reaches all of it through this package.
+"""
+
+from .arms import VARIANTS, loss_history, metric_name, train_variants, use_threads, variant_weights
+from .claims import claims_table, seed_results, seed_summary
+from .discrimination import discrimination_table, table_iv, variant_agreement
+from .figures import loss_terms_figure
+from .prepare import dataset_options, prepare_perturbed_study
+from .scores import majority_accuracy
+from .tables import nli_table, study_metrics, table_i, table_ii
+
+__all__ = ["VARIANTS", "claims_table", "dataset_options", "discrimination_table", "loss_history",
+           "loss_terms_figure", "majority_accuracy", "metric_name", "nli_table", "prepare_perturbed_study",
+           "seed_results", "seed_summary", "study_metrics", "table_i", "table_ii", "table_iv", "train_variants",
+           "use_threads", "variant_agreement", "variant_weights"]

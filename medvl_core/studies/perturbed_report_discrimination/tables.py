@@ -1,0 +1,116 @@
+"""Zhong et al.'s fine-tuning tables and recorded metrics: Table I (the perturbations on the paper's sentence),
+Table II (image classification after fine-tuning each variant's image side), Table III (NLI) and the stable
+metric keys of Tables II-IV."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ...errors import ParameterError
+from ...text.perturb import PERTURBATIONS
+from ...train import TrainConfig
+from .arms import VARIANTS, metric_name
+from .discrimination import OVERALL
+from .prepare import PerturbedStudy, ReportSplit
+from .scores import constant_accuracy
+
+
+def classification_arrays(split: ReportSplit, labels: Sequence[str]) -> tuple[torch.Tensor, np.ndarray]:
+    """(image inputs as one tensor, (N, L) targets) of a split for `labels`: uncertain (-1) -> 1 (CheXpert's
+    U-Ones), 0/1 kept, not stated stays NaN (left out of fine-tuning losses and metrics)."""
+    missing = [label for label in labels if label not in split.label_names]
+    if missing:
+        raise ParameterError(f"labels {missing} are not in this dataset's labels {split.label_names}")
+    columns = split.labels[:, [split.label_names.index(label) for label in labels]].astype(np.float32)
+    images = split.images
+    if not torch.is_tensor(images):
+        images = torch.stack([images[i] for i in range(len(images))])
+    return images, np.where(columns == -1, 1.0, columns).astype(np.float32)
+
+
+def nli_table(results: dict) -> pd.DataFrame:
+    """Table III layout from {variant: finetune_text_classifier result}: accuracy overall and per NLI label."""
+    rows = {variant: {"accuracy": r["accuracy"], **{f"accuracy ({k})": v for k, v in r["per_label"].items()},
+                      "n_test": r["n_test"]} for variant, r in results.items()}
+    return pd.DataFrame(rows).T
+
+
+def classification_table(results: dict, Y_test: np.ndarray | None = None, labels: Sequence[str] = ()) -> pd.DataFrame:
+    """Table II layout from {variant: finetune_image_classifier frame}: rows = variants (+ all-negative and
+    all-positive references when `Y_test` is given), columns = per-label accuracy, their Average, per-label AUROC."""
+    rows = {}
+    for variant, frame in results.items():
+        indexed = frame.set_index("label")
+        accuracy = {f"{label} accuracy": indexed.loc[label, "accuracy"] for label in indexed.index}
+        rows[variant] = {**accuracy, "Average accuracy": float(np.mean(list(accuracy.values()))),
+                         **{f"{label} AUROC": indexed.loc[label, "auroc"] for label in indexed.index}}
+    if Y_test is not None:
+        for name, guess in (("all-negative", 0.0), ("all-positive", 1.0)):
+            accuracy = {f"{label} accuracy": constant_accuracy(Y_test[:, j], guess) for j, label in enumerate(labels)}
+            rows[name] = {**accuracy, "Average accuracy": float(np.mean(list(accuracy.values()))),
+                          **{f"{label} AUROC": 0.5 for label in labels}}
+    return pd.DataFrame(rows).T
+
+
+def study_metrics(table4: pd.DataFrame, nli: pd.DataFrame | None = None,
+                  classification: pd.DataFrame | None = None, per_kind: pd.DataFrame | None = None) -> dict:
+    """Stable metric keys, rounded to 4 decimals: discrimination_accuracy_<variant> (+ _ci_low/_ci_high),
+    discrimination_chance, nli_accuracy_<variant>, <label>_accuracy_<row> (e.g. pleural_effusion_accuracy_ours,
+    average_accuracy_all_negative), discrimination_<kind>_<variant> per kind."""
+    metrics = {}
+    for variant, row in table4.iterrows():
+        stem = metric_name(variant)
+        metrics[f"discrimination_accuracy_{stem}"] = round(float(row["accuracy"]), 4)
+        metrics[f"discrimination_accuracy_{stem}_ci_low"] = round(float(row["ci_low"]), 4)
+        metrics[f"discrimination_accuracy_{stem}_ci_high"] = round(float(row["ci_high"]), 4)
+    metrics["discrimination_chance"] = round(float(table4["chance"].iloc[0]), 4)
+    for kind, row in (per_kind.drop(index=OVERALL, errors="ignore").iterrows() if per_kind is not None else ()):
+        for variant in VARIANTS:
+            if variant in row:
+                metrics[f"discrimination_{kind}_{metric_name(variant)}"] = round(float(row[variant]), 4)
+    for variant, row in (nli.iterrows() if nli is not None else ()):
+        metrics[f"nli_accuracy_{metric_name(variant)}"] = round(float(row["accuracy"]), 4)
+    for variant, row in (classification.iterrows() if classification is not None else ()):
+        stem = metric_name(variant) if variant in VARIANTS else variant.replace("-", "_")
+        for column, value in row.items():
+            if column.endswith(" accuracy"):
+                label = column.removesuffix(" accuracy").lower().replace(" ", "_")
+                metrics[f"{label}_accuracy_{stem}"] = round(float(value), 4)
+    return metrics
+
+
+def table_ii(fits: dict, study: PerturbedStudy, labels: Sequence[str], config: TrainConfig) -> pd.DataFrame:
+    """Table II: each variant's image side fine-tuned (copy + linear head) on the training labels, tested on the
+    labelled held-out set; with the Average column and the all-negative / all-positive references."""
+    from ...eval.finetune import finetune_image_classifier
+    from ...models.multiscale import ImageEmbedder
+
+    X_train, Y_train = classification_arrays(study.train, labels)
+    X_test, Y_test = classification_arrays(study.classify_test, labels)
+    results = {variant: finetune_image_classifier(ImageEmbedder(model), X_train, Y_train, X_test, Y_test, labels, config)
+               for variant, (model, _) in fits.items()}
+    return classification_table(results, Y_test, labels)
+
+
+def table_i(seed: int = 0) -> pd.DataFrame:
+    """Table I on the paper's own sentence: the paper's example of each kind beside ours (`perturb`, seeded) and
+    whether they are identical (expected for the deterministic kinds: reverse, antonyms; swap_adjacent when the
+    seed draws the paper's pairing)."""
+    from ...papers import published
+    from ...text.perturb import PerturbationUnchanged, perturb
+
+    rows = published("perturbed_report_discrimination").tables["table_I"].rows
+    sentence = rows[0].cells["Example"].text
+    body = [{"row": rows[0].label, "kind": "", "paper": sentence, "ours": sentence, "identical": True}]
+    for row, kind in zip(rows[1:], PERTURBATIONS, strict=True):
+        try:
+            ours = perturb(sentence, kind, seed)
+        except PerturbationUnchanged:
+            ours = "-"
+        paper = row.cells["Example"].text
+        body.append({"row": row.label, "kind": kind, "paper": paper, "ours": ours, "identical": ours == paper})
+    return pd.DataFrame(body).set_index("row")
