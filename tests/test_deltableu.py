@@ -3,14 +3,13 @@
 import math
 import random
 from collections import Counter
-from itertools import product
 
 import numpy as np
 import pytest
 import sacrebleu
 
 from medvl_core.errors import ParameterError
-from medvl_core.eval.deltableu import DeltaBleuResult, delta_bleu, reference_weight
+from medvl_core.eval.deltableu import DeltaBleuResult, delta_bleu
 
 WORDS = ("the a skin rash is it eczema psoriasis not likely , . red itchy patch of on arm leg "
          "see doctor Tinea Contact dermatitis 2 - ( ) ; : ! ?").split()
@@ -216,32 +215,6 @@ def test_official_mode_keeps_smoothed_score_without_any_match():
     assert delta_bleu(hyps, refs).score == 0.0  # sacreBLEU 2.x shortcut
     expected = math.exp(sum(math.log(100 / (2 ** (n + 1) * (4 - n))) for n in range(4)) / 4)  # BP = 1 (4 >= 3)
     assert delta_bleu(hyps, refs, mode="official").score == pytest.approx(expected)
-
-
-# ------------------------------------------------------------- reference_weight
-
-
-def test_reference_weight_table():
-    for md, rank, freq, complete in product([0, 1], [0, 1], [0, 1], [0, 1]):
-        w = reference_weight("md_validated" if md else "realid_validated", "level_5" if rank else "level_3",
-                             freq, 1 if complete else 0.5)
-        assert w == round(0.6 + 0.1 * (md + rank + freq + complete), 1)
-    assert reference_weight("md1_validated", "level_8", 1.0, 1.0) == 1.0
-    assert reference_weight("realid_validated", "unk", 0, 0) == 0.6
-    assert reference_weight("realid_validated", "level_4", 0, 0) == 0.7
-
-
-@pytest.mark.parametrize(("args", "name"), [
-    ((None, "level_4", 1, 1), "validation_level"),
-    (("md_validated", "4", 1, 1), "rank_level"),
-    (("md_validated", "level_x", 1, 1), "rank_level"),
-    (("md_validated", "level_4", 2, 1), "contains_freq_ans"),
-    (("md_validated", "level_4", 1, 0.7), "completeness"),
-    (("md_validated", "level_4", 1, "1"), "completeness"),
-])
-def test_reference_weight_rejects_bad_inputs(args, name):
-    with pytest.raises(ParameterError, match=name):
-        reference_weight(*args)
 
 
 # ------------------------------------------------------------- edges, errors, result

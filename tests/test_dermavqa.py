@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from itertools import product
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from medvl_core.data import open_dataset
-from medvl_core.data.dermavqa import read_submission, write_submission
+from medvl_core.data.dermavqa import read_submission, reference_weight, write_submission
 from medvl_core.errors import DataFormatError, MedvlError, ParameterError
 
 
@@ -191,3 +192,29 @@ def test_submission_errors(root, tmp_path):
     (tmp_path / "bad.json").write_text('[{"encounter_id": "ENC00010", "responses": []}]', encoding="utf-8")
     with pytest.raises(DataFormatError, match=r"bad\.json.*ENC00010.*content_en"):
         read_submission(tmp_path / "bad.json")
+
+
+# ------------------------------------------------------------- reference_weight (the competition's weights)
+
+
+def test_reference_weight_table():
+    for md, rank, freq, complete in product([0, 1], [0, 1], [0, 1], [0, 1]):
+        w = reference_weight("md_validated" if md else "realid_validated", "level_5" if rank else "level_3",
+                             freq, 1 if complete else 0.5)
+        assert w == round(0.6 + 0.1 * (md + rank + freq + complete), 1)
+    assert reference_weight("md1_validated", "level_8", 1.0, 1.0) == 1.0
+    assert reference_weight("realid_validated", "unk", 0, 0) == 0.6
+    assert reference_weight("realid_validated", "level_4", 0, 0) == 0.7
+
+
+@pytest.mark.parametrize(("args", "name"), [
+    ((None, "level_4", 1, 1), "validation_level"),
+    (("md_validated", "4", 1, 1), "rank_level"),
+    (("md_validated", "level_x", 1, 1), "rank_level"),
+    (("md_validated", "level_4", 2, 1), "contains_freq_ans"),
+    (("md_validated", "level_4", 1, 0.7), "completeness"),
+    (("md_validated", "level_4", 1, "1"), "completeness"),
+])
+def test_reference_weight_rejects_bad_inputs(args, name):
+    with pytest.raises(ParameterError, match=name):
+        reference_weight(*args)

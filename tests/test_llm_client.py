@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -371,3 +373,8 @@ def test_unknown_model_names_the_parameter_and_the_paper_model(server, tmp_path)
     with pytest.raises(LLMRequestError, match=r"claude_model='claude-opus-4-7' is unknown to the Anthropic API or "
                                               r"retired.*-p claude_model NAME.*claude-3-opus-20240229"):
         make_client(server, tmp_path).complete("s", "t")
+
+
+def test_llm_import_stays_light():
+    code = "import sys, medvl_core.llm; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

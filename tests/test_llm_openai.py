@@ -12,8 +12,8 @@ from test_m3g_clip import _write_dermavqa
 from medvl_core.errors import ParameterError
 from medvl_core.llm import openai_client
 from medvl_core.llm.client import LLMRequestError
-from medvl_core.llm.m3g_labels import label_prompt, label_request, llm_labels, parse_label
 from medvl_core.llm.openai_client import MissingOpenAIKeyError, OpenAIClient, openai_key_available
+from medvl_core.studies.m3g_answer_generation.llm_labels import label_prompt, label_request, llm_labels, parse_label
 
 KEY = "sk-openai-test-SECRET-42"
 
@@ -128,6 +128,8 @@ def test_llm_labels_ask_once_per_case_with_answers(tmp_path):
 
 def test_study_uses_llm_labels_and_api_label_embeddings(data_root, tmp_path):
     from medvl_core.studies import m3g_answer_generation as m3g
+    from medvl_core.studies.m3g_answer_generation.knn import label_embeddings
+    from medvl_core.studies.m3g_answer_generation.prepare import label_text_tower
     from medvl_core.train import TrainConfig
 
     root = data_root / "dermavqa"
@@ -141,14 +143,14 @@ def test_study_uses_llm_labels_and_api_label_embeddings(data_root, tmp_path):
         data = m3g.prepare_m3g("dermavqa", m3g.choose_dictionary("llm", "dermavqa"), ("train", "valid"), "tiny:cnn",
                                "openai:text-embedding-3-large", 32, root=root, label_client=client)
         with pytest.raises(ParameterError, match="embedding model is 'other'"):
-            m3g.label_text_tower("openai:other", data.label_names, client=client)
+            label_text_tower("openai:other", data.label_names, client=client)
     assert data.label_names == ["melanoma", "psoriasis", "vitiligo"]
     references = data.train.dataset.column("references")
     assert all(label and f"It is {label}." in refs for label, refs in zip(data.train.labels, references))
     assert data.label_features.shape == (3, EMBED_DIM)
     np.testing.assert_allclose(data.label_features[0].numpy(), fake_embedding("melanoma"), atol=1e-6)
     fit = m3g.fit_label_clip(data, 8, TrainConfig(epochs=1, device="cpu", progress=False), embed_dim=8)
-    assert m3g.label_embeddings(fit.model, data).shape == (3, 8)
+    assert label_embeddings(fit.model, data).shape == (3, 8)
     paths = [r["path"] for r in server.requests]
     # 3 distinct discussions, asked once each (the valid split repeats them: cache hits), one embeddings batch
     assert paths.count("/v1/embeddings") == 1 and paths.count("/v1/chat/completions") == 3

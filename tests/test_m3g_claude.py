@@ -8,28 +8,26 @@ import base64
 import io
 import math
 import re
-import subprocess
-import sys
 
 import pytest
 from llm_fake_server import FakeMessagesServer, count_tokens
 from PIL import Image
 
 from medvl_core.errors import DataFormatError, ParameterError
-from medvl_core.llm import SCENARIOS, ClaudeClient, M3GCase, answer_cases, case_from_item, run_scenario
-from medvl_core.llm.m3g import (
+from medvl_core.llm import ClaudeClient
+from medvl_core.studies.m3g_answer_generation.claude import (
+    M3GCase,
+    answer_cases,
     answer_sentence,
     build_request,
+    case_from_item,
     check_claude_run,
     diagnosis_name,
-    dry_run,
-    estimate_tokens,
-    image_tokens,
-    load_prompts,
     parse_answer,
-    prompts_file,
-    scenario,
+    run_scenario,
 )
+from medvl_core.studies.m3g_answer_generation.dry_run import dry_run, estimate_tokens, image_tokens
+from medvl_core.studies.m3g_answer_generation.prompts import SCENARIOS, load_prompts, prompts_file, scenario
 
 # Appendix A's system prompts, transcribed again here from the paper (typos included) to check the data file.
 A1 = ("You are an expert assistant to a blind dermatology student, help him identify exactly what conditions would be "
@@ -359,7 +357,3 @@ def test_claude_runs_only_when_asked_and_checks_model_and_key_first(monkeypatch)
     with pytest.raises(ParameterError, match="claude_run='yes'"):
         check_claude_run("yes", "claude-opus-4-7")
 
-
-def test_llm_import_stays_light():
-    code = "import sys, medvl_core.llm; assert 'torch' not in sys.modules, 'torch imported'"
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

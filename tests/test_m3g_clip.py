@@ -13,37 +13,17 @@ from PIL import Image
 from medvl_core.data.base import RecordDataset
 from medvl_core.data.dermavqa import write_submission
 from medvl_core.errors import ParameterError
-from medvl_core.eval.m3g_scoring import score_submission
 from medvl_core.models.dual_encoder import DualEncoder
 from medvl_core.models.encoders import build_image_encoder, build_text_encoder
-from medvl_core.studies.m3g_answer_generation import (
+from medvl_core.studies.m3g_answer_generation.claude_arm import (
     CLAUDE_METRICS,
-    SCORE_COLUMNS,
-    ClipFit,
-    KnnSetting,
-    M3GData,
-    M3GSplit,
-    answers,
-    batch_size_sweep,
-    case_vote,
     claude_arm,
     claude_dry_run,
     claude_table,
-    control_rows,
-    dbleu_by_setting,
-    dbleu_metrics,
-    fit_label_clip,
-    label_extraction_table,
-    pca_reduce,
-    postprocessing_table,
-    predict_labels,
-    prepare_m3g,
-    reference_table,
-    score,
     sdk_token_counter,
-    truth_labels,
 )
-from medvl_core.text.derm_labels import (
+from medvl_core.studies.m3g_answer_generation.clip import ClipFit, fit_label_clip
+from medvl_core.studies.m3g_answer_generation.derm_labels import (
     answer_text,
     build_label_dictionary,
     extract_label,
@@ -51,6 +31,24 @@ from medvl_core.text.derm_labels import (
     label_phrases,
     query_label,
 )
+from medvl_core.studies.m3g_answer_generation.knn import KnnSetting, case_vote, pca_reduce, predict_labels
+from medvl_core.studies.m3g_answer_generation.official_scorer import score_submission
+from medvl_core.studies.m3g_answer_generation.prepare import (
+    M3GData,
+    M3GSplit,
+    label_extraction_table,
+    prepare_m3g,
+    truth_labels,
+)
+from medvl_core.studies.m3g_answer_generation.scores import (
+    SCORE_COLUMNS,
+    answers,
+    control_rows,
+    dbleu_by_setting,
+    dbleu_metrics,
+    score,
+)
+from medvl_core.studies.m3g_answer_generation.tables import batch_size_sweep, postprocessing_table, reference_table
 from medvl_core.train import TrainConfig
 from medvl_core.worlds.synth_derm_conditions import label_dictionary
 

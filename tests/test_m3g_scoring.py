@@ -18,7 +18,7 @@ import pytest
 from medvl_core.data.dermavqa import read_submission, write_submission
 from medvl_core.errors import DataFormatError, ParameterError
 from medvl_core.eval.deltableu import delta_bleu
-from medvl_core.eval.m3g_scoring import (
+from medvl_core.studies.m3g_answer_generation.official_scorer import (
     SubmissionOrderWarning,
     score_submission,
     scored_languages,

@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Mapping, Sequence
+from numbers import Real
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import DataFormatError, MedvlError, ParameterError
-from ..eval.deltableu import reference_weight
 from ..io import atomic_write_json
 from .base import RecordDataset
 from .images import load_image
@@ -140,6 +140,14 @@ def _userinfo_path(root: Path, source: Path, userinfo) -> Path | None:
 
 # ------------------------------------------------------------------ weights and records
 
+def reference_weight(validation_level, rank_level, contains_freq_ans, completeness) -> float:
+    """Competition weight of one reference: 0.6 + 0.1 per criterion met (md, rank >= 4, freq answer, complete)."""
+    hits = (_is_md(validation_level) + (_rank(rank_level) >= 4)
+            + (_flag(contains_freq_ans, "contains_freq_ans", (0, 1)) == 1)
+            + (_flag(completeness, "completeness", (0, 0.5, 1)) == 1))
+    return round(0.6 + 0.1 * hits, 1)
+
+
 def response_weights(responses: Sequence[dict], users: Mapping | None, where: str = "") -> list[float]:
     """Competition weight per response; 1.0 without userinfo or without completeness/contains_freq_ans."""
     out = []
@@ -155,6 +163,30 @@ def response_weights(responses: Sequence[dict], users: Mapping | None, where: st
         except ParameterError as exc:
             raise DataFormatError(f"{where}: response {k} (author {resp['author_id']!r}): {exc}") from exc
     return out
+
+
+def _is_md(validation_level) -> bool:
+    """True for a validation level starting with 'md' (md_validated, md1_validated, ...)."""
+    if not isinstance(validation_level, str):
+        raise ParameterError(f"validation_level must be a string such as 'md_validated' or 'realid_validated', "
+                             f"got {validation_level!r}")
+    return validation_level[:2] == "md"
+
+
+def _rank(rank_level) -> int:
+    """Numeric rank of 'level_N' ('unk' = 0)."""
+    if rank_level == "unk":
+        return 0
+    if isinstance(rank_level, str) and rank_level.startswith("level_") and rank_level[6:].isdigit():
+        return int(rank_level[6:])
+    raise ParameterError(f"rank_level must be 'level_0'..'level_8' or 'unk', got {rank_level!r}")
+
+
+def _flag(value, name: str, allowed: tuple) -> float:
+    """A numeric annotation checked against its allowed values."""
+    if isinstance(value, Real) and value in allowed:
+        return float(value)
+    raise ParameterError(f"{name} must be one of {', '.join(map(str, allowed))}, got {value!r}")
 
 
 def image_file(folder: Path, image_id: str) -> Path:
@@ -301,5 +333,5 @@ def _warn_if_reordered(path: Path, file_ids: list[str], order) -> None:
         return
     warnings.warn(f"{path}: encounter order differs from the references; this dict aligns answers by id, the "
                   "official scorer pairs them by file position. See both scores with "
-                  "medvl_core.eval.m3g_scoring.score_submission(path, references); rewrite the file with "
+                  "medvl_core.studies.m3g_answer_generation.official_scorer.score_submission(path, references); rewrite the file with "
                   "write_submission(path, predictions, order=references)", UserWarning, stacklevel=3)

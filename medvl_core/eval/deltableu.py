@@ -10,7 +10,7 @@ Two modes:
   passed with weights, there is no default); ``lowercase=True`` (its setting, the default here)
   lowercases the hypothesis only; effective order on; no zero-match shortcut. To score a
   submission file as the scorer does (languages read from it, pairing by position), use
-  ``medvl_core.eval.m3g_scoring.score_submission``.
+  ``medvl_core.studies.m3g_answer_generation.official_scorer.score_submission``.
 
 Inputs: ``references[i]`` is case i's list of reference strings (any number per case);
 ``weights[i]`` the floats aligned with it (None: all 1). Each matched hypothesis n-gram is clipped
@@ -75,14 +75,6 @@ def delta_bleu(hypotheses, references, weights=None, mode: str = "weighted", low
     stats = _corpus_stats(hyps, refs, wts, texts, max_order)
     eff = official if effective_order is None else bool(effective_order)
     return _result(*stats, effective_order=eff, zero_shortcut=not official)
-
-
-def reference_weight(validation_level, rank_level, contains_freq_ans, completeness) -> float:
-    """Competition weight of one reference: 0.6 + 0.1 per criterion met (md, rank >= 4, freq answer, complete)."""
-    hits = (_is_md(validation_level) + (_rank(rank_level) >= 4)
-            + (_flag(contains_freq_ans, "contains_freq_ans", (0, 1)) == 1)
-            + (_flag(completeness, "completeness", (0, 0.5, 1)) == 1))
-    return round(0.6 + 0.1 * hits, 1)
 
 
 # ---------------------------------------------------------------- statistics
@@ -246,8 +238,9 @@ def _scores_chinese(languages: tuple[str, ...] | None) -> bool:
     if languages is None:
         raise ParameterError("mode='official' with weights needs languages=: the content_<lang> keys the submission "
                              "holds (e.g. ['en'] or ['en', 'zh']), because the official scorer applies the reference "
-                             "weights only when 'zh' is among them; m3g_scoring.submission_languages(rows) reads them, "
-                             "m3g_scoring.score_submission(file, references) scores a file as the scorer does")
+                             "weights only when 'zh' is among them; studies.m3g_answer_generation.official_scorer has "
+                             "submission_languages(rows), which reads them, and score_submission(file, references), "
+                             "which scores a file as the scorer does")
     return "zh" in languages
 
 
@@ -331,27 +324,3 @@ def _check_weights(weights, refs) -> list | None:
             raise ParameterError(f"weights[{i}] needs at least one reference weight > 0, got {list(ws)!r}")
         checked.append([float(w) for w in ws])
     return checked
-
-
-def _is_md(validation_level) -> bool:
-    """True for a validation level starting with 'md' (md_validated, md1_validated, ...)."""
-    if not isinstance(validation_level, str):
-        raise ParameterError(f"validation_level must be a string such as 'md_validated' or 'realid_validated', "
-                             f"got {validation_level!r}")
-    return validation_level[:2] == "md"
-
-
-def _rank(rank_level) -> int:
-    """Numeric rank of 'level_N' ('unk' = 0)."""
-    if rank_level == "unk":
-        return 0
-    if isinstance(rank_level, str) and rank_level.startswith("level_") and rank_level[6:].isdigit():
-        return int(rank_level[6:])
-    raise ParameterError(f"rank_level must be 'level_0'..'level_8' or 'unk', got {rank_level!r}")
-
-
-def _flag(value, name: str, allowed: tuple) -> float:
-    """A numeric annotation checked against its allowed values."""
-    if isinstance(value, Real) and value in allowed:
-        return float(value)
-    raise ParameterError(f"{name} must be one of {', '.join(map(str, allowed))}, got {value!r}")

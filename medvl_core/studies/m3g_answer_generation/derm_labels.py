@@ -18,9 +18,9 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
-from ..errors import ParameterError
-from ..llm.m3g import ANSWER_TEMPLATE  # one answer sentence for the Claude and CLIP arms
+from ...errors import ParameterError
 
+ANSWER_TEMPLATE = "It is {diagnosis}."  # Sec. 4.3: the answer sentence of both solutions (Claude and CLIP)
 NEGATION_CUES = ("not", "no", "isn't", "isnt", "is not", "without", "rule out", "ruled out", "rules out",
                  "exclude", "excluded", "unlikely", "never", "nor", "instead of", "rather than")
 NEGATION_WINDOW = 3  # words before a mention searched for a negation cue

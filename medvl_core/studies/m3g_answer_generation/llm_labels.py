@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from .m3g import load_prompts
+from .prompts import load_prompts
 
 NO_LABEL = {"", "none", "unknown", "n/a", "no label"}
 _LABEL_LINE = re.compile(r"label\s*:\s*(.*)", re.IGNORECASE)

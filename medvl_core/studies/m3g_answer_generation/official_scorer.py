@@ -19,8 +19,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataFormatError, ParameterError
-from .deltableu import DeltaBleuResult, delta_bleu
+from ...data.dermavqa import read_json_list, read_userinfo, response_weights
+from ...errors import DataFormatError, ParameterError
+from ...eval.deltableu import DeltaBleuResult, delta_bleu
 
 CONTENT_PREFIX = "content_"
 
@@ -114,8 +115,6 @@ def _first_response(entry, where: str) -> dict:
 def _submission_rows(submission) -> tuple[list, str]:
     """(entries, name) of a submission given as a JSON file path or a list of entries."""
     if isinstance(submission, str | Path):
-        from ..data.dermavqa import read_json_list
-
         return read_json_list(Path(submission), "submission JSON"), str(submission)
     if isinstance(submission, list):
         return submission, "submission"
@@ -124,8 +123,6 @@ def _submission_rows(submission) -> tuple[list, str]:
 
 def _reference_rows(reference, userinfo) -> tuple[list, object]:
     """(encounters, users mapping or None) from a reference JSON path, a dermavqa dataset or a list of encounters."""
-    from ..data.dermavqa import read_json_list, read_userinfo
-
     if isinstance(reference, str | Path):
         encounters = read_json_list(Path(reference), "reference JSON")
         beside = Path(reference).with_name("df_userinfo.csv")
@@ -199,8 +196,6 @@ def _check_length(n_rows: int, n_refs: int, where: str) -> None:
 
 def _weights(encounters, users) -> list[list[float]]:
     """Competition weight of every reference response (1.0 without userinfo, as the scorer's df_userinfo=None)."""
-    from ..data.dermavqa import response_weights
-
     return [response_weights(enc.get("responses") or [], users, f"references: encounter {i}")
             for i, enc in enumerate(encounters)]
 

@@ -1,0 +1,59 @@
+"""WangLab at MEDIQA-M3G 2024 (Xie et al.): what `notebooks/m3g_answer_generation.ipynb` calls, in one package.
+
+Two solutions of the paper, each with offline stand-ins:
+
+- the Claude pipeline (Table 1): the paper's Appendix A prompts (`prompts`, quoted in
+  papers/m3g_answer_generation/prompts.yaml), the calls and answer parsing of its four scenarios (`claude`), the dry
+  run with requests, tokens and cost (`dry_run`) and the arm on a prepared split (`claude_arm`);
+- the CLIP-kNN solution (Tables 2-5): a disease label per training case from its responses (`derm_labels` by rules,
+  or `llm_labels`, the paper's LLM step), the splits with cached tower features (`prepare`), label-CLIP training with
+  Table 5's recipe (`clip`), the k=5 kNN label vote over a case's images (`knn`), the answer post-processing
+  ("It is <label>.", query word-matching: `derm_labels.answer_text`) and deltaBLEU rows (`scores`), the tables
+  (`tables`), Fig. S2 and the embedding clusters (`embedding_maps`) and the paper's claims (`claims`).
+
+The headline "dBLEU" is the official competition scorer's deltaBLEU; `official_scorer` scores a submission file as
+that scorer does.
+"""
+
+from .claims import claims_table, next_best_team, table4_panels
+from .claude import check_claude_run
+from .claude_arm import CLAUDE_METRICS, claude_arm, claude_postprocessing_table, claude_table
+from .clip import fit_label_clip, make_augment
+from .embedding_maps import closeness, cluster_verdict, label_pca, modality_pca, similar_pairs
+from .knn import KnnSetting, predict_labels, table2_setting, table3_settings
+from .metrics import accuracy
+from .official_scorer import score_submission
+from .prepare import (
+    built_dictionary_accuracy,
+    choose_dictionary,
+    label_client,
+    label_extraction_table,
+    prepare_m3g,
+    truth_labels,
+)
+from .scores import (
+    POSTPROCESSING,
+    answers,
+    best_row,
+    control_rows,
+    dbleu_metrics,
+    knn_metric_keys,
+    length_metrics,
+    post_metric_keys,
+)
+from .tables import (
+    REFERENCE_METRICS,
+    batch_size_sweep,
+    example_table,
+    knn_table,
+    postprocessing_table,
+    reference_table,
+)
+
+__all__ = ["CLAUDE_METRICS", "POSTPROCESSING", "REFERENCE_METRICS", "KnnSetting", "accuracy", "answers", "batch_size_sweep",
+           "best_row", "built_dictionary_accuracy", "check_claude_run", "choose_dictionary", "claims_table", "claude_arm",
+           "claude_postprocessing_table", "claude_table", "closeness", "cluster_verdict", "control_rows", "dbleu_metrics",
+           "example_table", "fit_label_clip", "knn_metric_keys", "knn_table", "label_client", "label_extraction_table",
+           "label_pca", "length_metrics", "make_augment", "modality_pca", "next_best_team", "post_metric_keys",
+           "postprocessing_table", "predict_labels", "prepare_m3g", "reference_table", "score_submission",
+           "similar_pairs", "table2_setting", "table3_settings", "table4_panels", "truth_labels"]
