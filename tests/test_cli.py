@@ -12,6 +12,8 @@ import yaml
 from stand_in import write_stand_in
 
 from medvl_core import cli
+from medvl_core.cli import run as cli_run
+from medvl_core.cli.parser import build_parser, dataset_names
 from medvl_core.errors import DataFormatError, ParameterError
 from medvl_core.notebook import check_overrides, clean_notebook, notebook_parameters
 
@@ -64,7 +66,7 @@ def test_unknown_paper_and_parameter_exit_2_with_one_line(fake_notebooks, capsys
 
 def _subcommands() -> dict:
     """`medvl`'s sub-parsers by command name."""
-    parser = cli._build_parser()
+    parser = build_parser()
     return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
 
 
@@ -97,8 +99,8 @@ def test_usage_mistakes_exit_2_with_one_line(argv, capsys):
 def test_dataset_choices_match_the_registry_without_importing_torch():
     from medvl_core.data import DATASETS
 
-    assert cli.dataset_names() == sorted(DATASETS)
-    code = "import sys, medvl_core.cli as c; c._build_parser(); print('torch' in sys.modules)"
+    assert dataset_names() == sorted(DATASETS)
+    code = "import sys, medvl_core.cli.parser as c; c.build_parser(); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
 
 
@@ -118,7 +120,7 @@ def fake_execute(monkeypatch):
         folders.append(out)
         return 0
 
-    monkeypatch.setattr(cli, "execute", execute)
+    monkeypatch.setattr(cli_run, "execute", execute)
     return folders
 
 
@@ -144,7 +146,7 @@ def test_errors_while_running_exit_1_usage_errors_exit_2(error, code, monkeypatc
     def execute(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(cli, "execute", execute)
+    monkeypatch.setattr(cli_run, "execute", execute)
     assert cli.main(["run", "meems", "--out", "x"]) == code
     assert capsys.readouterr().err.strip() == f"medvl: error: {error}"
 

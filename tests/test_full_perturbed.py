@@ -9,7 +9,7 @@ epochs, devices and the two towers' sources change; the protocol (findings only,
 
 import pytest
 
-from medvl_core import cli
+from medvl_core.cli.run import execute, load_params_file
 from medvl_core.papers import get_paper
 from medvl_core.runs import read_metrics
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.notebook
 
 
 def test_full_yaml_states_the_paper_protocol():
-    full = cli.load_params_file(get_paper("perturbed_report_discrimination").params_file("full"))
+    full = load_params_file(get_paper("perturbed_report_discrimination").params_file("full"))
     assert (full["dataset"], full["n_held_out"], dict(full["dataset_options"])["sections"]) == ("open-i", 469, ["findings"])
     assert full["text_encoder"] == "hf:microsoft/BiomedVLP-CXR-BERT-specialized" and full["image_encoder"] == "timm:resnet50"
     assert (full["optimizer"], full["lr"], full["momentum"], full["weight_decay"]) == ("sgd", 0.0015, 0.9, 0.0005)
@@ -33,13 +33,13 @@ def test_full_yaml_at_toy_size_on_an_open_i_tree(tmp_path, monkeypatch):
 
     write_open_i(tmp_path / "data" / "open-i", n_reports=24)
     monkeypatch.setenv("MEDVL_DATA", str(tmp_path / "data"))
-    full = cli.load_params_file(get_paper("perturbed_report_discrimination").params_file("full"))
+    full = load_params_file(get_paper("perturbed_report_discrimination").params_file("full"))
     toy = {"image_encoder": "timm:resnet50@random", "text_encoder": f"hf:{tiny_bert(tmp_path / 'bert')}",
            "image_size": 32, "n_held_out": 8, "max_length": 48, "epochs": 1, "batch_size": 8, "finetune_epochs": 1,
            "n_nli_pairs": 40, "n_reports": 20, "n_bootstrap": 20, "device": "cpu"}
     assert set(toy) <= set(full)  # only sizes, epochs, devices and the towers' sources change
     out = tmp_path / "run"
-    assert cli.execute("perturbed_report_discrimination", {**full, **toy}, out, progress=False) == 0
+    assert execute("perturbed_report_discrimination", {**full, **toy}, out, progress=False) == 0
     metrics = read_metrics(out)
     assert metrics["n_discrimination_images"] == 8 and metrics["n_perturbations"] == 9
     assert metrics["claim_seeds_n"] == 1

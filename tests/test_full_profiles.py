@@ -14,7 +14,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from medvl_core import cli
+from medvl_core.cli.run import execute, load_params_file
 from medvl_core.papers import get_paper
 from medvl_core.runs import read_metrics
 
@@ -58,14 +58,14 @@ def test_loss_relaxation_full_yaml_at_toy_size(tmp_path, monkeypatch):
 
     data = write_paper_test_sets(official_trees(tmp_path / "data"))
     monkeypatch.setenv("MEDVL_DATA", str(data))
-    full = cli.load_params_file(get_paper("loss_relaxation").params_file("full"))
+    full = load_params_file(get_paper("loss_relaxation").params_file("full"))
     toy = {"image_encoder": f"open_clip:local-dir:{tiny_open_clip(tmp_path / 'clip')}",
            "text_encoder": f"hf:{tiny_bert(tmp_path / 'bert')}", "image_size": 32,
            "seeds": [0], "epochs": 1, "batch_size": 8, "warmup_steps": 1, "sweep_thresholds": [0.5],
            "n_bootstrap": 20, "n_reports": 20, "device": "cpu", "save_model": False}
     assert set(toy) - {"save_model"} <= set(full)  # only sizes, devices and the two towers change
     out = tmp_path / "run"
-    assert cli.execute("loss_relaxation", {**full, **toy}, out, progress=False) == 0
+    assert execute("loss_relaxation", {**full, **toy}, out, progress=False) == 0
     metrics = read_metrics(out)
     assert metrics["n_seeds"] == 1 and metrics["n_test_images"] == 40
     for framework in ("clip", "slip", "uniclip"):  # all three frameworks of full.yaml trained on pixels
@@ -93,7 +93,7 @@ def tiny_word2vec(path, dim=8, seed=0):
 def test_meems_full_yaml_at_toy_size(tmp_path, monkeypatch):
     data = official_trees(tmp_path / "data")
     monkeypatch.setenv("MEDVL_DATA", str(data))
-    full = cli.load_params_file(get_paper("meems").params_file("full"))
+    full = load_params_file(get_paper("meems").params_file("full"))
     assert (full["caption_train_images"], full["embedding_train_images"], full["validate_images"],
             full["test_images"]) == (103864, 206888, 2813, 4896)
     assert (full["embed_hidden"], full["meems_dim"], full["classifier_hidden"], full["hidden_dim"]) == (1000, 200, 50, 512)
@@ -106,7 +106,7 @@ def test_meems_full_yaml_at_toy_size(tmp_path, monkeypatch):
            "embed_hidden": 16, "meems_dim": 8, "classifier_hidden": 4, "device": "cpu"}
     assert set(toy) <= set(full)  # only sizes, epochs, devices and the local weights / vectors change
     out = tmp_path / "run"
-    assert cli.execute("meems", {**full, **toy}, out, progress=False) == 0
+    assert execute("meems", {**full, **toy}, out, progress=False) == 0
     metrics = read_metrics(out)
     assert metrics["grid_channels"] == 2048 and metrics["claim_seeds_n"] == 1
     assert metrics["caption_epochs_run"] == 1 and metrics["caption_n_images"] >= 1
@@ -157,7 +157,7 @@ def test_m3g_full_yaml_at_toy_size(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-test")
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    full = cli.load_params_file(get_paper("m3g_answer_generation").params_file("full"))
+    full = load_params_file(get_paper("m3g_answer_generation").params_file("full"))
     assert (full["label_source"], full["label_model"], full["text_encoder"]) == (
         "llm", "gpt-4-turbo", "openai:text-embedding-3-large")
     assert (full["image_encoder"], full["train_image_tower"], full["embed_dim"], full["batch_size"]) == (
@@ -168,7 +168,7 @@ def test_m3g_full_yaml_at_toy_size(tmp_path, monkeypatch):
     out = tmp_path / "run"
     with FakeMessagesServer(responder=label_responder) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", f"{server.base_url}/v1")
-        assert cli.execute("m3g_answer_generation", {**full, **toy}, out, progress=False) == 0
+        assert execute("m3g_answer_generation", {**full, **toy}, out, progress=False) == 0
     chats = [r for r in server.requests if r["path"] == "/v1/chat/completions"]
     assert len(chats) == 3  # the toy discussions repeat: 3 distinct label requests over the three splits, once each
     assert [r["path"] for r in server.requests].count("/v1/embeddings") == 1

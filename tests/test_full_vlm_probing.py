@@ -3,7 +3,7 @@ trees in their public layouts (tests/vlm_test_trees.py) and tiny local checkpoin
 
 import pytest
 
-from medvl_core import cli
+from medvl_core.cli.run import execute, load_params_file
 from medvl_core.papers import get_paper
 from medvl_core.runs import read_metrics
 from tests.cxr_test_trees import tiny_open_clip
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.notebook
 
 
 def test_full_yaml_is_the_poster_protocol():
-    full = cli.load_params_file(get_paper("vlm_feature_probing").params_file("full"))
+    full = load_params_file(get_paper("vlm_feature_probing").params_file("full"))
     assert len(full["encoders"]) == 16 and full["datasets"] == ["brain-mr", "sars-cov-2-ct", "pneumoniamnist",
                                                                 "breast-us", "breakhis", "hicervix", "deepdr", "isic2019"]
     assert full["umap_n_neighbors"] == [3, 5, 10, 15, 25, 50, 100, 200, 500, 1000]
@@ -28,12 +28,12 @@ def test_full_yaml_at_toy_size(tmp_path, monkeypatch):
     data = tmp_path / "data"
     write_probe_trees(data, per_class=6)
     monkeypatch.setenv("MEDVL_DATA", str(data))
-    full = cli.load_params_file(get_paper("vlm_feature_probing").params_file("full"))
+    full = load_params_file(get_paper("vlm_feature_probing").params_file("full"))
     toy = {"encoders": [f"open_clip:local-dir:{tiny_open_clip(tmp_path / 'clip')}", f"llava:{_tiny_llava(tmp_path / 'llava')}"],
            "umap_datasets": ["breast-us"], "umap_n_neighbors": [3, 5], "umap_min_dist": [0.1, 1.0], "device": "cpu"}
     assert set(toy) <= set(full)  # only the weights (local tiny checkpoints), the UMAP subset and the device change
     out = tmp_path / "run"
-    assert cli.execute("vlm_feature_probing", {**full, **toy}, out, progress=False) == 0
+    assert execute("vlm_feature_probing", {**full, **toy}, out, progress=False) == 0
     metrics = read_metrics(out)
     assert metrics["n_datasets"] == 8 and metrics["n_models"] == 2
     for slug in ("brainmr", "sarscov2ct", "pneumoniamnist", "breastus", "breakhis", "hicervix", "deepdr", "isic2019"):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from metric_check import load_tolerances, metric_differences
 
-from medvl_core import cli
+from medvl_core.cli.run import execute
 from medvl_core.notebook import recorded_metrics
 from medvl_core.papers import PAPERS
 from medvl_core.runs import read_metrics
@@ -35,7 +35,7 @@ def metrics_of(request, tmp_path_factory):
                 assert (run_dir / "metrics.json").is_file(), f"nbval's execution of {paper_id} recorded no metrics"
             else:
                 run_dir = tmp_path_factory.mktemp("runs") / paper_id
-                assert cli.execute(paper_id, {}, run_dir, progress=False) == 0
+                assert execute(paper_id, {}, run_dir, progress=False) == 0
                 assert (run_dir / f"{paper_id}.ipynb").is_file() and (run_dir / "params.yaml").is_file()
             cache[paper_id] = read_metrics(run_dir)
         return cache[paper_id]
@@ -61,7 +61,7 @@ def test_a_claude_run_with_the_retired_model_stops_before_any_call(tmp_path, mon
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
     with FakeMessagesServer() as server:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
-        assert cli.execute("m3g_answer_generation", {"claude_run": True}, tmp_path / "run", progress=False) == 1
+        assert execute("m3g_answer_generation", {"claude_run": True}, tmp_path / "run", progress=False) == 1
     assert server.requests == [] and server.count_requests == []
     assert "-p claude_model" in capfd.readouterr().err
 

@@ -11,7 +11,7 @@ import json
 import pytest
 from stand_in import write_stand_in
 
-from medvl_core import cli
+from medvl_core.cli.run import execute
 
 BODY = """import hashlib
 import torch
@@ -46,6 +46,6 @@ def test_a_rerun_records_exactly_the_metrics_of_the_first_run(tmp_path, monkeypa
     monkeypatch.setenv("MEDVL_NOTEBOOKS", str(folder))
     runs = [tmp_path / "first", tmp_path / "second"]
     for out in runs:
-        assert cli.execute("meems", {}, out, progress=False) == 0
+        assert execute("meems", {}, out, progress=False) == 0
     first, second = (json.loads((out / "metrics.json").read_text()) for out in runs)
     assert set(first) >= {"loss", "state", "offset"} and first == second

@@ -15,6 +15,8 @@ import torch
 from stand_in import write_stand_in
 
 from medvl_core import cli
+from medvl_core.cli.batch import slurm_parameters
+from medvl_core.errors import ParameterError
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("own")]  # kernels and processes: a worker each
 
@@ -148,7 +150,7 @@ def test_batch_local_executor_through_submitit_resumes(trainer_notebook, tmp_pat
     assert rows[0].startswith("run,epochs,status") and len(rows) == 3 and all(",ok," in row for row in rows[1:])
     assert list((out / "submitit").glob("*_log.out"))  # the jobs went through submitit
     assert list((out / "epochs=2" / "checkpoints").glob("00*-Sequential-*/last.pt"))
-    assert cli.slurm_parameters({"partition": "gpu", "gpus": 1, "time": 60}, 4) == {
+    assert slurm_parameters({"partition": "gpu", "gpus": 1, "time": 60}, 4) == {
         "slurm_array_parallelism": 4, "slurm_partition": "gpu", "gpus_per_node": 1, "timeout_min": 60}
-    with pytest.raises(cli.ParameterError, match="unknown"):
-        cli.slurm_parameters({"queue": "x"}, 1)
+    with pytest.raises(ParameterError, match="unknown"):
+        slurm_parameters({"queue": "x"}, 1)
