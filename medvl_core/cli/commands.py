@@ -1,0 +1,89 @@
+"""The small `medvl` commands: list, refresh, compare, summary and check-data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import UsageError
+from ..io import atomic_write_text
+from ..notebook import clean_notebook, notebook_parameters
+from ..papers import PAPERS, get_paper
+from ..runs import read_metrics
+from .run import execute
+
+
+def cmd_list(args) -> int:
+    """Print each paper id, title and parameter names."""
+    for paper in PAPERS.values():
+        names = ", ".join(notebook_parameters(paper.notebook)) if paper.notebook.exists() else "(notebook missing)"
+        print(f"{paper.id:34s} {paper.title}\n{'':34s} parameters: {names}")
+    return 0
+
+
+def cmd_refresh(args) -> int:
+    """Execute each notebook with its defaults, clean volatile metadata, replace notebooks/<id>.ipynb."""
+    for paper_id in args.papers or list(PAPERS):
+        paper = get_paper(paper_id)
+        out = Path("runs") / "notebooks" / paper.id
+        code = execute(paper.id, {}, out, fresh=True)
+        if code:
+            return code
+        clean_notebook(out / f"{paper.id}.ipynb")
+        atomic_write_text(paper.notebook, (out / f"{paper.id}.ipynb").read_text())
+    return 0
+
+
+def cmd_compare(args) -> int:
+    """Print every paper table with this run's numbers beside the paper's (Markdown with --format md)."""
+    from ..compare import coverage, paper_tables, render_text
+
+    paper = get_paper(args.paper)
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "metrics.json").is_file():
+        raise UsageError(f"{run_dir}/metrics.json not found; run `medvl run {paper.id} --out {run_dir}` first")
+    metrics = read_metrics(run_dir)
+    tables = paper_tables(paper.id, metrics, metrics.get("produced_by") or f"the run in {run_dir}")
+    print(render_text(tables, markdown=args.format == "md"))
+    counts = coverage(tables)
+    print(counts.to_markdown(index=False) if args.format == "md" else counts.to_string(index=False))
+    return 0
+
+
+def cmd_summary(args) -> int:
+    """Table of paper, headline metric, value and runtime for each run folder under `folder`."""
+    import pandas as pd
+
+    folder = Path(args.folder)
+    rows = []
+    for run_json in sorted(folder.glob("*/run.json")):
+        status = json.loads(run_json.read_text())
+        paper = PAPERS.get(status.get("paper"))
+        metrics = read_metrics(run_json.parent) if (run_json.parent / "metrics.json").exists() else {}
+        headline = paper.headline if paper else "-"
+        rows.append({"paper": status.get("paper"), "status": status.get("status"), "headline metric": headline,
+                     "value": metrics.get(headline), "runtime_s": status.get("runtime_s")})
+    if not rows:
+        raise UsageError(f"no run folders with run.json under {folder}; run `make demo` or `medvl run PAPER --out {folder}/PAPER`")
+    print(pd.DataFrame(rows).to_string(index=False))
+    return 0
+
+
+def cmd_check_data(args) -> int:
+    """Exit 0 when every item of the dataset reads, else print the bad items and exit 1."""
+    import pandas as pd
+
+    from ..data import open_dataset
+    from ..data.check import check_dataset
+
+    options = {"views": args.views} if args.views else {}
+    dataset = open_dataset(args.dataset, args.root, split=args.split, **options)
+    bad = check_dataset(dataset, args.workers, progress=not args.quiet)
+    if bad.empty:
+        print(f"{args.dataset} ({args.split}): {len(dataset)} items, no bad items")
+        return 0
+    with pd.option_context("display.max_rows", None, "display.max_colwidth", 120, "display.width", 200):
+        print(bad.to_string(index=False))
+    counts = ", ".join(f"{n} {problem}" for problem, n in bad["problem"].value_counts().items())
+    print(f"{args.dataset} ({args.split}): {bad['index'].nunique()} bad items of {len(dataset)} ({counts})")
+    return 1
