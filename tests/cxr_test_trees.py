@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from medvl_core.data.cxr import PADCHEST_CSV
 from medvl_core.data.openi import bundled_image_views, bundled_openi_reports
+from medvl_core.data.padchest import PADCHEST_CSV
 
 OPENI_XML = """<?xml version="1.0" encoding="utf-8"?>
 <eCitation><uId id="{uid}"/><MedlineCitation><Article><Abstract>

@@ -11,8 +11,9 @@ from cxr_test_trees import write_dicom
 from PIL import Image
 
 from medvl_core.data import open_dataset
-from medvl_core.data.cxr import hash_split, normalize_views, parse_label_list
+from medvl_core.data.cxr_common import hash_split, normalize_views
 from medvl_core.data.labels import CHEXPERT_LABELS
+from medvl_core.data.padchest import parse_label_list
 from medvl_core.errors import DataFormatError, MedvlError
 
 CARDIO = CHEXPERT_LABELS.index("Cardiomegaly")

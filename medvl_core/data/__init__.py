@@ -8,7 +8,9 @@ from . import (  # noqa: F401
     medmnist,
     nli,
     openi,
+    padchest,
     probe_datasets,
+    vindr_cxr,
 )
 from .registry import DATASETS, open_dataset, register
 

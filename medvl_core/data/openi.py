@@ -13,7 +13,7 @@ import pandas as pd
 from ..assets import openi_reports_archive
 from ..errors import DataFormatError, MedvlError
 from .base import RecordDataset
-from .cxr import (
+from .cxr_common import (
     FRONTAL_VIEWS,
     canonical_split,
     find_file,
