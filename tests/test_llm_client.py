@@ -14,7 +14,8 @@ from llm_fake_server import FakeMessagesServer
 
 from medvl_core.errors import DataFormatError, MedvlError, ParameterError
 from medvl_core.llm import ClaudeClient, LLMRequest, LLMRequestError, MissingAPIKeyError, api_key_available
-from medvl_core.llm.client import image_media_type, model_price
+from medvl_core.llm.claude_content import image_media_type
+from medvl_core.llm.claude_models import model_price
 
 KEY = "sk-ant-test-SECRET-0123456789"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16 + b"png-payload"
@@ -111,12 +112,12 @@ def test_oversized_image_is_reencoded_below_the_limit(server, tmp_path, monkeypa
     import numpy as np
     from PIL import Image
 
-    from medvl_core.llm import client as client_module
+    from medvl_core.llm import claude_content
 
     noise = np.random.default_rng(0).integers(0, 256, (160, 240, 3), dtype=np.uint8)
     buffer = io.BytesIO()
     Image.fromarray(noise).save(buffer, format="PNG")
-    monkeypatch.setattr(client_module, "MAX_IMAGE_BYTES", 8000)
+    monkeypatch.setattr(claude_content, "MAX_IMAGE_BYTES", 8000)
     assert buffer.tell() > 8000
     make_client(server, tmp_path).complete("s", "t", [buffer.getvalue(), PNG])
     big, small = server.requests[0]["body"]["messages"][0]["content"][:2]
@@ -352,18 +353,18 @@ def test_retired_model_is_refused_before_any_call(server, tmp_path):
 def test_sdk_end_of_life_dates_retire_models(monkeypatch):
     import datetime
 
-    from medvl_core.llm import client as client_module
+    from medvl_core.llm import claude_models
 
-    monkeypatch.setattr(client_module, "sdk_deprecations", lambda: {"claude-x-1": datetime.date(2026, 6, 30)})
-    assert client_module.retired_on("claude-x-1", datetime.date(2026, 6, 29)) is None
-    assert client_module.retired_on("claude-x-1", datetime.date(2026, 7, 1)) == "2026-06-30"
+    monkeypatch.setattr(claude_models, "sdk_deprecations", lambda: {"claude-x-1": datetime.date(2026, 6, 30)})
+    assert claude_models.retired_on("claude-x-1", datetime.date(2026, 6, 29)) is None
+    assert claude_models.retired_on("claude-x-1", datetime.date(2026, 7, 1)) == "2026-06-30"
     with pytest.raises(ParameterError, match="claude-x-1' was retired by Anthropic on 2026-06-30"):
-        client_module.check_model("claude-x-1", datetime.date(2026, 7, 1))
-    assert client_module._eol_date("January 22nd, 2027") == datetime.date(2027, 1, 22)
+        claude_models.check_model("claude-x-1", datetime.date(2026, 7, 1))
+    assert claude_models._eol_date("January 22nd, 2027") == datetime.date(2027, 1, 22)
 
 
 def test_unknown_model_names_the_parameter_and_the_paper_model(server, tmp_path):
-    from medvl_core.llm.client import check_known_model
+    from medvl_core.llm.claude_models import check_known_model
 
     with pytest.raises(ParameterError, match=r"claude_model='claude-opsu-4-7' is not a model.*-p claude_model.*"
                                              r"claude-3-opus-20240229"):

@@ -11,7 +11,7 @@ from test_m3g_clip import _write_dermavqa
 
 from medvl_core.errors import ParameterError
 from medvl_core.llm import openai_client
-from medvl_core.llm.client import LLMRequestError
+from medvl_core.llm.base import LLMRequestError
 from medvl_core.llm.openai_client import MissingOpenAIKeyError, OpenAIClient, openai_key_available
 from medvl_core.studies.m3g_answer_generation.llm_labels import label_prompt, label_request, llm_labels, parse_label
 

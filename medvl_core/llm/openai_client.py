@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import DataFormatError, MedvlError, ParameterError
 from ..io import atomic_write_json
-from .client import (
+from .base import (
     LLMReply,
     LLMRequestError,
     RetryingClient,

@@ -19,7 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ...errors import ParameterError
-from ...llm.client import API_KEY_ENV, ClaudeClient, LLMReply, LLMRequest, api_key_available, check_model
+from ...llm.base import LLMReply
+from ...llm.claude_models import check_model
+from ...llm.client import API_KEY_ENV, ClaudeClient, LLMRequest, api_key_available
 from .derm_labels import ANSWER_TEMPLATE
 from .prompts import PARSE_RULES, PromptCall, scenario
 

@@ -9,7 +9,8 @@ import pandas as pd
 
 from ...config import cache_dir
 from ...errors import MedvlError, ParameterError
-from ...llm.client import API_KEY_ENV, ClaudeClient, api_key_available, retired_on
+from ...llm.claude_models import retired_on
+from ...llm.client import API_KEY_ENV, ClaudeClient, api_key_available
 from .claude import case_from_item, diagnosis_of, run_scenario
 from .dry_run import dry_run
 from .prepare import M3GData, M3GSplit, head

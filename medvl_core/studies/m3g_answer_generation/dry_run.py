@@ -12,17 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import DataFormatError, MedvlError, ParameterError
-from ...llm.client import (
-    PRICES_SOURCE,
-    ClaudeClient,
-    LLMRequest,
-    check_known_model,
-    image_bytes,
-    image_media_type,
-    model_advice,
-    model_price,
-    retired_on,
-)
+from ...llm.claude_content import image_bytes, image_media_type
+from ...llm.claude_models import PRICES_SOURCE, check_known_model, model_advice, model_price, retired_on
+from ...llm.client import ClaudeClient, LLMRequest
 from .claude import M3GCase, build_request, check_cases
 from .prompts import SCENARIOS, scenario
 
