@@ -21,7 +21,8 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from medvl_core.data.labels import CHEXPERT_LABELS
-from medvl_core.worlds.synth_cxr import WorldParams, generate_synth_cxr, read_truth
+from medvl_core.worlds.synth_cxr import generate_synth_cxr, read_truth
+from medvl_core.worlds.synth_cxr_plan import WorldParams
 
 BUDGET_S = 60.0
 MIN_POSITIVES = 3

@@ -12,7 +12,9 @@ from medvl_core.data import open_dataset
 from medvl_core.data.labels import CHEXPERT_LABELS
 from medvl_core.errors import MedvlError
 from medvl_core.worlds import synth_cxr as S
-from medvl_core.worlds.synth_cxr_render import Finding, Nuisance, Scene, render_cxr, render_findings
+from medvl_core.worlds.synth_cxr_render import render_cxr, render_findings
+from medvl_core.worlds.synth_cxr_reports import compose_report, parse_attributes
+from medvl_core.worlds.synth_cxr_scene import Finding, Nuisance, Scene
 
 TINY = {"n_studies": 24, "n_test_images": 6, "image_size": 48, "report_source": "template", "workers": 1}
 
@@ -165,7 +167,7 @@ def test_open_dataset_generates_default_place_on_first_use(data_root):
 def test_parse_attributes_reads_side_severity_and_devices():
     text = ("Small left pleural effusion. No pneumothorax. Moderate cardiomegaly. Bibasilar atelectasis. "
             "Right upper lobe mass. Endotracheal tube and left chest tube in place.")
-    attrs = S.parse_attributes(text)
+    attrs = parse_attributes(text)
     assert attrs["Pleural Effusion"] == {"side": "left", "severity": 1}
     assert attrs["Cardiomegaly"]["severity"] == 2 and attrs["Atelectasis"]["side"] == "bilateral"
     assert attrs["Lung Lesion"]["side"] == "right" and attrs["Lung Lesion"]["variant"] == "mass"
@@ -180,7 +182,7 @@ def test_template_reports_say_what_is_stated():
     stated = np.full(14, np.nan, dtype=np.float32)
     stated[[CHEXPERT_LABELS.index(n) for n in ("Pleural Effusion", "Pneumothorax", "Cardiomegaly", "Edema")]] = [1, 0, -1, 1]
     findings = {"Pleural Effusion": Finding(1, "left"), "Edema": Finding(2, "bilateral")}
-    body, impression = S.compose_report(stated, findings, rng)
+    body, impression = compose_report(stated, findings, rng)
     assert "small left pleural effusion" in body.lower() and "no pneumothorax" in body.lower()
     got = label_report(f"{body} {impression}")
     np.testing.assert_array_equal(got[1:], stated[1:])
@@ -222,7 +224,8 @@ def test_subpulmonic_rare_stratum_knob(tmp_path):
 
 
 def test_subpulmonic_effusion_renders_a_raised_hemidiaphragm_without_a_meniscus():
-    from medvl_core.worlds.synth_cxr_render import Finding, Nuisance, render_findings
+    from medvl_core.worlds.synth_cxr_render import render_findings
+    from medvl_core.worlds.synth_cxr_scene import Finding, Nuisance
 
     plain = render_findings({}, Nuisance(), 3, 64)
     meniscus = render_findings({"Pleural Effusion": Finding(2, "left")}, Nuisance(), 3, 64)
@@ -234,8 +237,8 @@ def test_subpulmonic_effusion_renders_a_raised_hemidiaphragm_without_a_meniscus(
 
 def test_subpulmonic_report_sentence_and_bad_kind(tmp_path):
     from medvl_core.errors import MedvlError
-    from medvl_core.worlds.synth_cxr import _phrase
-    from medvl_core.worlds.synth_cxr_render import Finding
+    from medvl_core.worlds.synth_cxr_reports import _phrase
+    from medvl_core.worlds.synth_cxr_scene import Finding
 
     assert "subpulmonic left pleural effusion" in _phrase("Pleural Effusion", Finding(1, "left", "subpulmonic"))
     with pytest.raises(MedvlError, match="rare_stratum"):

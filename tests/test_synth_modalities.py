@@ -12,7 +12,8 @@ from sklearn.metrics import roc_auc_score
 from medvl_core.data import open_dataset
 from medvl_core.errors import MedvlError
 from medvl_core.worlds import synth_modalities as M
-from medvl_core.worlds.synth_modalities_render import RENDERERS, Scene
+from medvl_core.worlds.synth_modalities_draw import Scene
+from medvl_core.worlds.synth_modalities_render import RENDERERS
 
 TINY = {"n_images": 12, "image_size": 32}
 CLEAN = {"n_images": 96, "image_size": 48, "confounder_strength": 0.0}  # class signal without correlated confounders

@@ -31,14 +31,10 @@ from ..data.folders import image_folder
 from ..data.medmnist import SPLIT_ALIASES
 from ..errors import DataFormatError, MedvlError
 from .common import ensure_world, read_world
-from .synth_modalities_render import (
-    CYTOLOGY_CLASSES,
-    CYTOLOGY_LEVEL1,
-    DERMOSCOPY_CLASSES,
-    FUNDUS_CLASSES,
-    RENDERERS,
-    Scene,
-)
+from .synth_modalities_draw import Scene
+from .synth_modalities_microscopy import CYTOLOGY_CLASSES, CYTOLOGY_LEVEL1
+from .synth_modalities_photo import DERMOSCOPY_CLASSES, FUNDUS_CLASSES
+from .synth_modalities_render import RENDERERS
 
 FORMAT_VERSION = 2  # bump whenever generated files change (also when synth_cxr_render changes)
 TITLE = "synth-modalities"
