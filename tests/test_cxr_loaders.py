@@ -100,14 +100,13 @@ def test_mimic_uncertainty_policies(mimic):
         open_dataset("mimic-cxr", mimic, uncertain="maybe")
 
 
-def test_mimic_split_aliases_and_unlabelled_study(mimic):
-    for alias in ("val", "valid", "validate"):
-        ds = open_dataset("mimic-cxr", mimic, split=alias, images=False, text=False)
-        assert [r["id"] for r in ds.records] == ["d5"]
+def test_mimic_val_split_and_unlabelled_study(mimic):
+    ds = open_dataset("mimic-cxr", mimic, split="val", images=False, text=False)  # the split CSV's "validate"
+    assert [r["id"] for r in ds.records] == ["d5"]
     assert np.isnan(ds.label_matrix()).all()
     assert len(open_dataset("mimic-cxr", mimic, split="all", views="all", images=False, text=False)) == 5
-    with pytest.raises(MedvlError, match="unknown split"):
-        open_dataset("mimic-cxr", mimic, split="dev")
+    with pytest.raises(MedvlError, match="unknown split 'validate'"):
+        open_dataset("mimic-cxr", mimic, split="validate")
 
 
 def test_mimic_text_only_without_images(mimic):
@@ -218,7 +217,7 @@ def test_chexpert_missing_column_and_file(tmp_path):
     with pytest.raises(DataFormatError, match=r"train\.csv.*'Path'"):
         open_dataset("chexpert", tmp_path, images=False)
     with pytest.raises(DataFormatError, match=r"valid\.csv"):
-        open_dataset("chexpert", tmp_path, split="valid")
+        open_dataset("chexpert", tmp_path, split="val")
 
 
 # ------------------------------------------------------------------ padchest
@@ -292,7 +291,7 @@ def test_padchest_csv_option_and_errors(tmp_path):
 
 def test_hash_split_is_a_deterministic_partition():
     keys = pd.Series([f"p{i}" for i in range(300)])
-    masks = [hash_split(keys, s) for s in ("train", "validate", "test")]
+    masks = [hash_split(keys, s) for s in ("train", "val", "test")]
     assert (sum(m.astype(int) for m in masks) == 1).all() and 200 < masks[0].sum() < 270
     assert (hash_split(keys, "train") == masks[0]).all()
 
@@ -354,7 +353,7 @@ def test_vindr_dicom_decoding_and_monochrome1(tmp_path):
 def test_vindr_errors(tmp_path):
     make_vindr(tmp_path)
     with pytest.raises(MedvlError, match="unknown split"):
-        open_dataset("vindr-cxr", tmp_path, split="validate")
+        open_dataset("vindr-cxr", tmp_path, split="val")
     path = tmp_path / "annotations" / "image_labels_train.csv"
     pd.read_csv(path).rename(columns={"image_id": "image"}).to_csv(path, index=False)
     with pytest.raises(DataFormatError, match=r"image_labels_train\.csv.*'image_id'"):

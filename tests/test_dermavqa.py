@@ -76,7 +76,7 @@ def test_train_items(root):
 
 
 def test_valid_weights_follow_the_competition_rule(root):
-    ds = open_dataset("dermavqa", root, split="valid")
+    ds = open_dataset("dermavqa", root, split="val")
     # md + level_5 + freq 1 + complete 1 -> 1.0; blank + unk + 0 + 0.5 -> 0.6; realid + level_4 + freq 1 -> 0.8
     assert ds[0]["reference_weights"] == [1.0, 0.6, 0.8]
     assert ds[1]["reference_weights"] == [0.8]  # md1 + level_3 + freq 0 + complete 1
@@ -84,13 +84,13 @@ def test_valid_weights_follow_the_competition_rule(root):
 
 
 def test_weights_are_one_without_userinfo(root):
-    assert open_dataset("dermavqa", root, split="valid", userinfo=False)[0]["reference_weights"] == [1.0] * 3
+    assert open_dataset("dermavqa", root, split="val", userinfo=False)[0]["reference_weights"] == [1.0] * 3
     (root / "df_userinfo.csv").unlink()
-    assert open_dataset("dermavqa", root, split="valid").records[0]["reference_weights"] == [1.0] * 3
+    assert open_dataset("dermavqa", root, split="val").records[0]["reference_weights"] == [1.0] * 3
 
 
 def test_language_option(root):
-    item = open_dataset("dermavqa", root, split="valid", lang="es", images=False)[0]
+    item = open_dataset("dermavqa", root, split="val", lang="es", images=False)[0]
     assert item["text"] == "Erupción ENC00010\nManchas rojas." and item["references"][0] == "es It is tinea."
     assert "image" not in item
     assert open_dataset("dermavqa", root, lang="zh")[0]["text"].startswith("标题")
@@ -98,13 +98,14 @@ def test_language_option(root):
         open_dataset("dermavqa", root, lang="fr")
 
 
-def test_split_aliases_and_json_option(root):
-    assert len(open_dataset("dermavqa", root, split="validation")) == 2
+def test_val_split_and_json_option(root):
+    ds = open_dataset("dermavqa", root, split="val")  # the official valid_ht.json and images_valid/
+    assert len(ds) == 2 and ds.split == "val" and ds.source.name == "valid_ht.json"
     (root / "other.json").write_text((root / "valid_ht.json").read_text(encoding="utf-8"), encoding="utf-8")
-    ds = open_dataset("dermavqa", root, split="valid", json="other.json")
+    ds = open_dataset("dermavqa", root, split="val", json="other.json")
     assert ds.source.name == "other.json" and ds[0]["id"] == "ENC00010" and len(ds[0]["image"]) == 1
-    with pytest.raises(MedvlError, match="unknown split"):
-        open_dataset("dermavqa", root, split="dev2")
+    with pytest.raises(MedvlError, match="dermavqa: unknown split 'valid' .*'val'"):
+        open_dataset("dermavqa", root, split="valid")
 
 
 def test_transform_applies_to_each_image(root):
@@ -145,18 +146,18 @@ def test_malformed_files(root):
 def test_userinfo_errors(root):
     (root / "df_userinfo.csv").write_text("author_id,rank_level\nU00001,level_5\n", encoding="utf-8")
     with pytest.raises(DataFormatError, match=r"df_userinfo\.csv.*'validation_level'"):
-        open_dataset("dermavqa", root, split="valid")
+        open_dataset("dermavqa", root, split="val")
     (root / "df_userinfo.csv").write_text("author_id,validation_level,rank_level\nU00001,md_validated,level_5\n", encoding="utf-8")
     with pytest.raises(DataFormatError, match="U00002.*df_userinfo.csv"):
-        open_dataset("dermavqa", root, split="valid")
+        open_dataset("dermavqa", root, split="val")
     (root / "df_userinfo.csv").write_text(USERINFO.replace("unk", "level_x"), encoding="utf-8")
     with pytest.raises(DataFormatError, match="valid_ht.json.*ENC00010.*rank_level"):
-        open_dataset("dermavqa", root, split="valid")
+        open_dataset("dermavqa", root, split="val")
 
 
 def test_missing_images(root):
     (root / "images_valid" / "IMG_ENC00011_00002.jpg").unlink()
-    ds = open_dataset("dermavqa", root, split="valid")
+    ds = open_dataset("dermavqa", root, split="val")
     with pytest.raises(DataFormatError, match="IMG_ENC00011_00002.jpg"):
         ds[1]
     for f in (root / "images_train").iterdir():
@@ -168,7 +169,7 @@ def test_missing_images(root):
 
 
 def test_submission_round_trip_in_reference_order(root, tmp_path):
-    ds = open_dataset("dermavqa", root, split="valid", images=False)
+    ds = open_dataset("dermavqa", root, split="val", images=False)
     path = write_submission(tmp_path / "out" / "prediction.json",
                             {"ENC00011": "It is vitiligo.", "ENC00010": ["It is tinea.", "unscored"]}, order=ds)
     rows = json.loads(path.read_text(encoding="utf-8"))
@@ -181,7 +182,7 @@ def test_submission_round_trip_in_reference_order(root, tmp_path):
 
 
 def test_submission_errors(root, tmp_path):
-    ds = open_dataset("dermavqa", root, split="valid", images=False)
+    ds = open_dataset("dermavqa", root, split="val", images=False)
     with pytest.raises(ParameterError, match="missing.*ENC00011"):
         write_submission(tmp_path / "p.json", {"ENC00010": "x"}, order=ds)
     with pytest.raises(ParameterError, match="unknown.*ENC99999"):

@@ -140,7 +140,7 @@ def test_study_uses_llm_labels_and_api_label_embeddings(data_root, tmp_path):
     with FakeMessagesServer(responder=label_responder) as server:
         client = m3g.label_client("llm", "openai:text-embedding-3-large", cache=tmp_path / "cache",
                                   base_url=f"{server.base_url}/v1", backoff_base=0.001)
-        data = m3g.prepare_m3g("dermavqa", m3g.choose_dictionary("llm", "dermavqa"), ("train", "valid"), "tiny:cnn",
+        data = m3g.prepare_m3g("dermavqa", m3g.choose_dictionary("llm", "dermavqa"), ("train", "val"), "tiny:cnn",
                                "openai:text-embedding-3-large", 32, root=root, label_client=client)
         with pytest.raises(ParameterError, match="embedding model is 'other'"):
             label_text_tower("openai:other", data.label_names, client=client)

@@ -293,7 +293,7 @@ def test_image_token_estimate_follows_the_resizing_rule():
 
 def test_dry_run_shows_the_first_case_requests_and_estimates_the_split(tmp_path):
     cases = photo_cases(tmp_path)
-    plan = dry_run(cases, "claude-opus-4-7", split="valid")
+    plan = dry_run(cases, "claude-opus-4-7", split="val")
     assert (plan.n_cases, plan.first_case, list(plan.requests)) == (3, "ENC0", list(SCENARIOS))
     first, second = plan.requests["img+text"]
     content = first["messages"][0]["content"]

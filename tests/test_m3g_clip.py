@@ -194,12 +194,12 @@ def test_score_columns_and_perfect_answers():
 def test_dbleu_metrics_record_the_official_score_with_labelled_extras():
     table = pd.DataFrame([{"setting": "batch 256", "split": "test", "dBLEU": 8.4, "dBLEU weighted": 9.1,
                            "dBLEU unweighted": 9.0},
-                          {"setting": "batch 256", "split": "valid", "dBLEU": 1.0, "dBLEU weighted": 2.0,
+                          {"setting": "batch 256", "split": "val", "dBLEU": 1.0, "dBLEU weighted": 2.0,
                            "dBLEU unweighted": 3.0}])
     assert dbleu_metrics(table, "test", {"batch 256": "dbleu_batch_256", "batch 512": "dbleu_batch_512"}) == {
         "dbleu_batch_256": 8.4, "dbleu_weighted_batch_256": 9.1, "dbleu_unweighted_batch_256": 9.0}
-    assert dbleu_by_setting(table, "valid") == {"batch 256": 1.0}
-    assert dbleu_by_setting(table, "valid", "dBLEU weighted") == {"batch 256": 2.0}
+    assert dbleu_by_setting(table, "val") == {"batch 256": 1.0}
+    assert dbleu_by_setting(table, "val", "dBLEU weighted") == {"batch 256": 2.0}
     with pytest.raises(ParameterError, match="dbleu_"):
         dbleu_metrics(table, "test", {"batch 256": "batch_256"})
     assert dbleu_metrics(pd.DataFrame(), "test", {"img 1-call": "dbleu_claude_img_1_call"}) == {}  # arm not run
@@ -239,31 +239,31 @@ def _write_dermavqa(root, test: bool = False):
 def test_pipeline_on_a_dermavqa_layout_builds_its_dictionary_and_tables(data_root):
     root = data_root / "dermavqa"
     _write_dermavqa(root)
-    data = prepare_m3g("dermavqa", root=root, splits=("train", "valid"), image_encoder="tiny:cnn",
+    data = prepare_m3g("dermavqa", root=root, splits=("train", "val"), image_encoder="tiny:cnn",
                        text_encoder="tiny:text", image_size=32)
     assert data.label_names == ["melanoma", "psoriasis", "vitiligo"] and data.dictionary["vitiligo"] == "vitiligo"
     assert data.train.image_features.shape[0] == len(data.train.owner) == 18
-    assert truth_labels(data.split("valid")) is None
+    assert truth_labels(data.split("val")) is None
     table, fits = batch_size_sweep(data, (4, 128), TrainConfig(epochs=2, device="cpu", progress=False),
-                                   splits=("valid",), embed_dim=8)
+                                   splits=("val",), embed_dim=8)
     assert list(table["effective batch"]) == [4, 18] and set(fits) == {4, 128}
     assert set(SCORE_COLUMNS) <= set(table.columns)
-    labels = {"valid": predict_labels(fits[4], data, "valid", KnnSetting("image", k=1))}
+    labels = {"val": predict_labels(fits[4], data, "val", KnnSetting("image", k=1))}
     post = postprocessing_table(data, labels)
     assert list(post["setting"]) == ["label only", "It is [label].", "query matching", "It is [label]. + query matching"]
     assert post["hyp_len"].iloc[1] == post["hyp_len"].iloc[0] + 3 * 6  # "It is" + "." add three tokens per case
-    refs = reference_table(data, splits=("valid",))
+    refs = reference_table(data, splits=("val",))
     oracle = refs[refs["setting"].str.startswith("oracle: It is [label of")]
     assert float(oracle["dBLEU weighted"].iloc[0]) == 100.0 > float(oracle["dBLEU"].iloc[0])
-    valid = data.split("valid")
-    texts = answers(labels["valid"], valid)
+    valid = data.split("val")
+    texts = answers(labels["val"], valid)
     written = write_submission(root / "prediction.json", dict(zip(valid.ids, texts)), order=valid.dataset)
     assert round(score_submission(written, valid.dataset).score("en"), 2) == score(texts, valid)["dBLEU"]
-    truth = {"train": data.train.labels, "valid": data.split("valid").labels}  # extracted labels as stand-in truth
+    truth = {"train": data.train.labels, "val": data.split("val").labels}  # extracted labels as stand-in truth
     assert list(label_extraction_table(data, truth).iloc[:, 1]) == [1.0, 1.0]
     rows = control_rows("control", labels, data, truth)
-    assert [r["split"] for r in rows] == ["valid"] and rows[0]["dBLEU"] == post["dBLEU"].iloc[1]
-    assert rows[0]["label accuracy"] == round(float(np.mean(np.array(labels["valid"]) == np.array(truth["valid"]))), 3)
+    assert [r["split"] for r in rows] == ["val"] and rows[0]["dBLEU"] == post["dBLEU"].iloc[1]
+    assert rows[0]["label accuracy"] == round(float(np.mean(np.array(labels["val"]) == np.array(truth["val"]))), 3)
 
 
 def test_claude_table_and_dry_run_on_a_dermavqa_layout(data_root, tmp_path, monkeypatch):
@@ -273,20 +273,20 @@ def test_claude_table_and_dry_run_on_a_dermavqa_layout(data_root, tmp_path, monk
 
     root = data_root / "dermavqa"
     _write_dermavqa(root)
-    data = prepare_m3g("dermavqa", root=root, splits=("train", "valid"), image_encoder="tiny:cnn",
+    data = prepare_m3g("dermavqa", root=root, splits=("train", "val"), image_encoder="tiny:cnn",
                        text_encoder="tiny:text", image_size=32)
-    plan = claude_dry_run(data, "valid", "claude-opus-4-7", max_cases=2)
-    assert (plan.n_cases, plan.first_case, plan.split) == (2, "valid0", "valid")
+    plan = claude_dry_run(data, "val", "claude-opus-4-7", max_cases=2)
+    assert (plan.n_cases, plan.first_case, plan.split) == (2, "valid0", "val")
     assert [row["calls"] for row in plan.table()] == [2, 4, 2, 4, 12]
     assert "IMG_valid0_0.jpg: " in str(plan) and "32 x 32 px" in str(plan)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
     with FakeMessagesServer(responder=lambda body: "psoriasis") as server:
         client = ClaudeClient("claude-opus-4-7", tmp_path / "cache", base_url=server.base_url, progress=False)
-        table1, claude_answers = claude_table(client, data, "valid", max_cases=2)
+        table1, claude_answers = claude_table(client, data, "val", max_cases=2)
     assert list(table1["setting"]) == list(CLAUDE_METRICS) and set(table1["model"]) == {"claude-opus-4-7"}
     assert list(table1["parse fallbacks"]) == [2, 0, 0, 0]  # "psoriasis" carries no "Answer:" line
     assert claude_answers["img 2-calls"] == ["It is psoriasis."] * 2
-    metrics = dbleu_metrics(table1, "valid", CLAUDE_METRICS)
+    metrics = dbleu_metrics(table1, "val", CLAUDE_METRICS)
     assert metrics["dbleu_claude_img_1_call"] == table1["dBLEU"].iloc[0]
     assert metrics["dbleu_weighted_claude_img_plus_text"] == table1["dBLEU weighted"].iloc[3]
 
@@ -296,16 +296,16 @@ def test_claude_arm_is_a_dry_run_unless_asked_and_fails_alone(data_root, monkeyp
 
     root = data_root / "dermavqa"
     _write_dermavqa(root)
-    data = prepare_m3g("dermavqa", root=root, splits=("train", "valid"), image_encoder="tiny:cnn",
+    data = prepare_m3g("dermavqa", root=root, splits=("train", "val"), image_encoder="tiny:cnn",
                        text_encoder="tiny:text", image_size=32)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
     with FakeMessagesServer() as server:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.base_url)
-        table, answers_, outcome, plan = claude_arm(data, "valid", "claude-opus-4-7", False, max_cases=2)
+        table, answers_, outcome, plan = claude_arm(data, "val", "claude-opus-4-7", False, max_cases=2)
         assert (len(table), answers_, outcome, plan.n_cases) == (0, {}, "dry run", 2)
         assert server.requests == [] and server.count_requests == []  # the exported key called nothing
         server.inject(400, times=50)  # every request refused: the arm fails, the caller goes on
-        table, answers_, outcome, message = claude_arm(data, "valid", "claude-opus-4-7", True, max_cases=2)
+        table, answers_, outcome, message = claude_arm(data, "val", "claude-opus-4-7", True, max_cases=2)
     assert (len(table), answers_, outcome) == (0, {}, "failed")
     assert message.startswith("The Claude arm failed, alone") and "400" in message
 
@@ -318,13 +318,13 @@ def test_bad_images_fail_before_training_or_their_cases_are_skipped(data_root):
     broken, missing = root / "images_train" / "IMG_train1_0.jpg", root / "images_valid" / "IMG_valid3_1.jpg"
     broken.write_bytes(broken.read_bytes()[:30])
     missing.unlink()
-    options = {"root": root, "splits": ("train", "valid"), "image_encoder": "tiny:cnn", "text_encoder": "tiny:text",
+    options = {"root": root, "splits": ("train", "val"), "image_encoder": "tiny:cnn", "text_encoder": "tiny:text",
                "image_size": 32}
     with pytest.raises(DataFormatError, match="bad items found before training") as error:
         prepare_m3g("dermavqa", **options)
     assert str(broken) in str(error.value) and "bad_items='skip'" in str(error.value)
     with pytest.warns(UserWarning, match="skipped 1 bad items"):
         data = prepare_m3g("dermavqa", bad_items="skip", **options)
-    assert data.skipped == {"train": 1, "valid": 1}
-    assert data.train.n_cases == 11 and "train1" not in data.train.ids and "valid3" not in data.split("valid").ids
+    assert data.skipped == {"train": 1, "val": 1}
+    assert data.train.n_cases == 11 and "train1" not in data.train.ids and "valid3" not in data.split("val").ids
     assert len(data.train.owner) == len(data.train.image_features) == 18 - 2  # case train1 had two images

@@ -49,7 +49,7 @@ def toy(tmp_path_factory):
         pixels = np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
         noise = np.random.default_rng(k).integers(-60, 60, size=pixels.shape)
         Image.fromarray(np.clip(pixels + noise, 0, 255).astype(np.uint8)).save(path)
-    data = prepare_m3g("dermavqa", root=root / "dermavqa", splits=("train", "valid"), image_encoder="tiny:cnn",
+    data = prepare_m3g("dermavqa", root=root / "dermavqa", splits=("train", "val"), image_encoder="tiny:cnn",
                        text_encoder="tiny:text", image_size=32)
     yield data
     if old is None:
@@ -99,15 +99,15 @@ def test_frozen_tower_with_cached_views_and_augmentation_at_inference(toy):
     augment = MonaiAugment()
     fit = fit_label_clip(toy, 8, CONFIG, embed_dim=8, augment=augment, aug_views=2)
     assert fit.augment is augment and not fit.trained_tower
-    plain = tower_features(fit, toy, "valid")
-    assert plain is toy.split("valid").image_features  # frozen: the cached features
-    augmented = tower_features(fit, toy, "valid", augmented=True)
+    plain = tower_features(fit, toy, "val")
+    assert plain is toy.split("val").image_features  # frozen: the cached features
+    augmented = tower_features(fit, toy, "val", augmented=True)
     assert augmented.shape == plain.shape and not torch.allclose(augmented, plain)
-    assert torch.equal(augmented, tower_features(fit, toy, "valid", augmented=True))  # seeded, cached
-    labels = predict_labels(fit, toy, "valid", KnnSetting("image", 2, k=1, augment=True))
-    assert len(labels) == toy.split("valid").n_cases and set(labels) <= set(toy.label_names)
+    assert torch.equal(augmented, tower_features(fit, toy, "val", augmented=True))  # seeded, cached
+    labels = predict_labels(fit, toy, "val", KnnSetting("image", 2, k=1, augment=True))
+    assert len(labels) == toy.split("val").n_cases and set(labels) <= set(toy.label_names)
     with pytest.raises(ParameterError, match="augmentation at inference"):
-        predict_labels(None, toy, "valid", KnnSetting("image", augment=True))
+        predict_labels(None, toy, "val", KnnSetting("image", augment=True))
     with pytest.raises(ParameterError, match="aug_views"):
         fit_label_clip(toy, 8, CONFIG, embed_dim=8, augment=augment, aug_views=0)
     with pytest.raises(ParameterError, match="projection_layers"):
@@ -122,11 +122,11 @@ def test_trained_tower_changes_the_tower_and_leaves_the_shared_one_alone(toy):
     trained = fit.model.visual.state_dict()
     assert any(not torch.equal(before[k], trained[k]) for k in before if before[k].is_floating_point())
     assert not any(p.requires_grad for p in fit.model.text.parameters())
-    features = tower_features(fit, toy, "valid")
-    assert features.shape == toy.split("valid").image_features.shape
-    assert not torch.allclose(features, toy.split("valid").image_features)
-    assert tower_features(fit, toy, "valid") is features  # encoded once per (split, augmented)
-    table = knn_table(toy, fit, table3_settings(k=1, pca=2), splits=("valid",), postprocess=(True, True))
+    features = tower_features(fit, toy, "val")
+    assert features.shape == toy.split("val").image_features.shape
+    assert not torch.allclose(features, toy.split("val").image_features)
+    assert tower_features(fit, toy, "val") is features  # encoded once per (split, augmented)
+    table = knn_table(toy, fit, table3_settings(k=1, pca=2), splits=("val",), postprocess=(True, True))
     assert list(table["setting"]) == [s.name for s in table3_settings(k=1, pca=2)]
     assert table["setting"].iloc[0].endswith("augmented at inference")
 
@@ -154,23 +154,23 @@ def test_table_settings_and_metric_keys():
 def test_claude_row_of_table4_recovers_the_diagnoses(toy):
     assert diagnosis_of(answer_sentence("hand eczema")) == "hand eczema" and diagnosis_of("") == ""
     assert diagnosis_of("psoriasis") == "psoriasis"
-    valid = toy.split("valid")
+    valid = toy.split("val")
     answers = {"img 2-calls": [answer_sentence(label) for label in valid.labels]}
-    table = claude_postprocessing_table(toy, "valid", answers)
+    table = claude_postprocessing_table(toy, "val", answers)
     assert list(table["setting"]) == ["label only", "It is [label].", "query matching",
                                       "It is [label]. + query matching"]
     assert table.set_index("setting").loc["It is [label].", "dBLEU"] > table.set_index("setting").loc["label only", "dBLEU"]
-    assert claude_postprocessing_table(toy, "valid", {}).empty
-    assert len(claude_postprocessing_table(toy, "valid", {"img 2-calls": answers["img 2-calls"][:2]}, max_cases=2)) == 4
+    assert claude_postprocessing_table(toy, "val", {}).empty
+    assert len(claude_postprocessing_table(toy, "val", {"img 2-calls": answers["img 2-calls"][:2]}, max_cases=2)) == 4
 
 
 def test_dry_run_prints_only_the_chosen_requests_but_prices_all(toy, monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    plan = claude_dry_run(toy, "valid", "claude-3-opus-20240229", show=["img 2-calls"])
+    plan = claude_dry_run(toy, "val", "claude-3-opus-20240229", show=["img 2-calls"])
     assert list(plan.requests) == ["img 2-calls"] and len(plan.requests["img 2-calls"]) == 2
     assert len(plan.table()) == 5  # four scenarios and the total
     with pytest.raises(ParameterError, match="claude_shown_requests"):
-        claude_dry_run(toy, "valid", "claude-3-opus-20240229", show=["img 3-calls"])
+        claude_dry_run(toy, "val", "claude-3-opus-20240229", show=["img 3-calls"])
 
 
 def test_label_pca_closeness_and_look_alike_pairs():

@@ -7,7 +7,7 @@ import pytest
 
 from medvl_core.data import open_dataset
 from medvl_core.data.medmnist import MEDMNIST_CLASSES
-from medvl_core.errors import DataFormatError
+from medvl_core.errors import DataFormatError, ParameterError
 
 SPLIT_SIZES = {"train": 7, "val": 3, "test": 4}
 
@@ -38,11 +38,12 @@ def test_multiclass_grayscale_items(tmp_path):
     assert item["id"] == "pneumoniamnist-train-000002"
 
 
-@pytest.mark.parametrize("alias", ["val", "validate", "valid", "validation"])
-def test_split_aliases(tmp_path, alias):
+def test_val_split(tmp_path):
     arrays = _write(tmp_path / "pneumoniamnist.npz")
-    ds = open_dataset("medmnist", root=tmp_path, split=alias)
+    ds = open_dataset("medmnist", root=tmp_path, split="val")
     assert len(ds) == 3 and np.array_equal(np.asarray(ds[1]["image"]), arrays["val_images"][1])
+    with pytest.raises(ParameterError, match="medmnist: unknown split 'validate' .*'val'"):
+        open_dataset("medmnist", root=tmp_path, split="validate")
 
 
 def test_rgb_sized_file_and_class_names(tmp_path):
@@ -90,8 +91,8 @@ def test_missing_array_names_file_and_array(tmp_path):
 
 def test_bad_inputs_raise_clear_errors(tmp_path):
     _write(tmp_path / "pneumoniamnist.npz")
-    with pytest.raises(DataFormatError, match="unknown split"):
-        open_dataset("medmnist", root=tmp_path, split="dev")
+    with pytest.raises(ParameterError, match="unknown split"):
+        open_dataset("medmnist", root=tmp_path, split="holdout")
     with pytest.raises(DataFormatError, match="size=32"):
         open_dataset("medmnist", root=tmp_path, size=32)
     (tmp_path / "octmnist.npz").write_bytes(b"not a zip")

@@ -210,5 +210,5 @@ def test_bundled_archive_counts():
 
 def test_bundled_text_only_dataset_splits():
     sizes = [len(open_dataset("open-i", "/nonexistent", split=s, images=False, reports="bundled"))
-             for s in ("train", "validate", "test")]
+             for s in ("train", "val", "test")]
     assert sum(sizes) == 3955 and sizes[0] > 3000

@@ -198,7 +198,7 @@ def tiny_data(n: int = 48, seed: int = 0) -> MeemsData:
         captions = ["left effusion ." if f else "lungs clear ." for f in finding]
         return MeemsSplit(name, [""] * count, grids, labels, captions, rng.random(count) < 0.2)
 
-    train, val, test = split("train", n), split("validate", 24), split("test", 24)
+    train, val, test = split("train", n), split("val", 24), split("test", 24)
     return MeemsData(train, val, test, test, build_vocabulary(train.captions, 1), ["No Finding", "Effusion", "Other"], 4)
 
 

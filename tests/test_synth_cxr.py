@@ -49,7 +49,7 @@ def test_openi_world_is_read_by_mimic_loader_with_truth_labels(tmp_path):
     drawn = truth.set_index("dicom_id").loc[[r["id"] for r in ds.records], list(CHEXPERT_LABELS)].to_numpy()
     assert (drawn[:, 1:][expected[:, 1:] == 1] == 1).all()  # every stated positive is drawn
     assert {r["view"] for r in ds.records} <= {"PA", "AP"}
-    sizes = {s: len(open_dataset("synth-cxr", root, split=s)) for s in ("train", "validate", "test")}
+    sizes = {s: len(open_dataset("synth-cxr", root, split=s)) for s in ("train", "val", "test")}
     assert sum(sizes.values()) == 30 and min(sizes.values()) >= 1
 
 

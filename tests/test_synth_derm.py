@@ -43,8 +43,8 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
 
 
 def test_world_is_read_by_the_dermavqa_loader(world):
-    sizes = {s: len(open_dataset("dermavqa", world, split=s)) for s in ("train", "valid", "test")}
-    assert sizes == {"train": 80, "valid": 20, "test": 20}
+    sizes = {s: len(open_dataset("dermavqa", world, split=s)) for s in ("train", "val", "test")}
+    assert sizes == {"train": 80, "val": 20, "test": 20}
     item = open_dataset("dermavqa", world, split="test")[0]
     assert 1 <= len(item["image"]) <= 3 and item["image"][0].size == (64, 64) and item["image"][0].mode == "RGB"
     assert item["text"] and all(isinstance(r, str) and r for r in item["references"])
@@ -78,7 +78,7 @@ def test_references_mention_the_true_condition(world):
     truth = S.read_truth(world).set_index("encounter_id")
     names = label_dictionary()
     hits = []
-    for split in ("train", "valid", "test"):
+    for split in ("train", "val", "test"):
         for rec in open_dataset("dermavqa", world, split=split, images=False).records:
             said = {canon for r in rec["references"] for alias, canon in names.items() if alias in r.lower()}
             hits.append(truth.loc[rec["id"], "condition"] in said)
@@ -131,7 +131,7 @@ def test_render_is_a_pure_function_of_its_arguments():
 
 
 def test_default_root_knobs_and_errors(data_root):
-    ds = open_dataset("synth-derm", split="valid", images=False, **TINY)
+    ds = open_dataset("synth-derm", split="val", images=False, **TINY)
     assert len(ds) == 3 and (data_root / "synth-derm" / "world.json").is_file()
     assert len(open_dataset("synth-derm", split="train")) == 8  # knobs left out: the stored world is reused
     with pytest.raises(MedvlError, match="different knobs.*n_train"):

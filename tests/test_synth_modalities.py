@@ -166,7 +166,7 @@ def test_loader_items_carry_confounders(clean_root):
         assert set(ds.confounders) <= set(item) and item["split"] == "train" and item["id"].startswith(f"{name}-")
         assert item["image"].mode == spec.mode and item["image"].size == (48, 48)
         assert item["class_name"] == spec.classes[item["class_index"]] and ds.classes == list(spec.classes)
-    sizes = [len(open_dataset("synth-modalities", root=clean_root, split=s, dataset="fundus")) for s in ("train", "validate", "test")]
+    sizes = [len(open_dataset("synth-modalities", root=clean_root, split=s, dataset="fundus")) for s in ("train", "val", "test")]
     everything = open_dataset("synth-modalities", root=clean_root, split="all", dataset="fundus", mode="L")
     assert sum(sizes) == len(everything) == 96 and len({r["id"] for r in everything.records}) == 96  # 5 x 12 < 96
     assert everything[5]["image"].mode == "L"

@@ -19,7 +19,6 @@ from .base import RecordDataset
 from .cxr_common import (
     FRONTAL_VIEWS,
     build_records,
-    canonical_split,
     chexpert_matrix,
     find_file,
     image_loader,
@@ -30,10 +29,12 @@ from .cxr_common import (
 )
 from .labels import CHEXPERT_LABELS
 from .registry import register
+from .splits import canonical_split
 
 # ------------------------------------------------------------------ mimic-cxr
 
 MIMIC_PREFIX = "mimic-cxr-2.0.0"
+MIMIC_SPLITS = {"val": "validate"}  # canonical split -> the split CSV's value
 
 
 def mimic_image_path(root: Path, subject_id, study_id, dicom_id) -> Path:
@@ -74,7 +75,7 @@ def _mimic_frame(root: Path, split: str, labeler: str, uncertain: str) -> tuple[
     labels = read_table(label_path, ["subject_id", "study_id", *CHEXPERT_LABELS], "MIMIC-CXR label CSV")
     frame = meta.merge(splits[["dicom_id", "split"]], on="dicom_id", how="inner")
     if split != "all":
-        frame = frame[frame["split"].astype(str).str.lower() == split]
+        frame = frame[frame["split"].astype(str).str.lower() == MIMIC_SPLITS.get(split, split)]
     matrix = chexpert_matrix(labels, label_path, uncertain)
     index = pd.MultiIndex.from_frame(labels[["subject_id", "study_id"]])
     if index.has_duplicates:
@@ -88,7 +89,7 @@ def _mimic_frame(root: Path, split: str, labeler: str, uncertain: str) -> tuple[
 def mimic_cxr(root: Path, split: str = "train", views=FRONTAL_VIEWS, uncertain: str = "ignore", images: bool = True,
               text: bool = True, reports_root=None, labeler: str = "chexpert", mode: str = "L", transform=None):
     """One item per image: id (dicom_id), image, text (Findings+Impression), labels, subject/study ids, view, split."""
-    split = canonical_split(split, ("train", "validate", "test", "all"), "mimic-cxr")
+    split = canonical_split(split, ("train", "val", "test", "all"), "mimic-cxr")
     frame, labels = _mimic_frame(require_dir(root, "MIMIC-CXR root", "set root= or $MEDVL_DATA"), split, labeler, uncertain)
     frame = frame.assign(view=frame["ViewPosition"].fillna("").astype(str).str.upper())
     keep = view_filter(frame, "view", views).index
@@ -111,7 +112,7 @@ def mimic_cxr(root: Path, split: str = "train", views=FRONTAL_VIEWS, uncertain: 
 
 # ------------------------------------------------------------------ chexpert
 
-CHEXPERT_FILES = {"train": ["train.csv"], "validate": ["valid.csv"],
+CHEXPERT_FILES = {"train": ["train.csv"], "val": ["valid.csv"],
                   "test": ["test_labels.csv", "groundtruth.csv", "test.csv", "test/test_labels.csv"]}
 
 
@@ -162,7 +163,7 @@ def _first_frontal(study_dir: Path) -> Path:
 def chexpert(root: Path, split: str = "train", views=FRONTAL_VIEWS, uncertain: str = "ignore", images: bool = True,
              mode: str = "L", transform=None):
     """One item per image (or per study for Study-form ground truth): id, image, labels, view, sex, age, patient_id."""
-    split = canonical_split(split, ("train", "validate", "test"), "chexpert")
+    split = canonical_split(split, ("train", "val", "test"), "chexpert")
     home = chexpert_home(require_dir(root, "CheXpert root", "set root= or $MEDVL_DATA"))
     path = find_file(home, CHEXPERT_FILES[split], f"CheXpert {split} CSV")
     frame = read_table(path, [], f"CheXpert {split} CSV")

@@ -20,8 +20,7 @@ from .labels import CHEXPERT_LABELS
 FRONTAL_VIEWS = ("PA", "AP")
 LATERAL_VIEWS = ("LATERAL", "LL", "RL", "L")
 UNCERTAIN_POLICIES = {"zeros": 0.0, "ones": 1.0, "ignore": np.nan}
-SPLIT_ALIASES = {"val": "validate", "valid": "validate", "validation": "validate", "validate": "validate"}
-HASH_FRACTIONS = {"train": (0.0, 0.8), "validate": (0.8, 0.9), "test": (0.9, 1.0)}
+HASH_FRACTIONS = {"train": (0.0, 0.8), "val": (0.8, 0.9), "test": (0.9, 1.0)}
 
 # ------------------------------------------------------------------ shared: files and tables
 
@@ -132,16 +131,8 @@ def view_filter(frame: pd.DataFrame, column: str, views) -> pd.DataFrame:
     return frame[frame[column].fillna("").astype(str).str.upper().isin(keep)]
 
 
-def canonical_split(split: str, allowed: Sequence[str], dataset: str) -> str:
-    """Map split aliases (val/valid -> validate) and check the name against `allowed`."""
-    key = SPLIT_ALIASES.get(str(split).lower(), str(split).lower())
-    if key not in allowed:
-        raise MedvlError(f"{dataset}: unknown split {split!r}; use one of {list(allowed)}")
-    return key
-
-
 def hash_split(keys: pd.Series, split: str) -> np.ndarray:
-    """Boolean mask of `keys` falling in `split` under a fixed md5-based 80/10/10 train/validate/test split."""
+    """Boolean mask of `keys` falling in `split` under a fixed md5-based 80/10/10 train/val/test split."""
     if split == "all":
         return np.ones(len(keys), dtype=bool)
     lo, hi = HASH_FRACTIONS[split]

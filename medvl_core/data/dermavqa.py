@@ -23,10 +23,10 @@ from ..io import atomic_write_json
 from .base import RecordDataset
 from .images import load_image
 from .registry import register
+from .splits import canonical_split
 
-SPLITS = ("train", "valid", "test")
-SPLIT_ALIASES = {"val": "valid", "validate": "valid", "validation": "valid", "dev": "valid"}
-SPLIT_FILES = {"train": ("train.json",), "valid": ("valid.json", "valid_ht.json"),
+SPLIT_NAMES = {"train": "train", "val": "valid", "test": "test"}  # canonical split -> the official name (images_*)
+SPLIT_FILES = {"train": ("train.json",), "val": ("valid.json", "valid_ht.json"),
                "test": ("test.json", "test_ht.json")}
 LANGS = ("en", "zh", "es")
 USERINFO_FILE = "df_userinfo.csv"
@@ -48,14 +48,6 @@ class MultiImageDataset(RecordDataset):
 
 
 # ------------------------------------------------------------------ files
-
-def canonical_split(split: str) -> str:
-    """'train' | 'valid' | 'test' (aliases: val, validate, validation, dev)."""
-    key = SPLIT_ALIASES.get(str(split).lower(), str(split).lower())
-    if key not in SPLITS:
-        raise MedvlError(f"dermavqa: unknown split {split!r}; use one of {list(SPLITS)} (or json=PATH)")
-    return key
-
 
 def split_file(root: Path, split: str, json_path=None) -> Path:
     """The encounters JSON of `split`: `json_path` (absolute or relative to root) or an official name."""
@@ -234,18 +226,18 @@ def _image_loader(mode: str):
 @register("dermavqa", "MEDIQA-M3G 2024 / DermaVQA iiyi: dermatology queries + images + weighted responses")
 def dermavqa(root: Path, split: str = "train", lang: str = "en", json=None, images: bool = True, image_dir=None,
              userinfo=None, mode: str = "RGB", transform=None):
-    """One item per encounter of `split` (read from `json=` if given; images still from images_{split}/)."""
+    """One item per encounter of `split` (train, val, test; read from `json=` if given; images still from images_*/)."""
     if lang not in LANGS:
         raise MedvlError(f"dermavqa: lang={lang!r}; use one of {list(LANGS)}")
     root = Path(root).expanduser()
-    split = canonical_split(split)
+    split = canonical_split(split, dataset="dermavqa")
     source = split_file(root, split, json)
     encounters = read_encounters(source, lang)
     users_path = _userinfo_path(root, source, userinfo)
     users = read_userinfo(users_path) if users_path else None
-    folder = Path(image_dir).expanduser() if image_dir else _default_image_dir(root, source, split)
+    folder = Path(image_dir).expanduser() if image_dir else _default_image_dir(root, source, SPLIT_NAMES[split])
     if images and encounters and not folder.is_dir():
-        raise DataFormatError(f"dermavqa image folder not found: {folder}; put images_{split}/ there, "
+        raise DataFormatError(f"dermavqa image folder not found: {folder}; put images_{SPLIT_NAMES[split]}/ there, "
                               "pass image_dir=, or images=False")
     records = build_records(encounters, folder, users, lang, source)
     dataset = MultiImageDataset(records, load=_image_loader(mode) if images else None, transform=transform,
@@ -254,10 +246,10 @@ def dermavqa(root: Path, split: str = "train", lang: str = "en", json=None, imag
     return dataset
 
 
-def _default_image_dir(root: Path, source: Path, split: str) -> Path:
-    """images_{split}/ beside the JSON file if there, else in root."""
-    beside = source.parent / f"images_{split}"
-    return beside if beside.is_dir() else root / f"images_{split}"
+def _default_image_dir(root: Path, source: Path, name: str) -> Path:
+    """images_{name}/ (name: the official split name) beside the JSON file if there, else in root."""
+    beside = source.parent / f"images_{name}"
+    return beside if beside.is_dir() else root / f"images_{name}"
 
 
 # ------------------------------------------------------------------ submissions

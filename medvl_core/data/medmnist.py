@@ -17,9 +17,9 @@ from PIL import Image
 from ..errors import DataFormatError
 from .base import RecordDataset
 from .registry import register
+from .splits import canonical_split
 
 SIZES = (28, 64, 128, 224)
-SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validate": "val", "validation": "val", "test": "test"}
 ORGAN_CLASSES = ("bladder", "femur-left", "femur-right", "heart", "kidney-left", "kidney-right", "liver",
                  "lung-left", "lung-right", "pancreas", "spleen")
 MEDMNIST_CLASSES: dict[str, tuple[str, ...]] = {  # MedMNIST 3.0.2 medmnist/info.py, label index order
@@ -55,13 +55,6 @@ def npz_path(root: Path, flag: str, size: int | None = None) -> Path:
     if size not in (None, *SIZES):
         raise DataFormatError(f"medmnist: size={size!r}; use None (28), 28, 64, 128 or 224")
     return root / (f"{flag}.npz" if size in (None, 28) else f"{flag}_{size}.npz")
-
-
-def canonical_split(split: str) -> str:
-    """'train' | 'val' | 'test' for a split name or alias ('validate', 'valid', 'validation')."""
-    if split not in SPLIT_ALIASES:
-        raise DataFormatError(f"medmnist: unknown split {split!r}; use 'train', 'val' (or 'validate'/'valid') or 'test'")
-    return SPLIT_ALIASES[split]
 
 
 def read_split(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -120,7 +113,7 @@ def medmnist(root: Path, split: str = "train", flag: str = "pneumoniamnist", siz
              mode: str | None = None, transform=None):
     """One split of a MedMNIST 2D flag (root may be the .npz itself); items: id, image (PIL, L/RGB as stored), label or labels."""
     flag = re.sub(r"_\d+$", "", Path(root).stem) if Path(root).suffix == ".npz" else flag
-    path, split = npz_path(Path(root), flag, size), canonical_split(split)
+    path, split = npz_path(Path(root), flag, size), canonical_split(split, dataset="medmnist")
     images, labels = read_split(path, split)
     multi_label = flag in MULTI_LABEL or labels.shape[1] > 1
     n_classes = labels.shape[1] if multi_label else (int(labels.max()) + 1 if labels.size else 0)

@@ -39,6 +39,7 @@ from ..text.labeler import mentions
 from ..text.perturb import PerturbationUnchanged, perturb
 from .base import RecordDataset
 from .registry import register
+from .splits import canonical_split
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 JSONL_KEYS = ("sentence1", "sentence2", "gold_label")
@@ -140,12 +141,11 @@ def _parse_line(path: Path, number: int, line: str) -> NLIPair | None:
 
 # ---------------------------------------------------------------- registry: nli-jsonl
 
-SPLIT_FILES = {
+SPLIT_FILES = {  # canonical split -> the official file names (MedNLI and RadNLI call 'val' 'dev')
     "train": ("mli_train_v1.jsonl", "train.jsonl"),
-    "dev": ("mli_dev_v1.jsonl", "radnli_dev_v1.jsonl", "dev.jsonl"),
+    "val": ("mli_dev_v1.jsonl", "radnli_dev_v1.jsonl", "dev.jsonl"),
     "test": ("mli_test_v1.jsonl", "radnli_test_v1.jsonl", "test.jsonl"),
 }
-SPLIT_ALIASES = {"train": "train", "dev": "dev", "valid": "dev", "validate": "dev", "validation": "dev", "test": "test"}
 
 
 @register("nli-jsonl", "MedNLI / RadNLI premise-hypothesis pairs from a folder of JSONL files (PhysioNet)")
@@ -160,9 +160,7 @@ def open_nli_jsonl(root: Path, split: str = "train", file=None) -> RecordDataset
 
 def _split_file(root: Path, split: str) -> Path:
     """The one known JSONL file of `split` in `root`."""
-    if split not in SPLIT_ALIASES:
-        raise ParameterError(f"nli-jsonl: unknown split {split!r}; choose train, dev or test")
-    names = SPLIT_FILES[SPLIT_ALIASES[split]]
+    names = SPLIT_FILES[canonical_split(split, dataset="nli-jsonl")]
     found = [root / name for name in names if (root / name).is_file()]
     if len(found) != 1:
         why = "none of" if not found else "several of"

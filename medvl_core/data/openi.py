@@ -15,7 +15,6 @@ from ..errors import DataFormatError, MedvlError
 from .base import RecordDataset
 from .cxr_common import (
     FRONTAL_VIEWS,
-    canonical_split,
     find_file,
     hash_split,
     image_loader,
@@ -25,6 +24,7 @@ from .cxr_common import (
 from .labels import CHEXPERT_LABELS
 from .openi_mesh import mesh_labels
 from .registry import register
+from .splits import canonical_split
 
 SECTIONS = ("findings", "impression", "indication", "comparison")
 
@@ -209,7 +209,7 @@ def _image_items(base: dict, record: dict, keep_views, unit: str) -> list[dict]:
 def open_i(root: Path, split: str = "train", views=FRONTAL_VIEWS, images: bool = True, unit: str = "report",
            reports=None, sections=("findings", "impression"), mode: str = "L", transform=None):
     """Items per report (image = its first image in `views`) or per image (`unit="image"`); text = Findings+Impression."""
-    split = canonical_split(split, ("train", "validate", "test", "all"), "open-i")
+    split = canonical_split(split, ("train", "val", "test", "all"), "open-i")
     if unit not in ("report", "image"):
         raise MedvlError(f"open-i: unit={unit!r} is not known; use 'report' or 'image'")
     records = load_openi_reports(root, reports)

@@ -15,7 +15,6 @@ from .base import RecordDataset
 from .cxr_common import (
     FRONTAL_VIEWS,
     build_records,
-    canonical_split,
     find_file,
     hash_split,
     image_loader,
@@ -26,6 +25,7 @@ from .cxr_common import (
 )
 from .labels import CHEXPERT_LABELS
 from .registry import register
+from .splits import canonical_split
 
 PADCHEST_CSV = "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv"
 PADCHEST_PROJECTIONS = {"PA": "PA", "AP": "AP", "AP_HORIZONTAL": "AP", "L": "LATERAL"}
@@ -137,7 +137,7 @@ def padchest(root: Path, split: str = "train", views=FRONTAL_VIEWS, csv=None, im
 
     `labelled_by="physician"` keeps the images whose labels radiologists annotated by hand (MethodLabel
     "Physician"; the rest were labelled by the authors' RNN), the subset zero-shot papers test on."""
-    split = canonical_split(split, ("train", "validate", "test", "all"), "padchest")
+    split = canonical_split(split, ("train", "val", "test", "all"), "padchest")
     require_dir(root, "PadChest root", "set root= or $MEDVL_DATA")
     path = Path(csv).expanduser() if csv else find_file(root, [PADCHEST_CSV], "PadChest label CSV")
     frame = read_table(path, ["ImageID", "ImageDir", "PatientID", "Projection", "Labels"], "PadChest label CSV")

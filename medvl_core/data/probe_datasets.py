@@ -20,6 +20,7 @@ from .base import RecordDataset
 from .folders import IMAGE_SUFFIXES
 from .images import load_image
 from .registry import register
+from .splits import SPLITS, canonical_split
 
 
 def _require(path: Path, what: str, card: str) -> Path:
@@ -64,7 +65,7 @@ def _class_folders(base: Path, name: str, mode: str, exclude: str | None = None,
 @register("brain-mr", "Brain tumour MRI (Kaggle, 4 classes): ROOT/Training|Testing/<class>/*.jpg")
 def brain_mr(root: Path, split: str = "train", mode: str = "L", transform=None):
     """Cheng et al. / Kaggle brain tumour MRI: split train = Training (2,870 images, the poster's n), test = Testing."""
-    folder = {"train": "Training", "test": "Testing"}.get(split, split)
+    folder = {"train": "Training", "test": "Testing"}[canonical_split(split, ("train", "test"), "brain-mr")]
     return _class_folders(_require(root / folder, "Training/ and Testing/ folders", "brain-mr"), "brain-mr", mode,
                           transform=transform)
 
@@ -106,7 +107,8 @@ def breakhis(root: Path, split: str = "all", mode: str = "RGB", magnification: s
 @register("hicervix", "HiCervix: ROOT/train|val|test/*.jpg + ROOT/<split>.csv (image_name, class_name, level_1..3)")
 def hicervix(root: Path, split: str = "train", mode: str = "RGB", transform=None):
     """One split (train, val, test or all) of HiCervix: fine class = class_name (29), level_1..3 recorded."""
-    parts = ("train", "val", "test") if split == "all" else ({"validate": "val"}.get(split, split),)
+    split = canonical_split(split, (*SPLITS, "all"), "hicervix")
+    parts = SPLITS if split == "all" else (split,)
     records = []
     for part in parts:
         table = pd.read_csv(_require(root / f"{part}.csv", f"the {part} label table", "hicervix"), dtype=str)
@@ -125,8 +127,8 @@ def hicervix(root: Path, split: str = "train", mode: str = "RGB", transform=None
 
 @register("deepdr", "DeepDRiD regular fundus: ROOT/regular_fundus_images/regular-fundus-<split>/<csv> + Images/")
 def deepdr(root: Path, split: str = "train", mode: str = "RGB", transform=None):
-    """DeepDRiD's regular fundus images (train = training, 1,200; validation): class = the image's own eye's DR grade."""
-    part = {"train": "training", "validate": "validation", "val": "validation"}.get(split, split)
+    """DeepDRiD's regular fundus images (train = training, 1,200; val = validation): class = the image's own eye's DR grade."""
+    part = {"train": "training", "val": "validation"}[canonical_split(split, ("train", "val"), "deepdr")]
     base = root / "regular_fundus_images" if (root / "regular_fundus_images").is_dir() else root
     folder = base / f"regular-fundus-{part}"
     table = pd.read_csv(_require(folder / f"regular-fundus-{part}.csv", "the label table", "deepdr"))

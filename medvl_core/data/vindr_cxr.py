@@ -10,9 +10,10 @@ import pandas as pd
 
 from ..errors import DataFormatError
 from .base import RecordDataset
-from .cxr_common import build_records, canonical_split, find_file, image_loader, numeric_column, read_table, require_dir
+from .cxr_common import build_records, find_file, image_loader, numeric_column, read_table, require_dir
 from .labels import CHEXPERT_LABELS
 from .registry import register
+from .splits import canonical_split
 
 # VinDr-CXR image-level label (lower-case) -> CheXpert observation. Enlarged Cardiomediastinum and
 # Support Devices have no VinDr counterpart and stay NaN.

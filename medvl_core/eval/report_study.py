@@ -89,7 +89,7 @@ def prepare_report_study(image_encoder, text_encoder, labels=None, name: str = "
                          test_name: str | None = None, cache: bool = True, progress: bool = True,
                          cached_views: int = 0, sampling_rounds: int = 2, validation_name: str | None = None,
                          bad_items: str = "error", **options) -> StudyData:
-    """Open train/validate/test (with reports) of `name` and the held-out zero-shot test set of `test_name`.
+    """Open train/val/test (with reports) of `name` and the held-out zero-shot test set of `test_name`.
 
     `test_name` defaults to `name`; SynthCXR's held-out set is its CheXpert-style test set, a real dataset's
     is its "test" split. Model selection uses `name`'s validation split, or `validation_name`'s (e.g. "chexpert":
@@ -98,9 +98,9 @@ def prepare_report_study(image_encoder, text_encoder, labels=None, name: str = "
     `bad_items="error"` fails listing all bad items, "skip" drops them (counted in `StudyData.skipped`).
     """
     skipped: dict[str, int] = {}
-    splits = {s: report_split(name, s, options, bad_items, skipped) for s in ("train", "validate", "test")}
+    splits = {s: report_split(name, s, options, bad_items, skipped) for s in ("train", "val", "test")}
     if validation_name:
-        splits["validate"] = image_split(validation_name, {"split": "validate"}, bad_items, skipped)
+        splits["val"] = image_split(validation_name, {"split": "val"}, bad_items, skipped)
     test_name = test_name or name
     held_out_options = {"split": "test", **HELD_OUT_OPTIONS.get(test_name, {})}
     splits["held_out"] = image_split(test_name, {**held_out_options, **(options if test_name == name else {})},
@@ -122,5 +122,5 @@ def prepare_report_study(image_encoder, text_encoder, labels=None, name: str = "
             train = splits["train"]
             train.view_features, train.view_params = image_view_features(
                 image_encoder, train.dataset, PaperAugmentation(), cached_views, progress=progress)
-    return StudyData(image_encoder, text_encoder, label_names, splits["train"], splits["validate"], splits["test"],
+    return StudyData(image_encoder, text_encoder, label_names, splits["train"], splits["val"], splits["test"],
                      splits["held_out"], cache, int(sampling_rounds), {}, skipped)

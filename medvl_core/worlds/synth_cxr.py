@@ -44,7 +44,7 @@ from .synth_cxr_write import CHEXPERT_TEST_DIR, mimic_paths, truth_frame, write_
 FORMAT_VERSION = 2  # bump whenever generated files change, so stale worlds are not reused
 TRUTH_FILE, WORLD_FILE = "synth_truth.csv", common.WORLD_FILE
 TITLE = "SynthCXR"
-SPLITS = (("train", 0.8), ("validate", 0.1), ("test", 0.1))
+SPLITS = (("train", 0.8), ("validate", 0.1), ("test", 0.1))  # the split CSV's values (the loader's 'val' is validate)
 
 
 # ------------------------------------------------------------------ building

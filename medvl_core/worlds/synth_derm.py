@@ -33,7 +33,7 @@ from .synth_derm_text import annotate, compose_query, compose_response, draw_con
 
 FORMAT_VERSION = 1
 NAME = "synth-derm"
-SPLIT_FILES = {"train": "train.json", "valid": "valid_ht.json", "test": "test_ht.json"}
+SPLIT_FILES = {"train": "train.json", "valid": "valid_ht.json", "test": "test_ht.json"}  # official names (the loader's 'val')
 TRUTH_FILE, USERINFO_FILE = "truth.csv", "df_userinfo.csv"
 TONE_P = (0.12, 0.25, 0.28, 0.18, 0.11, 0.06)
 IMAGES_P = (0.35, 0.4, 0.25)

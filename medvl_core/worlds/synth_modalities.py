@@ -28,7 +28,7 @@ from PIL import Image
 
 from ..config import dataset_dir
 from ..data.folders import image_folder
-from ..data.medmnist import SPLIT_ALIASES
+from ..data.splits import SPLITS, canonical_split
 from ..errors import DataFormatError, MedvlError
 from .common import ensure_world, read_world
 from .synth_modalities_draw import Scene
@@ -38,7 +38,6 @@ from .synth_modalities_render import RENDERERS
 
 FORMAT_VERSION = 2  # bump whenever generated files change (also when synth_cxr_render changes)
 TITLE = "synth-modalities"
-SPLITS = ("train", "val", "test")
 SPLIT_SHARE = 0.2  # share of each class's groups in val and in test (at least one group each)
 METADATA_FILE = "metadata.csv"
 
@@ -308,10 +307,9 @@ def synth_modalities(root: Path, split: str = "train", dataset: str = "xray", mo
     (patient/slide) and each confounder; `dataset.confounders` lists those keys. `knobs` go to the generator.
     """
     spec = SYNTH_MODALITIES[_check_name(dataset)]
-    if split not in (*SPLIT_ALIASES, "all"):
-        raise MedvlError(f"{TITLE}: unknown split {split!r}; use 'train', 'val' (or 'validate'), 'test' or 'all'")
+    split = canonical_split(split, (*SPLITS, "all"), TITLE)
     root = generate_synth_modalities(root, **knobs)
-    splits = SPLITS if split == "all" else (SPLIT_ALIASES[split],)
+    splits = SPLITS if split == "all" else (split,)
     parts = [image_folder(root / dataset, s, mode=mode or spec.mode, transform=transform) for s in splits]
     if any(part.classes != list(spec.classes) for part in parts):
         raise DataFormatError(f"{root / dataset} has class folders {[p.classes for p in parts]}, expected "

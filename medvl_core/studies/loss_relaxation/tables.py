@@ -41,7 +41,7 @@ def _per_seed_auroc(result: AblationResult, variant: str, split: str, Y: np.ndar
     """Per-label AUROC of each seed's model (rows seeds)."""
     from ...eval.metrics import auroc_per_label
 
-    probs = result.val_probs[variant] if split == "validate" else result.test_probs[variant]
+    probs = result.val_probs[variant] if split == "val" else result.test_probs[variant]
     return pd.DataFrame([auroc_per_label(Y, p, result.label_names) for p in probs.values()], index=list(probs))
 
 
@@ -68,7 +68,7 @@ def operating_points(result: AblationResult, variant: str, Y_val, Y, five) -> di
     seeds = [_operating_point(Y_val, result.val_probs[variant][s], Y, result.test_probs[variant][s], five)
              for s in result.test_probs[variant]]
     single = {k: float(np.mean([r[k] for r in seeds])) for k in seeds[0]}
-    ens = _operating_point(Y_val, result.ensemble(variant, "validate"), Y, result.ensemble(variant), five)
+    ens = _operating_point(Y_val, result.ensemble(variant, "val"), Y, result.ensemble(variant), five)
     return {"single": single, "ensemble": ens}
 
 
@@ -78,8 +78,8 @@ def best_with_ours(result: AblationResult, Y_val: np.ndarray, frameworks, ensemb
 
     def score(variant):
         if ensemble:
-            return macro_auroc(Y_val[:, five], result.ensemble(variant, "validate")[:, five])
-        return float(np.mean(auroc_columns(result, variant, "validate", Y_val)["avg5"]))
+            return macro_auroc(Y_val[:, five], result.ensemble(variant, "val")[:, five])
+        return float(np.mean(auroc_columns(result, variant, "val", Y_val)["avg5"]))
 
     return max((arm_name(f, "both") for f in frameworks), key=score)
 
@@ -94,7 +94,7 @@ def paper_metrics(result: AblationResult, study: StudyData, frameworks=FRAMEWORK
     for fw in frameworks:
         for arm in ARMS:
             variant = arm_name(fw, arm)
-            for col, values in auroc_columns(result, variant, "validate", Y_val).items():
+            for col, values in auroc_columns(result, variant, "val", Y_val).items():
                 m[f"t6_{fw}_{arm}_{col.lower().replace(' ', '_')}"] = round(float(np.mean(values)), 4)
         for tag, arm in (("wo", "none"), ("w", "both")):
             variant = arm_name(fw, arm)
@@ -162,7 +162,7 @@ def ensemble_ci_table(result: AblationResult, study: StudyData, variant: str, n_
     bootstrap p-values against every framework's plain fine-tuning ensemble."""
     Y_val, Y = study.validate.labels, study.test.labels
     five = competition_columns(study.label_names)
-    P, P_val = result.ensemble(variant)[:, five], result.ensemble(variant, "validate")[:, five]
+    P, P_val = result.ensemble(variant)[:, five], result.ensemble(variant, "val")[:, five]
     y, y_val = Y[:, five], Y_val[:, five]
     rows = [{"metric": "mean AUC", **bootstrap_ci(y, P, "macro_auroc", n_resamples, seed=seed)}]
     for metric in ("f1", "mcc"):

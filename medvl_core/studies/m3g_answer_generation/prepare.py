@@ -108,7 +108,7 @@ def image_records(dataset, rows=None) -> RecordDataset:
                          name="m3g-images")
 
 
-def prepare_m3g(name: str = "synth-derm", dictionary: dict | None = None, splits=("train", "valid", "test"),
+def prepare_m3g(name: str = "synth-derm", dictionary: dict | None = None, splits=("train", "val", "test"),
                 image_encoder: str = "bundled:efficientnet_lite0", text_encoder: str = "bundled:minilm",
                 image_size: int | None = 128, device: str = "cpu", root=None, progress: bool = False,
                 label_client=None, bad_items: str = "error", **options) -> M3GData:

@@ -114,7 +114,7 @@ def _metric_key(key: str, infix: str) -> str:
     return "dbleu_" + infix + key[len("dbleu_"):]
 
 
-def best_row(table: pd.DataFrame, split: str = "valid") -> str:
+def best_row(table: pd.DataFrame, split: str = "val") -> str:
     """The setting with the highest dBLEU on `split` (ties -> first)."""
     scores = dbleu_by_setting(table, split)
     if not scores:

@@ -21,7 +21,7 @@ DEFAULT_SETTING = KnnSetting()  # image-image, no PCA, k=5
 
 
 def batch_size_sweep(data: M3GData, batch_sizes, config: TrainConfig, setting: KnnSetting = DEFAULT_SETTING,
-                     splits=("valid", "test"), embed_dim: int = 128, seed: int = 0, postprocess=(True, False),
+                     splits=("val", "test"), embed_dim: int = 128, seed: int = 0, postprocess=(True, False),
                      **recipe) -> tuple[pd.DataFrame, dict]:
     """Table 2: one label-CLIP model per batch size (`recipe`: fit_label_clip's options), scored with `setting`.
 
@@ -38,7 +38,7 @@ def batch_size_sweep(data: M3GData, batch_sizes, config: TrainConfig, setting: K
     return pd.DataFrame(rows), fits
 
 
-def knn_table(data: M3GData, fit: ClipFit, settings, splits=("valid", "test"), seed: int = 0,
+def knn_table(data: M3GData, fit: ClipFit, settings, splits=("val", "test"), seed: int = 0,
               postprocess=(True, False)) -> pd.DataFrame:
     """Table 3: kNN settings (image-image / image-text, with / without PCA, augmented or not) -> scored answers."""
     rows = []
@@ -74,7 +74,7 @@ def reference_answers(data: M3GData, split: str) -> dict[str, list[str]]:
     return out
 
 
-def reference_table(data: M3GData, splits=("valid", "test")) -> pd.DataFrame:
+def reference_table(data: M3GData, splits=("val", "test")) -> pd.DataFrame:
     """deltaBLEU rows of the scale markers on each split."""
     return pd.DataFrame([score_row(name, texts, data.split(split))
                          for split in splits for name, texts in reference_answers(data, split).items()])

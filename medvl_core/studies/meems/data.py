@@ -144,13 +144,13 @@ def prepare_meems_data(encoder, dataset: str = "synth-cxr", root=None, world: di
                        max_images: int | None = None, seed: int = 0, progress: bool = True,
                        split_sizes: dict | None = None, pretrain_config: TrainConfig | None = None,
                        bad_items: str = "error") -> MeemsData:
-    """Open train/validate/test of `dataset` (+ SynthCXR's held-out test set), cache grids, build the vocabulary.
+    """Open train/val/test of `dataset` (+ SynthCXR's held-out test set), cache grids, build the vocabulary.
 
     `world`: SynthCXR generator knobs (its own folder under the data root unless `root` is given).
     Labels: `uncertain` policy for -1, then not-stated -> 0 (the usual MIMIC-CXR convention).
     `max_images` keeps a seeded random subset of each split (grids take h*w*D*2 bytes per image on disk).
     `split_sizes` (the paper's four subsets): caption_train > 0 carves D_captioning out of the official train split
-    (the rest, or embedding_train images, is D_embedding); validate / test > 0 keep seeded subsets of those splits.
+    (the rest, or embedding_train images, is D_embedding); val / test > 0 keep seeded subsets of those splits.
     `pretrain_config`: first fine-tune `encoder` on D_captioning's 14 labels (pixels), then freeze it (the paper's
     ResNet-50 "pre-trained on D_captioning").
     `bad_items`: "error" fails before any training listing every unreadable/missing image and missing/empty report;
@@ -163,7 +163,7 @@ def prepare_meems_data(encoder, dataset: str = "synth-cxr", root=None, world: di
     options = {"uncertain": uncertain, **knobs}
     skipped = {}
     opened = {s: _opened(dataset, root, s, options, max_images or sizes.get(s) or None, seed, bad_items, skipped)
-              for s in ("validate", "test")}
+              for s in ("val", "test")}
     train_images, train_texts = _opened(dataset, root, "train", options, max_images, seed, bad_items, skipped)
     rows = _partitions(len(train_images.records), sizes, seed)
     opened["train"] = (train_images.subset(rows["train"]), train_texts.subset(rows["train"]))
@@ -179,7 +179,7 @@ def prepare_meems_data(encoder, dataset: str = "synth-cxr", root=None, world: di
               for name, (images, texts) in opened.items()}
     caption = splits.get("caption")
     vocab = build_vocabulary((caption or splits["train"]).captions, min_count=vocab_min_count)
-    return MeemsData(splits["train"], splits["validate"], splits["test"], splits.get("held-out test", splits["test"]),
+    return MeemsData(splits["train"], splits["val"], splits["test"], splits.get("held-out test", splits["test"]),
                      vocab, list(CHEXPERT_LABELS), max_words, _rare_label(root) if synth else None, caption, skipped)
 
 

@@ -66,7 +66,7 @@ class HeadValidation:
 
 @dataclass
 class HeadInputs:
-    """Pooled image features and caption hidden states of train / validate / test."""
+    """Pooled image features and caption hidden states of train / val / test."""
 
     features: dict
     hidden: dict
@@ -74,7 +74,7 @@ class HeadInputs:
 
 def head_inputs(data: MeemsData, captioner: ShowAttendTell, max_length: int = 31) -> HeadInputs:
     """Pooled features and greedy-caption hidden states for the three classification splits."""
-    splits = {"train": data.train, "validate": data.validate, "test": data.test}
+    splits = {"train": data.train, "val": data.validate, "test": data.test}
     hidden = {k: generate_captions(captioner, s.grids, data.vocab, max_length)[1] for k, s in splits.items()}
     return HeadInputs({k: s.pooled for k, s in splits.items()}, hidden)
 
@@ -85,20 +85,20 @@ def fit_head(data: MeemsData, inputs: HeadInputs, task: str, use_caption: bool, 
     seed_everything(config.seed)
     sizes = {"embed_hidden": 256, "embed_dim": 64, "classifier_hidden": 32, **(sizes or {})}
     y = {k: torch.as_tensor(task_targets(s.labels, task), dtype=torch.float32)
-         for k, s in (("train", data.train), ("validate", data.validate))}
+         for k, s in (("train", data.train), ("val", data.validate))}
     caption_dim = inputs.hidden["train"].shape[1] if use_caption else 0
     model = MeemsClassifier(inputs.features["train"].shape[1], caption_dim, y["train"].shape[1] + (task == "binary"),
                             dropout=dropout, **sizes)
     objective = HeadObjective(task, use_caption)
     pairs = _HeadPairs(inputs.features["train"], inputs.hidden["train"], y["train"])
-    validation = HeadValidation(objective, inputs.features["validate"], inputs.hidden["validate"], y["validate"])
+    validation = HeadValidation(objective, inputs.features["val"], inputs.hidden["val"], y["val"])
     result = train(model, pairs, objective, config, val_fn=validation)
     return model.eval(), result
 
 
 @torch.no_grad()
 def predict(model: MeemsClassifier, inputs: HeadInputs, split: str, task: str, use_caption: bool) -> np.ndarray:
-    """Probabilities of a trained head on one split ("validate" or "test")."""
+    """Probabilities of a trained head on one split ("val" or "test")."""
     model.eval()
     device = device_of(model)
     hidden = inputs.hidden[split].to(device) if use_caption else None
@@ -119,11 +119,11 @@ def fit_finetuned_baseline(data: MeemsData, encoder_spec: str, task: str, config
 
     seed_everything(config.seed)
     y = {k: torch.as_tensor(task_targets(s.labels, task), dtype=torch.float32)
-         for k, s in (("train", data.train), ("validate", data.validate))}
+         for k, s in (("train", data.train), ("val", data.validate))}
     encoder = build_image_encoder(encoder_spec).train()
     model = ImageOnlyClassifier(encoder, y["train"].shape[1] + (task == "binary"))
     pairs = PixelPairs(data.train.paths, y["train"], model.preprocess)
-    validation = PixelValidation(data.validate.paths, y["validate"], task)
+    validation = PixelValidation(data.validate.paths, y["val"], task)
     result = train(model, pairs, PixelObjective(task), config, val_fn=validation)
     return model.eval(), result
 
@@ -151,7 +151,7 @@ def fit_heads(data: MeemsData, inputs: HeadInputs, config: TrainConfig, sizes: d
     `baseline_epochs` {task: epochs} overrides the baseline's epochs per task (paper: 20 binary, 9 14-label).
     """
     result = HeadsResult({}, {}, {})
-    splits = {"validate": data.validate, "test": data.test}
+    splits = {"val": data.validate, "test": data.test}
     for task in tasks:
         for name in MODELS:
             use_caption = name == "MEEMS"

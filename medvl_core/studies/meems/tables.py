@@ -103,7 +103,7 @@ def training_summary(result: HeadsResult) -> pd.DataFrame:
 def thresholds_by_model(result: HeadsResult, data: MeemsData, task: str) -> dict:
     """F1-optimal validation thresholds of each model for one task."""
     y_val = task_targets(data.validate.labels, task)
-    return {m: choose_thresholds(y_val, result.probs[(task, m, "validate")], "f1") for m in MODELS}
+    return {m: choose_thresholds(y_val, result.probs[(task, m, "val")], "f1") for m in MODELS}
 
 
 def paper_table(result: HeadsResult, data: MeemsData, task: str) -> pd.DataFrame:
