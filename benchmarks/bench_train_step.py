@@ -59,7 +59,7 @@ def run_ours() -> float:
     from medvl_core.train import TrainConfig, train
 
     model, data = model_and_data(BATCH * STEPS)
-    cfg = dict(batch_size=BATCH, lr=1e-4, warmup_steps=2, progress=False, checkpoint_dir=None, seed=SEED,
+    cfg = dict(global_batch_size=BATCH, lr=1e-4, warmup_steps=2, progress=False, checkpoint_dir=None, seed=SEED,
                device=PROFILE[5], mixed_precision="bf16" if PROFILE[5] == "cuda" else "no")
     train(model, data[: BATCH * WARMUP], ContrastiveObjective(), TrainConfig(**cfg))  # warm-up
     _sync()

@@ -7,7 +7,7 @@
 - MEDVL_RUN_LOG: one line per epoch (epoch/N, loss, validation metric, time per epoch, ETA) is appended to this
   file; `medvl run` prints the file's new lines to the terminal, so the notebook's outputs stay free of them.
 - MEDVL_PROCESSES: trainings run on this many processes (Accelerate's data parallelism) at the global batch the
-  notebook asked for (`train` derives and prints the per-process batch).
+  notebook asked for (`TrainConfig.global_batch_size`; `train` derives and prints the per-process batch).
 """
 
 from __future__ import annotations

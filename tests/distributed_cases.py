@@ -69,7 +69,8 @@ def loss_and_grads(rank: int, world: int, out: str, sizes=None) -> None:
 
 
 def train_dual_encoder(rank: int, world: int, out: str) -> None:
-    """The training engine on a projections-only dual encoder; global batch 8 = 8/world per process."""
+    """The training engine on a projections-only dual encoder at global batch 8 (8/world per process, as under
+    `accelerate launch`: the same TrainConfig on any number of processes)."""
     from medvl_core.losses import ContrastiveObjective
     from medvl_core.models.dual_encoder import DualEncoder
     from medvl_core.models.encoders import build_image_encoder, build_text_encoder
@@ -81,7 +82,7 @@ def train_dual_encoder(rank: int, world: int, out: str) -> None:
     g = torch.Generator().manual_seed(3)
     items = [{"image_features": torch.randn(32, generator=g), "text_features": torch.randn(32, generator=g)}
              for _ in range(32)]
-    config = TrainConfig(epochs=3, batch_size=8 // world, lr=0.05, optimizer="adam", warmup_steps=2, device="cpu",
+    config = TrainConfig(epochs=3, global_batch_size=8, lr=0.05, optimizer="adam", warmup_steps=2, device="cpu",
                          seed=0, progress=False, log_every=1)
     result = train(model, items, ContrastiveObjective("clip", relax=(0.5, 10.0)), config)
     if rank == 0:

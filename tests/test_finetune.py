@@ -55,7 +55,7 @@ def state(model):
 
 
 def text_config(**kw):
-    return TrainConfig(**{"epochs": 4, "batch_size": 16, "lr": 1e-2, "progress": False, "device": "cpu", **kw})
+    return TrainConfig(**{"epochs": 4, "global_batch_size": 16, "lr": 1e-2, "progress": False, "device": "cpu", **kw})
 
 
 def test_text_classifier_learns_a_separable_rule_and_leaves_the_model_alone():
@@ -114,7 +114,7 @@ def test_image_classifier_learns_labels_with_nan_masked_out():
     x_train, y_train = toy_images(400, 0, nan_fraction=0.3)
     x_test, y_test = toy_images(100, 1, nan_fraction=0.2)
     table = finetune_image_classifier(tower, x_train, y_train, x_test, y_test, LABELS,
-                                      text_config(epochs=10, batch_size=32))
+                                      text_config(epochs=10, global_batch_size=32))
     assert list(table.columns) == ["label", "accuracy", "auroc", "positives", "n_test"]
     assert list(table["label"]) == LABELS
     assert (table["accuracy"] > 0.9).all() and (table["auroc"] > 0.95).all()

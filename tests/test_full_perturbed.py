@@ -21,7 +21,7 @@ def test_full_yaml_states_the_paper_protocol():
     assert (full["dataset"], full["n_held_out"], dict(full["dataset_options"])["sections"]) == ("open-i", 469, ["findings"])
     assert full["text_encoder"] == "hf:microsoft/BiomedVLP-CXR-BERT-specialized" and full["image_encoder"] == "timm:resnet50"
     assert (full["optimizer"], full["lr"], full["momentum"], full["weight_decay"]) == ("sgd", 0.0015, 0.9, 0.0005)
-    assert (full["batch_size"], full["epochs"], full["image_size"], full["cached"]) == (64, 150, 224, False)
+    assert (full["global_batch_size"], full["epochs"], full["image_size"], full["cached"]) == (64, 150, 224, False)
     assert (full["alpha"], full["beta"], full["temperature"], full["n_perturbations"]) == (0.1, 0.1, 0.07, 9)
 
 
@@ -35,7 +35,7 @@ def test_full_yaml_at_toy_size_on_an_open_i_tree(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDVL_DATA", str(tmp_path / "data"))
     full = load_params_file(get_paper("perturbed_report_discrimination").params_file("full"))
     toy = {"image_encoder": "timm:resnet50@random", "text_encoder": f"hf:{tiny_bert(tmp_path / 'bert')}",
-           "image_size": 32, "n_held_out": 8, "max_length": 48, "epochs": 1, "batch_size": 8, "finetune_epochs": 1,
+           "image_size": 32, "n_held_out": 8, "max_length": 48, "epochs": 1, "global_batch_size": 8, "finetune_epochs": 1,
            "n_nli_pairs": 40, "n_reports": 20, "n_bootstrap": 20, "device": "cpu"}
     assert set(toy) <= set(full)  # only sizes, epochs, devices and the towers' sources change
     out = tmp_path / "run"

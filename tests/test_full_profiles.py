@@ -61,7 +61,7 @@ def test_loss_relaxation_full_yaml_at_toy_size(tmp_path, monkeypatch):
     full = load_params_file(get_paper("loss_relaxation").params_file("full"))
     toy = {"image_encoder": f"open_clip:local-dir:{tiny_open_clip(tmp_path / 'clip')}",
            "text_encoder": f"hf:{tiny_bert(tmp_path / 'bert')}", "image_size": 32,
-           "seeds": [0], "epochs": 1, "batch_size": 8, "warmup_steps": 1, "sweep_thresholds": [0.5],
+           "seeds": [0], "epochs": 1, "global_batch_size": 8, "warmup_steps": 1, "sweep_thresholds": [0.5],
            "n_bootstrap": 20, "n_reports": 20, "device": "cpu", "save_model": False}
     assert set(toy) - {"save_model"} <= set(full)  # only sizes, devices and the two towers change
     out = tmp_path / "run"
@@ -102,7 +102,7 @@ def test_meems_full_yaml_at_toy_size(tmp_path, monkeypatch):
            "word_vectors": str(tiny_word2vec(tmp_path / "BioWordVec.bin")), "caption_train_images": 16,
            "embedding_train_images": 0, "validate_images": 0, "test_images": 0, "pretrain_epochs": 1,
            "caption_epochs": 1, "head_epochs": 1, "baseline_epochs_binary": 1, "baseline_epochs_multilabel": 1,
-           "iou_sample": 4, "batch_size": 8, "max_words": 12, "attention_dim": 8, "hidden_dim": 16,
+           "iou_sample": 4, "global_batch_size": 8, "max_words": 12, "attention_dim": 8, "hidden_dim": 16,
            "embed_hidden": 16, "meems_dim": 8, "classifier_hidden": 4, "device": "cpu"}
     assert set(toy) <= set(full)  # only sizes, epochs, devices and the local weights / vectors change
     out = tmp_path / "run"
@@ -160,9 +160,9 @@ def test_m3g_full_yaml_at_toy_size(tmp_path, monkeypatch):
     full = load_params_file(get_paper("m3g_answer_generation").params_file("full"))
     assert (full["label_source"], full["label_model"], full["text_encoder"]) == (
         "llm", "gpt-4-turbo", "openai:text-embedding-3-large")
-    assert (full["image_encoder"], full["train_image_tower"], full["embed_dim"], full["batch_size"]) == (
+    assert (full["image_encoder"], full["train_image_tower"], full["embed_dim"], full["global_batch_size"]) == (
         "timm:resnet50.a1_in1k", True, 256, 256)
-    toy = {"image_size": 32, "embed_dim": 8, "batch_sizes": [4, 8], "batch_size": 8, "epochs": 1,
+    toy = {"image_size": 32, "embed_dim": 8, "global_batch_sizes": [4, 8], "global_batch_size": 8, "epochs": 1,
            "pca_components": 2, "claude_max_cases": 2, "claude_run": False, "device": "cpu"}
     assert full["claude_run"] is True and set(toy) <= set(full)  # sizes, epochs, device; Claude's dry run (no paid call)
     out = tmp_path / "run"

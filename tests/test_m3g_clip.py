@@ -166,7 +166,7 @@ def test_label_clip_training_improves_image_text_top1():
     untrained = ClipFit(DualEncoder(data.image_encoder, data.text_encoder, embed_dim=16).eval(), 32, 32, 120)
     before = _accuracy(predict_labels(untrained, data, "test", setting), data.split("test"))
     config = TrainConfig(epochs=10, lr=1e-2, device="cpu", progress=False)
-    fit = fit_label_clip(data, batch_size=512, config=config, embed_dim=16)
+    fit = fit_label_clip(data, global_batch_size=512, config=config, embed_dim=16)
     after = _accuracy(predict_labels(fit, data, "test", setting), data.split("test"))
     assert fit.effective_batch_size == 120 and fit.n_items == 120  # batch capped by the training images
     assert after >= 0.9 and after > before + 0.3

@@ -33,7 +33,7 @@ def loss(m, batch):
     views = [m["image"](batch["views"][:, k]) for k in range(2)]
     return uniclip_loss(views, m["text"](batch["text"]), m["similarity"], relax=(0.5, 10.0))
 
-result = train(model, items, loss, TrainConfig(epochs=epochs, batch_size=128, lr=0.01, device="cpu", progress=False))
+result = train(model, items, loss, TrainConfig(epochs=epochs, global_batch_size=128, lr=0.01, device="cpu", progress=False))
 state = b"".join(t.detach().numpy().tobytes() for t in model.state_dict().values())
 runs.record(loss=repr(result.history[-1]["train_loss"]), state=hashlib.sha256(state).hexdigest(),
             offset=repr(model["similarity"].offset.tolist()))"""

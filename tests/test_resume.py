@@ -1,7 +1,7 @@
 """Paper-scale run safety through `medvl run` on a stand-in notebook that trains with the engine like the papers do:
 checkpoints in the run folder (trainable state only), SIGKILL then resume to the same metrics, a foreign
-checkpoint's error naming --fresh, epoch lines in run.log and on the terminal, --processes 2 (gloo) vs 1, and
-`medvl batch --executor local` through submitit."""
+checkpoint's error naming --fresh, epoch lines in run.log and on the terminal, --processes 2 (gloo) vs 1 (and the
+--processes 2 folder rerun on one process), and `medvl batch --executor local` through submitit."""
 
 import json
 import os
@@ -38,7 +38,7 @@ for arm in range(2):
         time.sleep(sleep)
         return torch.nn.functional.mse_loss(m(batch["x"]), batch["y"])
 
-    config = TrainConfig(epochs=epochs, batch_size=8, lr=0.05, optimizer="adam", device="cpu", progress=False,
+    config = TrainConfig(epochs=epochs, global_batch_size=8, lr=0.05, optimizer="adam", device="cpu", progress=False,
                          seed=arm, log_every=1)
     result = train(model, items, loss, config)
     metrics[f"loss_{arm}"] = result.history[-1]["train_loss"]
@@ -134,6 +134,10 @@ def test_two_processes_reproduce_one(trainer_notebook, tmp_path):
         assert b[key] == pytest.approx(a[key], abs=1e-5), key
     notebook = (two / "meems.ipynb").read_text()
     assert "global batch 8 = 2 x 4 per process" in notebook and "2 x 4" in (two / "run.log").read_text()
+    # the checkpoints record the global batch: the same folder reruns on one process, loading every training
+    assert cli.main(["run", "meems", "--out", str(two), "--quiet", "--processes", "1"]) == 0
+    assert (two / "run.log").read_text().count("finished earlier (4 epochs)") >= 2
+    assert metrics(two) == b
 
 
 def test_processes_must_split_the_global_batch(trainer_notebook, tmp_path, capsys):

@@ -46,7 +46,7 @@ def test_ablation_runs_and_tables(tmp_path, towers, trainable):
     study = prepare_study(*towers, labels=LABELS, root=tmp_path / "w", cache=trainable == "projections",
                              progress=False, **WORLD)
     assert study.test.labels.shape == (30, 3) and study.train.owners and len(study.train.owners) == len(study.train.dataset)
-    config = TrainConfig(epochs=2, batch_size=16, lr=1e-3, progress=False, device="cpu")
+    config = TrainConfig(epochs=2, global_batch_size=16, lr=1e-3, progress=False, device="cpu")
     variants = ablation_variants(2)[::3]
     result = run_ablation(study, variants, [0, 1], config, embed_dim=16, trainable=trainable, progress=False)
     assert result.variants == ["baseline", "+ both"] and set(result.models) == {"baseline", "+ both"}
@@ -79,7 +79,7 @@ def test_slip_and_uniclip_arms_train_on_cached_views(tmp_path, towers):
     study = prepare_study(*towers, labels=LABELS, root=tmp_path / "w", progress=False, cached_views=2, **WORLD)
     assert study.train.view_features.shape == (len(study.train.dataset), 2, 32)
     assert study.train.view_params.shape == (len(study.train.dataset), 2, 5)
-    config = TrainConfig(epochs=1, batch_size=16, lr=1e-3, progress=False, device="cpu")
+    config = TrainConfig(epochs=1, global_batch_size=16, lr=1e-3, progress=False, device="cpu")
     variants = ablation_variants(2, framework="slip")[3:] + ablation_variants(2, framework="uniclip")[3:]
     assert [v.name for v in variants] == ["SLIP: + both", "UniCLIP: + both"]
     result = run_ablation(study, variants, [0], config, embed_dim=16, progress=False)
@@ -123,7 +123,7 @@ def test_sampled_sentences_are_joined_and_encoded_not_averaged(towers):
 def test_paper_tables_as_metrics_select_on_validation(tmp_path, towers):
     labels = COMPETITION + ["Lung Opacity"]
     study = prepare_study(*towers, labels=labels, root=tmp_path / "w", progress=False, **WORLD)
-    config = TrainConfig(epochs=2, batch_size=16, lr=1e-3, progress=False, device="cpu")
+    config = TrainConfig(epochs=2, global_batch_size=16, lr=1e-3, progress=False, device="cpu")
     result = run_ablation(study, ablation_variants(2), [0, 1], config, embed_dim=16, progress=False)
     history = result.history["+ both"][0]
     assert {"train_loss", "val_auroc_5", "val_auroc"} <= set(history.columns) and len(history) == 2
@@ -217,7 +217,7 @@ def test_ablation_scores_the_zero_shot_sets(tmp_path, towers, paper_sets_root, m
     monkeypatch.setenv("MEDVL_DATA", str(paper_sets_root))
     study = prepare_study(*towers, labels=LABELS, root=tmp_path / "w", progress=False,
                              zero_shot_sets=["padchest", "vindr-cxr"], **WORLD)
-    config = TrainConfig(epochs=1, batch_size=16, lr=1e-3, progress=False, device="cpu")
+    config = TrainConfig(epochs=1, global_batch_size=16, lr=1e-3, progress=False, device="cpu")
     result = run_ablation(study, ablation_variants(2)[:1], [0, 1], config, embed_dim=16, progress=False)
     assert result.set_probs["padchest"]["baseline"][1].shape == (130, 2)
     assert result.set_probs["vindr-cxr"]["baseline"][0].shape == (30, 1)

@@ -204,7 +204,7 @@ def tiny_data(n: int = 48, seed: int = 0) -> MeemsData:
 
 def test_tiny_end_to_end_training_with_the_shared_engine():
     data = tiny_data()
-    config = TrainConfig(epochs=10, batch_size=16, lr=0.01, optimizer="adam", schedule="plateau",
+    config = TrainConfig(epochs=10, global_batch_size=16, lr=0.01, optimizer="adam", schedule="plateau",
                          early_stopping_patience=3, keep_best=True, device="cpu", progress=False)
     captioner, fit = fit_captioner(data, config, embed_dim=8, attention_dim=8, hidden_dim=16, n_sample=8)
     assert {"val_loss", "val_caption_iou", "val_bleu"} <= set(fit.history[0])
@@ -260,7 +260,7 @@ def test_subset_and_the_fine_tuned_pixel_baseline(data_root):
     encoder = build_image_encoder("tiny:cnn-32", image_size=32)
     data = prepare_meems_data(encoder, world=world, max_words=12, vocab_min_count=1, max_images=10, progress=False)
     assert len(data.train.paths) == 10 and len(data.test.paths) == 10 and len(data.train.captions) == 10
-    config = TrainConfig(epochs=2, batch_size=5, lr=1e-3, optimizer="adam", device="cpu", progress=False)
+    config = TrainConfig(epochs=2, global_batch_size=5, lr=1e-3, optimizer="adam", device="cpu", progress=False)
     model, fit = fit_finetuned_baseline(data, "tiny:cnn-32", "binary", config)
     assert isinstance(model, ImageOnlyClassifier) and {"val_loss", "val_auroc"} <= set(fit.history[-1])
     probs = predict_pixels(model, data.test.paths, "binary", batch_size=4)

@@ -138,7 +138,7 @@ def test_study_splits_are_perturbed_and_cached(cached_study):
 
 
 def test_four_variants_train_and_are_evaluated(cached_study):
-    config = TrainConfig(epochs=1, batch_size=16, lr=1e-3, progress=False, device="cpu")
+    config = TrainConfig(epochs=1, global_batch_size=16, lr=1e-3, progress=False, device="cpu")
     fits = train_variants(cached_study, config, embed_dim=16, text_dim=32, text_layers=1, max_length=48, image_dim=16)
     assert list(fits) == list(VARIANTS)
     history = loss_history(fits)
@@ -163,7 +163,7 @@ def test_four_variants_train_and_are_evaluated(cached_study):
 
 
 def test_perturbation_term_is_learned(cached_study):
-    config = TrainConfig(epochs=12, batch_size=8, lr=3e-3, progress=False, device="cpu")
+    config = TrainConfig(epochs=12, global_batch_size=8, lr=3e-3, progress=False, device="cpu")
     _, result = fit_variant(cached_study, "ours w/o local", config, beta=1.0, n_perturbations=3, embed_dim=16,
                                text_dim=32, text_layers=1, max_length=48, image_dim=16)
     losses = result.history_frame()["train_perturbation"]
@@ -173,7 +173,7 @@ def test_perturbation_term_is_learned(cached_study):
 def test_trainable_towers_on_pixels(towers, tmp_path):
     study = prepare_perturbed_study(*towers, root=tmp_path / "w", cached=False, max_train=16, max_test=6, **WORLD)
     assert isinstance(study.train.images, PixelImages) and study.train.images[0].shape == (3, 32, 32)
-    config = TrainConfig(epochs=1, batch_size=8, lr=1e-3, progress=False, device="cpu")
+    config = TrainConfig(epochs=1, global_batch_size=8, lr=1e-3, progress=False, device="cpu")
     before = [p.detach().clone() for p in study.image_tower.parameters()]
     model, result = fit_variant(study, "ours", config, embed_dim=16, max_length=48)
     assert result.steps == 2 and np.isfinite(result.history[-1]["train_loss"])

@@ -1,5 +1,5 @@
 """Training engine: learning, accumulation, LR schedule, exact resume, frozen params, hooks, bad checkpoints,
---processes refusing gradient accumulation."""
+--processes refusing gradient accumulation, the global batch and its per-process share."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def mlp(seed=0):
 
 
 def cfg(**kw):
-    base = dict(epochs=3, batch_size=4, lr=0.05, progress=False, device="cpu", log_every=1)
+    base = dict(epochs=3, global_batch_size=4, lr=0.05, progress=False, device="cpu", log_every=1)
     return TrainConfig(**{**base, **kw})
 
 
@@ -81,7 +81,7 @@ def test_classification_with_logged_extras():
                 "acc": (logits.argmax(1) == batch[1]).float().mean()}
 
     torch.manual_seed(0)
-    result = train(nn.Linear(2, 2), data, loss_fn, cfg(epochs=5, batch_size=8, lr=0.1))
+    result = train(nn.Linear(2, 2), data, loss_fn, cfg(epochs=5, global_batch_size=8, lr=0.1))
     assert result.history[-1]["train_acc"] > 0.9
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert "acc" in result.step_log[0]
@@ -91,8 +91,8 @@ def test_grad_accumulation_equals_bigger_batch():
     small, big = linear(), linear()
     big.load_state_dict(small.state_dict())
     data = Regression(32)
-    train(small, data, mse, cfg(batch_size=4, grad_accum_steps=2, schedule="constant", lr=0.01))
-    train(big, data, mse, cfg(batch_size=8, grad_accum_steps=1, schedule="constant", lr=0.01))
+    train(small, data, mse, cfg(global_batch_size=4, grad_accum_steps=2, schedule="constant", lr=0.01))
+    train(big, data, mse, cfg(global_batch_size=8, grad_accum_steps=1, schedule="constant", lr=0.01))
     for a, b in zip(small.parameters(), big.parameters()):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
@@ -234,8 +234,8 @@ def test_mismatched_checkpoint_raises(tmp_path):
     with pytest.raises(MedvlError, match="does not fit this model.*resume=False"):
         train(linear(dim=4).__class__(4, 2), Regression(8), lambda m, b: m(b["x"]).mean(),
               cfg(epochs=2, checkpoint_dir=tmp_path))
-    with pytest.raises(MedvlError, match="batch_size=4, this run has 2"):
-        train(linear(), Regression(8), mse, cfg(epochs=2, batch_size=2, checkpoint_dir=tmp_path))
+    with pytest.raises(MedvlError, match="global_batch_size=4, this run has 2"):
+        train(linear(), Regression(8), mse, cfg(epochs=2, global_batch_size=2, checkpoint_dir=tmp_path))
 
 
 def test_bf16_on_cpu_and_config_errors():
@@ -243,8 +243,8 @@ def test_bf16_on_cpu_and_config_errors():
     assert math.isfinite(result.final_metrics["train_loss"])
     with pytest.raises(ParameterError, match="fp16"):
         train(mlp(), Regression(16), mse, cfg(epochs=1, mixed_precision="fp16"))
-    with pytest.raises(ParameterError, match="batch_size"):
-        TrainConfig(batch_size=0)
+    with pytest.raises(ParameterError, match="global_batch_size"):
+        TrainConfig(global_batch_size=0)
     with pytest.raises(ParameterError, match="schedule"):
         TrainConfig(schedule="linear")
     with pytest.raises(ParameterError, match="drop_last"):
@@ -270,9 +270,43 @@ def test_processes_with_grad_accumulation_are_refused(monkeypatch):
     model = linear()
     before = [p.detach().clone() for p in model.parameters()]
     with pytest.raises(ParameterError, match=r"--processes 2 with grad_accum_steps=2 is not supported: "
-                                             r"raise the global batch_size instead, or use --processes 1"):
-        train(model, Regression(8), mse, cfg(epochs=1, batch_size=4, grad_accum_steps=2))
+                                             r"raise global_batch_size instead, or use --processes 1"):
+        train(model, Regression(8), mse, cfg(epochs=1, global_batch_size=4, grad_accum_steps=2))
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # refused before any training
+
+
+def test_per_process_batch_is_the_global_batch_split_evenly():
+    config = TrainConfig(global_batch_size=8)
+    assert [config.per_process_batch_size(n) for n in (1, 2, 4, 8)] == [8, 4, 2, 1]
+    with pytest.raises(ParameterError, match="global_batch_size=8 must split evenly over 3 processes"):
+        config.per_process_batch_size(3)
+
+
+def test_processes_checkpoint_the_global_batch_so_one_process_reruns_it(tmp_path, monkeypatch, capsys):
+    """Checkpointed under --processes 2, a training records the global batch: a rerun on one process (a new kernel:
+    the training counter starts over) finds its folder and loads it. The forked processes are stubbed out, so the
+    parent's own loop writes the checkpoint here."""
+    import itertools
+
+    import torch.multiprocessing
+
+    from medvl_core import run_env
+
+    forked = []
+    monkeypatch.setattr(torch.multiprocessing, "start_processes", lambda fn, args, **kw: forked.append(args))
+    monkeypatch.setenv(run_env.CHECKPOINT_ROOT_ENV, str(tmp_path))
+    monkeypatch.setenv(PROCESSES_ENV, "2")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(run_env, "_trainings", itertools.count(1))
+    train(linear(), Regression(8), mse, cfg(epochs=2))
+    assert "global batch 4 = 2 x 2 per process" in capsys.readouterr().out
+    assert forked[0][5].global_batch_size == 4  # the processes get the global batch and take their share of it
+    (folder,) = tmp_path.iterdir()
+    assert torch.load(folder / CHECKPOINT_NAME, weights_only=True)["config"]["global_batch_size"] == 4
+    monkeypatch.setenv(PROCESSES_ENV, "1")
+    monkeypatch.setattr(run_env, "_trainings", itertools.count(1))
+    again = train(linear(), Regression(8), mse, cfg(epochs=2))
+    assert again.start_epoch == 2 and [p.name for p in tmp_path.iterdir()] == [folder.name]  # loaded, not retrained
 
 
 # --- optimizers, plateau schedule, early stopping ---------------------------------------------------
@@ -287,7 +321,7 @@ def test_sgd_momentum_and_adam_are_used():
     data = Regression(20)
     sgd = train(linear(), data, mse, cfg(epochs=1, optimizer="sgd", momentum=0.5, weight_decay=1e-3))
     assert sgd.history[0]["train_loss"] > 0
-    one_step = cfg(epochs=1, batch_size=20, optimizer="sgd", momentum=0.0, schedule="constant", lr=0.1)
+    one_step = cfg(epochs=1, global_batch_size=20, optimizer="sgd", momentum=0.0, schedule="constant", lr=0.1)
     model, reference = linear(), linear()
     train(model, data, mse, one_step)
     reference.zero_grad()

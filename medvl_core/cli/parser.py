@@ -118,7 +118,7 @@ def _add_run(sub) -> None:
                      help="discard the run folder's training checkpoints instead of resuming from them")
     run.add_argument("--processes", type=int, default=1, metavar="N",
                      help="train on N processes (Accelerate data parallelism; one per GPU, or gloo on CPU) at the "
-                          "notebook's global batch")
+                          "notebook's global batch (global_batch_size)")
     run.set_defaults(func=cmd_run)
 
 

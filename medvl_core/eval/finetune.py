@@ -141,7 +141,7 @@ def finetune_text_classifier(text_model: nn.Module, train: Sequence[NLIPair], te
     dim = _output_width(tower, lambda texts: _embed_texts(tower, texts), [train_records[0][0]])
     model = PairClassifier(tower, dim, len(labels), config.seed)
     result = train_model(model, train_records, _pair_loss, config, collate_fn=_collate_pairs)
-    y_pred = _predict_pairs(result.model, test_records, config.batch_size)
+    y_pred = _predict_pairs(result.model, test_records, config.global_batch_size)
     y_true = np.array([y for _, _, y in test_records])
     return {**classification_summary(y_true, y_pred, labels), "history": result.history}
 
@@ -220,7 +220,7 @@ def finetune_image_classifier(image_model: nn.Module, X_train: torch.Tensor, Y_t
     dim = _output_width(tower, tower, torch.as_tensor(X_train[:1]).to(device_of(tower)))
     model = MultiLabelClassifier(tower, dim, len(label_names), config.seed)
     result = train_model(model, TensorDataset(torch.as_tensor(X_train), y_train), _image_loss, config)
-    return label_table(y_test, _predict_images(result.model, torch.as_tensor(X_test), config.batch_size), label_names)
+    return label_table(y_test, _predict_images(result.model, torch.as_tensor(X_test), config.global_batch_size), label_names)
 
 
 __all__ = ["finetune_text_classifier", "finetune_image_classifier", "PairClassifier", "MultiLabelClassifier",

@@ -18,8 +18,9 @@ from .config import TrainConfig
 
 CHECKPOINT_NAME = "last.pt"
 CHECKPOINT_FORMAT = "medvl-train-v1"
-# settings a checkpoint must share with the config that resumes it (epochs may grow)
-RESUME_KEYS = ("batch_size", "lr", "weight_decay", "betas", "warmup_steps", "grad_accum_steps",
+# settings a checkpoint must share with the config that resumes it (epochs may grow; the global batch, so a run
+# checkpointed on N processes resumes on any number that splits it)
+RESUME_KEYS = ("global_batch_size", "lr", "weight_decay", "betas", "warmup_steps", "grad_accum_steps",
                "max_grad_norm", "seed", "drop_last", "schedule", "optimizer", "momentum")
 
 
@@ -72,6 +73,8 @@ def trainable_state(state: dict, frozen: set[str]) -> dict:
 def _check_fingerprint(path: Path, saved: dict, current: dict) -> None:
     """Raise if a setting that changes the result differs between checkpoint and config."""
     defaults = {f.name: f.default for f in fields(TrainConfig)}
+    if "batch_size" in saved:  # written before the rename to global_batch_size (the one-process value)
+        saved = {"global_batch_size": saved["batch_size"], **saved}
     for key, value in current.items():
         if key not in saved and value == defaults.get(key):  # written before the setting existed
             continue

@@ -18,10 +18,15 @@ DEVICES = ("auto", "cpu", "cuda")
 
 @dataclass
 class TrainConfig:
-    """Hyperparameters and run settings of one `train` call."""
+    """Hyperparameters and run settings of one `train` call.
+
+    `global_batch_size` is the number of examples one optimizer micro-step sees, summed over all processes (the same
+    under `--processes N` and `accelerate launch`); each process takes `per_process_batch_size(N)` of them, and
+    gradient accumulation multiplies it further (an optimizer step sees global_batch_size * grad_accum_steps).
+    """
 
     epochs: int = 1
-    batch_size: int = 32
+    global_batch_size: int = 32  # examples per micro-step over all processes (see above)
     lr: float = 1e-4
     optimizer: str = "adamw"  # "adamw" (decoupled decay), "adam" (L2 decay in the gradient) or "sgd"
     weight_decay: float = 0.0  # 0 with "adamw" = plain Adam
@@ -50,7 +55,7 @@ class TrainConfig:
 
     def __post_init__(self):
         """Validate values; raise one clear ParameterError."""
-        for name in ("epochs", "batch_size", "grad_accum_steps", "checkpoint_every_epochs", "log_every"):
+        for name in ("epochs", "global_batch_size", "grad_accum_steps", "checkpoint_every_epochs", "log_every"):
             _check(name, getattr(self, name) >= 1, ">= 1")
         for name in ("warmup_steps", "num_workers", "weight_decay", "momentum", "plateau_patience"):
             _check(name, getattr(self, name) >= 0, ">= 0")
@@ -66,6 +71,13 @@ class TrainConfig:
         _check("schedule", self.schedule in SCHEDULES, f"one of {SCHEDULES}")
         _check("device", self.device in DEVICES, f"one of {DEVICES}")
         self.betas = tuple(float(b) for b in self.betas)
+
+    def per_process_batch_size(self, processes: int) -> int:
+        """global_batch_size split over `processes`; ParameterError unless it divides evenly."""
+        if self.global_batch_size % processes:
+            raise ParameterError(f"global_batch_size={self.global_batch_size} must split evenly over {processes} "
+                                 f"processes (--processes or accelerate launch); choose a multiple of {processes}")
+        return self.global_batch_size // processes
 
 
 def _check(name: str, ok: bool, rule: str) -> None:

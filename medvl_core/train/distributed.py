@@ -1,12 +1,13 @@
-"""Training on several processes: `--processes N` (`medvl run`, $MEDVL_PROCESSES) forks N processes at the
-notebook's global batch, each stepping through its share of the one-process batches (`GlobalBatchShards`);
-`launch_in_notebook` starts a function on every GPU from a notebook.
+"""Training on several processes: `--processes N` (`medvl run`, $MEDVL_PROCESSES) forks N processes, each stepping
+through its share of the one-process batches (`GlobalBatchShards`); `launch_in_notebook` starts a function on every
+GPU from a notebook.
 
 The same training script also runs under Accelerate's launcher, e.g.::
 
     accelerate launch --multi_gpu --num_processes 4 my_script.py      # or: accelerate config, then accelerate launch
 
-`batch_size` is per process (effective batch = batch_size * processes * grad_accum_steps) and
+Either way `TrainConfig.global_batch_size` is the batch of all processes together (each process takes
+`per_process_batch_size(N)` of it; an optimizer step sees global_batch_size * grad_accum_steps) and
 `warmup_steps` counts optimizer steps. Only the main process shows progress and writes
 checkpoints. From a notebook use `launch_in_notebook(fn, *args)` (do not touch CUDA in the
 notebook before it). DDP (Accelerate's default multi-GPU mode) is what this engine is written for;
@@ -31,32 +32,43 @@ from .config import TrainConfig, TrainResult
 
 def is_distributed() -> bool:
     """Whether this process is one of several (accelerate launch / notebook_launcher)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return world_size() > 1
+
+
+def world_size() -> int:
+    """The number of processes of this launch ($WORLD_SIZE, 1 when unset)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def announce_split(config: TrainConfig, n: int) -> None:
+    """Print and log once (rank 0) how the global batch splits over `n` processes: 'global batch 8 = 2 x 4 ...'."""
+    if int(os.environ.get("RANK", "0")):
+        return
+    note = (f"training on {n} processes: global batch {config.global_batch_size} = {n} x "
+            f"{config.per_process_batch_size(n)} per process")
+    print(f"medvl: {note}")
+    session.log_line(f"{Path(config.checkpoint_dir).name if config.checkpoint_dir else 'training'} {note}")
 
 
 def train_on_processes(n: int, run_loop: Callable, model, train_dataset, loss_fn, config: TrainConfig, collate_fn,
                        val_fn, param_groups) -> TrainResult:
-    """Train on `n` forked processes (gloo on CPU, NCCL on GPUs) at the global batch `config.batch_size`, then load
-    the finished checkpoint into `model` here; `run_loop` is the one-process loop (`loop.run_loop`)."""
+    """Train on `n` forked processes (gloo on CPU, NCCL on GPUs) at the global batch `config.global_batch_size`, then
+    load the finished checkpoint into `model` here; `run_loop` is the one-process loop (`loop.run_loop`)."""
     import tempfile
 
     from torch.multiprocessing import start_processes
 
-    if config.batch_size % n:
-        raise ParameterError(f"batch_size={config.batch_size} is the global batch and must split evenly over "
-                             f"{n} processes (--processes); choose a multiple of {n}")
+    config.per_process_batch_size(n)  # refuses a global batch that does not split evenly
     if config.grad_accum_steps > 1:  # our sharded loader does not tell Accelerate where an epoch ends
         raise ParameterError(f"--processes {n} with grad_accum_steps={config.grad_accum_steps} is not supported: "
-                             "raise the global batch_size instead, or use --processes 1")
+                             "raise global_batch_size instead, or use --processes 1")
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         raise ParameterError(f"--processes {n}: CUDA was used in this kernel before the training; multi-GPU "
                              "training forks its processes, which needs CUDA untouched (run the towers on the "
                              "CPU before training, or use --processes 1)")
     folder = config.checkpoint_dir or tempfile.mkdtemp(prefix="medvl-train-")
-    child = replace(config, batch_size=config.batch_size // n, checkpoint_dir=folder)
-    note = f"training on {n} processes: global batch {config.batch_size} = {n} x {child.batch_size} per process"
-    print(f"medvl: {note}")
-    session.log_line(f"{Path(folder).name} {note}")
+    child = replace(config, checkpoint_dir=folder)  # the global batch: each process takes its share in the loop
+    announce_split(child, n)
     with _free_port_env(n):
         start_processes(_process_main, args=(n, run_loop, model, train_dataset, loss_fn, child, collate_fn, val_fn,
                                              param_groups), nprocs=n, start_method="fork")

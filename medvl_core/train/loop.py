@@ -6,7 +6,7 @@ Usage::
 
     from medvl_core.train import TrainConfig, train
 
-    result = train(model, dataset, loss_fn, TrainConfig(epochs=5, batch_size=32, lr=1e-4),
+    result = train(model, dataset, loss_fn, TrainConfig(epochs=5, global_batch_size=32, lr=1e-4),
                    collate_fn=collate, val_fn=lambda model, epoch: {"val_auroc": ...})
     result.history_frame()
 
@@ -52,7 +52,7 @@ from .checkpoints import (
     trainable_state,
 )
 from .config import TrainConfig, TrainResult
-from .distributed import GlobalBatchShards, OnDevice, is_distributed, train_on_processes
+from .distributed import GlobalBatchShards, OnDevice, announce_split, is_distributed, train_on_processes, world_size
 from .schedules import Plateau, lr_factor
 
 
@@ -61,7 +61,8 @@ def train(model: torch.nn.Module, train_dataset, loss_fn: Callable, config: Trai
     """Train `model` in place on `train_dataset` with `loss_fn(model, batch)`; resume from a checkpoint if any.
 
     Under `medvl run` (see `run_env`) a config without `checkpoint_dir` checkpoints into the run folder, epoch
-    lines go to its run.log, and $MEDVL_PROCESSES > 1 trains on that many processes at the same global batch.
+    lines go to its run.log, and $MEDVL_PROCESSES > 1 trains on that many processes at the same global batch (as
+    `accelerate launch` does: either way each process takes `config.per_process_batch_size(N)` of it).
     """
     config = config or TrainConfig()
     if config.checkpoint_dir is None:
@@ -70,6 +71,8 @@ def train(model: torch.nn.Module, train_dataset, loss_fn: Callable, config: Trai
     n = session.processes()
     if n > 1 and not is_distributed():
         return train_on_processes(n, run_loop, model, train_dataset, loss_fn, config, collate_fn, val_fn, param_groups)
+    if is_distributed():  # accelerate launch / launch_in_notebook
+        announce_split(config, world_size())
     return run_loop(model, train_dataset, loss_fn, config, collate_fn, val_fn, param_groups)
 
 
@@ -78,10 +81,12 @@ def run_loop(model, train_dataset, loss_fn, config: TrainConfig, collate_fn, val
     t0 = time.perf_counter()
     seed_everything(config.seed)
     accelerator = _accelerator(config)
+    config.per_process_batch_size(accelerator.num_processes)  # refuses a global batch that does not split evenly
     loader_len = len(_loader(train_dataset, config, collate_fn, 0, accelerator))
     if loader_len == 0:
-        raise ParameterError(f"train_dataset has {len(train_dataset)} items, fewer than batch_size={config.batch_size} "
-                             "per process; lower batch_size or set drop_last=False")
+        raise ParameterError(f"train_dataset has {len(train_dataset)} items, too few for one batch of "
+                             f"global_batch_size={config.global_batch_size} on {accelerator.num_processes} "
+                             "process(es); lower global_batch_size or set drop_last=False")
     total = config.epochs * math.ceil(loader_len / config.grad_accum_steps)
     optimizer = _optimizer(model, config, param_groups)
     tracker = Plateau(config)
@@ -148,16 +153,17 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def _loader(dataset, config: TrainConfig, collate_fn, epoch: int, accelerator):
-    """This epoch's shuffled DataLoader (generator seeded from (seed, epoch)), sharded by Accelerate."""
+    """This epoch's shuffled DataLoader of global batches (generator seeded from (seed, epoch)); on N processes each
+    takes its share of every batch (`GlobalBatchShards`)."""
     generator = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
     common = {"collate_fn": collate_fn, "num_workers": config.num_workers, "pin_memory": accelerator.device.type == "cuda",
               "worker_init_fn": _seed_worker if config.num_workers else None}
     if accelerator.num_processes > 1:
-        shards = GlobalBatchShards(len(dataset), config.batch_size * accelerator.num_processes,
+        shards = GlobalBatchShards(len(dataset), config.global_batch_size,
                                    accelerator.process_index, accelerator.num_processes, generator, config.drop_last)
         # the loader draws its base seed from `generator` before the order, as the one-process loader does
         return OnDevice(DataLoader(dataset, batch_sampler=shards, generator=generator, **common), accelerator.device)
-    loader = DataLoader(dataset, batch_size=config.batch_size, shuffle=True, generator=generator,
+    loader = DataLoader(dataset, batch_size=config.global_batch_size, shuffle=True, generator=generator,
                         drop_last=config.drop_last, **common)
     loader = accelerator.prepare_data_loader(loader)
     if hasattr(loader, "iteration"):  # Accelerate's loader calls dataset.set_epoch(iteration) when iterated
@@ -194,6 +200,7 @@ class _Run:
         self.frozen = frozen_names(accelerator.unwrap_model(model))
         self.name = path.parent.name if path is not None else "training"
         self.seconds = []  # per epoch trained by this call (for the ETA)
+        self.batch = config.per_process_batch_size(accelerator.num_processes)
 
     def start(self, state: dict | None, n_items: int) -> None:
         """Take over a loaded checkpoint's counters, scaler and RNG states."""
@@ -255,7 +262,7 @@ class _Run:
             terms = self._micro_step(batch)
             for key, value in terms.items():
                 sums[key] = sums.get(key, 0.0) + value
-            n_batches, n_samples = n_batches + 1, n_samples + _batch_len(batch, self.config.batch_size)
+            n_batches, n_samples = n_batches + 1, n_samples + _batch_len(batch, self.batch)
             if self.acc.sync_gradients:
                 self._after_optimizer_step(terms, bar)
             bar.update(1)

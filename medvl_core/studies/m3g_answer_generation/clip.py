@@ -32,7 +32,7 @@ class ClipFit:
     """A trained label-CLIP model and how it was trained."""
 
     model: DualEncoder
-    batch_size: int  # requested
+    global_batch_size: int  # requested
     effective_batch_size: int  # capped by the number of training items
     n_items: int
     history: list = field(default_factory=list)
@@ -91,7 +91,7 @@ def make_augment(augmentations) -> MonaiAugment | None:
     return MonaiAugment(augmentations) if augmentations else None
 
 
-def fit_label_clip(data: M3GData, batch_size: int, config: TrainConfig, embed_dim: int = 128, seed: int = 0,
+def fit_label_clip(data: M3GData, global_batch_size: int, config: TrainConfig, embed_dim: int = 128, seed: int = 0,
                    projection_layers: int = 1, train_tower: bool = False, augment: MonaiAugment | None = None,
                    aug_views: int = 4) -> ClipFit:
     """Train label-CLIP with the CLIP loss on the training images: projections (+ the image tower when `train_tower`).
@@ -111,10 +111,11 @@ def fit_label_clip(data: M3GData, batch_size: int, config: TrainConfig, embed_di
     model = DualEncoder(tower, data.text_encoder, embed_dim=embed_dim).set_trainable("all" if train_tower else "projections")
     model.text.requires_grad_(False)
     pairs = _training_pairs(data, rows, label_index, model, train_tower, augment, aug_views, seed)
-    effective = min(int(batch_size), len(rows))
-    result = train(model, pairs, ContrastiveObjective("clip"), replace(config, batch_size=effective, seed=seed))
+    effective = min(int(global_batch_size), len(rows))
+    result = train(model, pairs, ContrastiveObjective("clip"),
+                   replace(config, global_batch_size=effective, seed=seed))
     views = aug_views if augment is not None and not train_tower else 0
-    return ClipFit(model.eval(), int(batch_size), effective, len(rows), result.history, result.steps, augment,
+    return ClipFit(model.eval(), int(global_batch_size), effective, len(rows), result.history, result.steps, augment,
                    bool(train_tower), views, seed)
 
 

@@ -20,7 +20,7 @@ REFERENCE_METRICS = {TRUE_CONDITION: "dbleu_it_is_true_condition", RESPONSE_LABE
 DEFAULT_SETTING = KnnSetting()  # image-image, no PCA, k=5
 
 
-def batch_size_sweep(data: M3GData, batch_sizes, config: TrainConfig, setting: KnnSetting = DEFAULT_SETTING,
+def batch_size_sweep(data: M3GData, global_batch_sizes, config: TrainConfig, setting: KnnSetting = DEFAULT_SETTING,
                      splits=("val", "test"), embed_dim: int = 128, seed: int = 0, postprocess=(True, False),
                      **recipe) -> tuple[pd.DataFrame, dict]:
     """Table 2: one label-CLIP model per batch size (`recipe`: fit_label_clip's options), scored with `setting`.
@@ -28,7 +28,7 @@ def batch_size_sweep(data: M3GData, batch_sizes, config: TrainConfig, setting: K
     `postprocess` = (template, query matching) of the answers (the paper's Tables 2 and 3: both).
     """
     rows, fits = [], {}
-    for size in batch_sizes:
+    for size in global_batch_sizes:
         fits[size] = fit = fit_label_clip(data, size, config, embed_dim, seed, **recipe)
         for name in splits:
             labels = predict_labels(fit, data, name, setting, seed)

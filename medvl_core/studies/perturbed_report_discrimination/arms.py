@@ -99,7 +99,7 @@ def fit_variant(study: PerturbedStudy, variant: str, config: TrainConfig, alpha:
     model = new_model(study, config.seed, **model_options)
     k = n_perturbations if weights.perturbation else 0  # no perturbed texts to encode when they are not used
     pairs = PerturbedPairs(study.train, model.tokenize, k, config.seed)
-    if not study.cached and len(pairs) > config.batch_size:  # trained towers: no 1-image batch for BatchNorm
+    if not study.cached and len(pairs) > config.global_batch_size:  # trained towers: no 1-image batch for BatchNorm
         config = dataclasses.replace(config, drop_last=True)
     result = train(model, pairs, MultiScaleObjective(weights, temperature), config, collate_fn=pairs.collate)
     return model.eval(), result

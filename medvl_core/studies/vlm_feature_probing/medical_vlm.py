@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 MEDICAL_VLM = {"image_encoder": "bundled:efficientnet_lite0", "text_encoder": "bundled:minilm", "image_size": 96,
-               "epochs": 10, "batch_size": 128, "lr": 1e-3, "embed_dim": 128}
+               "epochs": 10, "global_batch_size": 128, "lr": 1e-3, "embed_dim": 128}
 SMALL_SYNTH_CXR = {"n_studies": 600, "n_test_images": 100}  # a SynthCXR world of its own, small enough for the demo
 
 
@@ -31,7 +31,7 @@ def train_medical_vlm(out_dir, seed: int = 0, device: str = "cpu", **overrides) 
     study = prepare_report_study(image, build_text_encoder(options["text_encoder"], device=device),
                                  labels=[n for n in CHEXPERT_LABELS if n != "No Finding"], name="synth-cxr",
                                  progress=False, views="frontal", **world)
-    config = TrainConfig(epochs=options["epochs"], batch_size=options["batch_size"], lr=options["lr"],
+    config = TrainConfig(epochs=options["epochs"], global_batch_size=options["global_batch_size"], lr=options["lr"],
                          warmup_steps=10, device=device, progress=False)
     model, _ = fit_variant(study, ablation_variants()[-1], seed, config, embed_dim=options["embed_dim"])
     model.save_pretrained(out_dir)
