@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 MEDVL  := $(VENV)/bin/medvl
-PAPERS := m3g_answer_generation perturbed_report_discrimination meems loss_relaxation vlm_feature_probing
+# The paper ids, read from the registry (medvl_core/papers.py; no torch import) when a recipe needs them.
+PAPERS  = $(shell $(PY) -c 'from medvl_core.papers import PAPERS; print(*PAPERS)')
 export MPLBACKEND := Agg
 
 .PHONY: install lock demo test test-fast notebooks bench lint lab clean
