@@ -11,7 +11,6 @@ from torch import nn
 from medvl_core.data.nli import NLI_LABELS, NLIPair
 from medvl_core.errors import ParameterError
 from medvl_core.eval.finetune import (
-    classification_summary,
     finetune_image_classifier,
     finetune_text_classifier,
     label_table,
@@ -84,14 +83,6 @@ def test_text_classifier_rejects_unknown_labels_and_empty_sets():
         finetune_text_classifier(BagOfWords(), bad, toy_pairs(3, 0), text_config())
     with pytest.raises(ParameterError, match="test is empty"):
         finetune_text_classifier(BagOfWords(), toy_pairs(3, 0), [], text_config())
-
-
-def test_classification_summary_values():
-    out = classification_summary(np.array([0, 0, 1, 2]), np.array([0, 1, 1, 1]), ("a", "b", "c"))
-    assert out["accuracy"] == 0.5
-    assert out["per_label"] == {"a": 0.5, "b": 1.0, "c": 0.0}
-    assert out["confusion"] == [[1, 1, 0], [0, 1, 0], [0, 1, 0]]
-    assert out["n_test"] == 4
 
 
 def toy_images(n, seed, nan_fraction=0.0):

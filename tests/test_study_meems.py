@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from medvl_core.errors import ParameterError
-from medvl_core.eval.metrics import auroc
+from medvl_core.eval.metrics import argmax_onehot, auroc, normalised_confusion, single_label_confusion
 from medvl_core.studies.meems.captions import (
     attention_words,
     caption_diversity,
@@ -23,7 +23,6 @@ from medvl_core.studies.meems.heads import embeddings, fit_finetuned_baseline, f
 from medvl_core.studies.meems.paper_metrics import binarised, paper_auc, paper_scores, reference_scores
 from medvl_core.studies.meems.pixels import predict_pixels
 from medvl_core.studies.meems.projection import pca, pca_2d
-from medvl_core.studies.meems.scores import argmax_onehot, normalised_confusion, single_label_confusion
 from medvl_core.studies.meems.tables import (
     auc_table,
     fnr_fpr_table,

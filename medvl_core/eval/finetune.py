@@ -30,7 +30,7 @@ from ..models.encoders import TextEncoder
 from ..models.modules import device_of
 from ..train import TrainConfig
 from ..train import train as train_model
-from .metrics import auroc
+from .metrics import auroc, classification_summary
 
 HEAD_HIDDEN = 512
 THRESHOLD = 0.5
@@ -117,18 +117,6 @@ def _predict_pairs(model: PairClassifier, records, batch_size: int) -> np.ndarra
         batch = _collate_pairs(records[start : start + batch_size])
         out.append(model(batch["premises"], batch["hypotheses"]).argmax(dim=1).cpu())
     return torch.cat(out).numpy()
-
-
-def classification_summary(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict:
-    """Accuracy, per-label recall (NaN where a label has no test pair), confusion (rows true, columns predicted), n_test."""
-    n = len(labels)
-    confusion = np.zeros((n, n), dtype=int)
-    np.add.at(confusion, (y_true, y_pred), 1)
-    support = confusion.sum(axis=1)
-    per_label = {label: float(confusion[i, i] / support[i]) if support[i] else float("nan")
-                 for i, label in enumerate(labels)}
-    return {"accuracy": float(np.trace(confusion) / max(1, len(y_true))), "per_label": per_label,
-            "confusion": confusion.tolist(), "n_test": int(len(y_true))}
 
 
 def finetune_text_classifier(text_model: nn.Module, train: Sequence[NLIPair], test: Sequence[NLIPair],
@@ -224,4 +212,4 @@ def finetune_image_classifier(image_model: nn.Module, X_train: torch.Tensor, Y_t
 
 
 __all__ = ["finetune_text_classifier", "finetune_image_classifier", "PairClassifier", "MultiLabelClassifier",
-           "masked_bce", "classification_summary", "label_table"]
+           "masked_bce", "label_table"]

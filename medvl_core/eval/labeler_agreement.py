@@ -20,6 +20,7 @@ from ..data.openi_mesh import mesh_labels
 from ..errors import ParameterError
 from ..text.labeler import label_reports
 from ..text.observations import CHEXPERT_LABELS
+from .metrics import cohen_kappa, confusion_counts, f1, precision, rate, recall
 
 
 def binarize(pred: np.ndarray, uncertain: float = 1.0) -> np.ndarray:
@@ -28,24 +29,14 @@ def binarize(pred: np.ndarray, uncertain: float = 1.0) -> np.ndarray:
     return np.where(pred == 1, 1.0, np.where(pred == -1, float(uncertain), 0.0))
 
 
-def _kappa(tp: int, fp: int, fn: int, tn: int) -> float:
-    """Cohen's kappa of a 2x2 table (NaN when undefined)."""
-    n = tp + fp + fn + tn
-    observed = (tp + tn) / n
-    expected = ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / n**2
-    return float("nan") if expected == 1 else (observed - expected) / (1 - expected)
-
-
 def _row(p: np.ndarray, r: np.ndarray) -> dict:
     """Counts and agreement metrics for one observation (p, r are 0/1 vectors)."""
-    tp, fp = int(((p == 1) & (r == 1)).sum()), int(((p == 1) & (r == 0)).sum())
-    fn, tn = int(((p == 0) & (r == 1)).sum()), int(((p == 0) & (r == 0)).sum())
-    precision = tp / (tp + fp) if tp + fp else float("nan")
-    recall = tp / (tp + fn) if tp + fn else float("nan")
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
-    return {"support": len(p), "mesh_pos": tp + fn, "labeler_pos": tp + fp, "tp": tp, "precision": precision,
-            "recall": recall, "f1": f1, "accuracy": (tp + tn) / len(p) if len(p) else float("nan"),
-            "kappa": _kappa(tp, fp, fn, tn) if len(p) else float("nan")}
+    both = np.isin(p, (0, 1)) & np.isin(r, (0, 1))  # a value other than 0 / 1 (uncertain=0.5) counts in no cell
+    c = confusion_counts(r[both], p[both] == 1)
+    tp, fp, fn, tn = c["tp"], c["fp"], c["fn"], c["tn"]
+    return {"support": len(p), "mesh_pos": tp + fn, "labeler_pos": tp + fp, "tp": tp, "precision": precision(tp, fp),
+            "recall": recall(tp, fn), "f1": f1(tp, fp, fn), "accuracy": rate(tp + tn, len(p)),
+            "kappa": cohen_kappa(tp, fp, fn, tn) if len(p) else float("nan")}
 
 
 def agreement_table(pred, ref, uncertain: float = 1.0, labels: Sequence[str] = CHEXPERT_LABELS) -> pd.DataFrame:

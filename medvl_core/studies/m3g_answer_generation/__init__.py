@@ -21,7 +21,6 @@ from .claude_arm import CLAUDE_METRICS, claude_arm, claude_postprocessing_table,
 from .clip import fit_label_clip, make_augment
 from .embedding_maps import closeness, cluster_verdict, label_pca, modality_pca, similar_pairs
 from .knn import KnnSetting, predict_labels, table2_setting, table3_settings
-from .metrics import accuracy
 from .official_scorer import score_submission
 from .prepare import (
     built_dictionary_accuracy,
@@ -50,7 +49,7 @@ from .tables import (
     reference_table,
 )
 
-__all__ = ["CLAUDE_METRICS", "POSTPROCESSING", "REFERENCE_METRICS", "KnnSetting", "accuracy", "answers", "batch_size_sweep",
+__all__ = ["CLAUDE_METRICS", "POSTPROCESSING", "REFERENCE_METRICS", "KnnSetting", "answers", "batch_size_sweep",
            "best_row", "built_dictionary_accuracy", "check_claude_run", "choose_dictionary", "claims_table", "claude_arm",
            "claude_postprocessing_table", "claude_table", "closeness", "cluster_verdict", "control_rows", "dbleu_metrics",
            "example_table", "fit_label_clip", "knn_metric_keys", "knn_table", "label_client", "label_extraction_table",

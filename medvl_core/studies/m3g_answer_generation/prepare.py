@@ -21,6 +21,7 @@ from ...data.base import RecordDataset
 from ...data.check import screen
 from ...data.images import load_image
 from ...errors import ParameterError
+from ...eval.metrics import accuracy
 from ...llm.openai_client import PAPER_CHAT_MODEL, PAPER_EMBEDDING_MODEL, OpenAIClient
 from ...models.cache import image_tower_features, text_tower_features
 from ...models.embedding_table import EmbeddingTable
@@ -28,7 +29,6 @@ from ...models.encoders import build_image_encoder, build_text_encoder
 from ...worlds.synth_derm_conditions import label_dictionary
 from .derm_labels import build_label_dictionary, extract_labels
 from .llm_labels import llm_labels
-from .metrics import accuracy
 
 OPENAI_PREFIX = "openai:"  # text_encoder "openai:MODEL": label names embedded by the OpenAI embeddings API
 LABEL_SOURCES = ("world", "responses", "llm")

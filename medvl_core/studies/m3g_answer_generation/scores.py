@@ -11,8 +11,8 @@ import pandas as pd
 
 from ...errors import ParameterError
 from ...eval.deltableu import delta_bleu
+from ...eval.metrics import accuracy
 from .derm_labels import answer_text
-from .metrics import accuracy
 from .prepare import M3GData, M3GSplit
 
 HEADLINE = "dBLEU"  # the official scorer's deltaBLEU

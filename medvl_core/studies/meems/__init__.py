@@ -5,8 +5,8 @@ captioner learns the training reports' first sentences (`captions`); each image'
 pooled image features and the captioner's hidden state after a greedy caption; the embedder + MLP
 classifier (`networks`) and the image-only baseline (same heads on image features alone, or a CNN
 fine-tuned on pixels, `pixels`) are trained for the binary (No Finding vs Finding) and 14-label tasks
-(`heads`). Evaluation (`tables`, `paper_metrics`, `scores`): the paper's metrics (AUC as the mean of the
-binarised label matrix's column AUCs plus micro AUC on its flattening, F1 and confusion at argmax),
+(`heads`). Evaluation (`tables`, `paper_metrics`, on the shared `eval.metrics`): the paper's metrics (AUC as
+the mean of the binarised label matrix's column AUCs plus micro AUC on its flattening, F1 and confusion at argmax),
 validation-threshold extras, FNR/FPR, trivial references, minority classes, and the SynthCXR rare stratum
 (demo: subpulmonic pleural effusion) against the common one with bootstrap CIs; claims over several head
 seeds (`claims`); the paper's figures (`figures`, `projection`).
@@ -38,7 +38,6 @@ from .figures import (
 from .heads import HeadInputs, HeadsResult, embeddings, fit_head_seeds, fit_heads, head_inputs
 from .paper_metrics import binarised
 from .projection import pca
-from .scores import argmax_onehot, confusion_matrix, single_label_confusion
 from .tables import (
     auc_table,
     fnr_fpr_table,
@@ -52,12 +51,12 @@ from .tables import (
 from .tasks import MODELS, TASKS, task_targets
 
 __all__ = [
-    "MODELS", "TASKS", "HeadInputs", "HeadsResult", "MeemsData", "MeemsSplit", "argmax_onehot", "attention_figure",
+    "MODELS", "TASKS", "HeadInputs", "HeadsResult", "MeemsData", "MeemsSplit", "attention_figure",
     "attention_words", "auc_table", "binarised", "caption_diversity", "caption_example_text", "caption_examples",
-    "caption_scores", "caption_training_figure", "claims_table", "confusion_matrix", "confusion_pair",
+    "caption_scores", "caption_training_figure", "claims_table", "confusion_pair",
     "distinct_label_examples", "embeddings", "first_with_label", "fit_captioner", "fit_head_seeds", "fit_heads",
     "fnr_fpr_table", "generate_captions", "head_inputs", "label_histogram", "minority_summary", "paper_table", "pca",
     "pca_figure", "pca_per_class_figure", "prepare_meems_data", "primary_label", "rare_stratum_table", "roc_pair",
-    "seed_metrics", "single_label_confusion", "summary_metrics", "task_targets", "thresholds_by_model",
+    "seed_metrics", "summary_metrics", "task_targets", "thresholds_by_model",
     "training_summary", "verdict_sentences",
 ]

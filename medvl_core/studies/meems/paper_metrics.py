@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...eval.metrics import auroc_per_label
-from .scores import argmax_onehot, column_f1, micro_auroc
+from ...eval.metrics import argmax_onehot, auroc_per_label, column_f1, micro_auroc
 
 
 def binarised(Y, P, task: str) -> tuple[np.ndarray, np.ndarray]:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ...eval.metrics import auroc_per_label, choose_thresholds
+from ...eval.metrics import auroc_ci, auroc_per_label, choose_thresholds, confusion_counts, error_rates, micro_auroc
 from .data import RARE_LABEL, MeemsData
 from .heads import HeadsResult
 from .paper_metrics import paper_scores, reference_scores
-from .scores import auroc_ci, confusion_counts, error_rates, micro_auroc
 from .tasks import MODELS, TASKS, task_targets
 
 

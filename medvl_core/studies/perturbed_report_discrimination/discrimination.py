@@ -11,13 +11,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ...eval.metrics import bootstrap_ci
 from ...models.multiscale import MultiScaleEncoder
 from ...text.perturb import PERTURBATIONS
 from .arms import metric_name
 from .prepare import ReportSplit
-from .scores import bootstrap_ci
 
 OVERALL = "overall (all candidates)"
+TABLE_IV_QUANTILES = ((1 - 0.95) / 2, (1 + 0.95) / 2)  # the 95% CI's levels, as Table IV has always computed them
 
 
 @torch.no_grad()
@@ -89,8 +90,8 @@ def table_iv(fits: dict, split: ReportSplit, n_boot: int = 1000, seed: int = 0) 
     for variant, (model, _) in fits.items():
         scores = discrimination_scores(model, split)
         credit = original_credit(scores)
-        low, high = bootstrap_ci(credit, n_boot, seed)
-        rows[variant] = {"accuracy": credit.mean(), "ci_low": low, "ci_high": high,
+        ci = bootstrap_ci(credit, metric="mean", n_resamples=int(n_boot), seed=seed, quantiles=TABLE_IV_QUANTILES)
+        rows[variant] = {"accuracy": credit.mean(), "ci_low": ci["low"], "ci_high": ci["high"],
                          "chance": (1.0 / scores.groupby("image").size()).mean(), "n_images": len(credit)}
     return pd.DataFrame(rows).T
 

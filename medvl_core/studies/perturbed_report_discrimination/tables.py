@@ -11,12 +11,12 @@ import pandas as pd
 import torch
 
 from ...errors import ParameterError
+from ...eval.metrics import constant_accuracy
 from ...text.perturb import PERTURBATIONS
 from ...train import TrainConfig
 from .arms import VARIANTS, metric_name
 from .discrimination import OVERALL
 from .prepare import PerturbedStudy, ReportSplit
-from .scores import constant_accuracy
 
 
 def classification_arrays(split: ReportSplit, labels: Sequence[str]) -> tuple[torch.Tensor, np.ndarray]:

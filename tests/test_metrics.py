@@ -6,6 +6,8 @@ from sklearn.metrics import f1_score, matthews_corrcoef, precision_score, recall
 
 from medvl_core.errors import ParameterError
 from medvl_core.eval.metrics import (
+    LabelStatistic,
+    ResampleChunk,
     auroc,
     auroc_ci_table,
     auroc_per_label,
@@ -96,9 +98,7 @@ def test_bootstrap_resamples_equal_sklearn_on_the_same_rows():
     y, p = make_data(n=120, labels=2, decimals=1)
     rng = np.random.default_rng(0)
     idx = rng.integers(0, 120, size=(5, 120))
-    from medvl_core.eval.metrics import _Chunk, _Metric
-
-    got = _Metric(y, p, "auroc").on(_Chunk(idx))
+    got = LabelStatistic(y, p, "auroc").on(ResampleChunk(idx))
     for r, row in zip(idx, got):
         for j in range(2):
             keep = ~np.isnan(y[r, j])
