@@ -1,4 +1,3 @@
-"""One module per paper id: what its notebook calls (prepare the study, run the arms, build the paper's tables).
-
-This layer sits above `eval`, `viz` and `train`; nothing below imports it.
-"""
+"""One package per paper id, `studies/<paper id>/`: everything only that paper uses (its data preparation, arms,
+tables, figures, claims and metric keys). The packages never import each other; nothing below this layer
+imports them."""
