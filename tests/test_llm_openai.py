@@ -12,7 +12,7 @@ from test_m3g_clip import _write_dermavqa
 from medvl_core.errors import ParameterError
 from medvl_core.llm import openai_client
 from medvl_core.llm.base import LLMRequestError
-from medvl_core.llm.openai_client import MissingOpenAIKeyError, OpenAIClient, openai_key_available
+from medvl_core.llm.openai_client import MissingOpenAIKeyError, OpenAIClient
 from medvl_core.studies.m3g_answer_generation.llm_labels import label_prompt, label_request, llm_labels, parse_label
 
 KEY = "sk-openai-test-SECRET-42"
@@ -82,7 +82,6 @@ def test_refusals_are_not_retried_and_say_what_to_do(tmp_path, status, message):
 
 def test_missing_key_names_the_variable_and_the_offline_alternative(monkeypatch, tmp_path):
     monkeypatch.delenv("OPENAI_API_KEY")
-    assert not openai_key_available()
     with pytest.raises(MissingOpenAIKeyError, match=r"OPENAI_API_KEY.*label_source responses"):
         OpenAIClient(tmp_path)
     with pytest.raises(ParameterError, match="chat_model"):

@@ -11,7 +11,7 @@ from transformers import AutoTokenizer
 
 from medvl_core import assets
 from medvl_core.errors import ParameterError
-from medvl_core.losses import local_contrastive_loss, local_similarity, pool_words, word_index, word_region_attention
+from medvl_core.losses import local_contrastive_loss, local_similarity, pool_words, word_index
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +55,6 @@ def test_pool_words_is_the_mean_of_each_words_tokens():
     assert torch.allclose(words[0, 0], tokens[0, 1:3].mean(0)) and torch.allclose(words[0, 1], tokens[0, 3])
     padded, padded_mask = pool_words(torch.cat([tokens, tokens]), torch.tensor([[-1, 0, 0, 1, -1], [0, -1, -1, -1, -1]]))
     assert padded_mask.tolist() == [[True, True], [True, False]] and torch.all(padded[1, 1] == 0)
-
-
-def test_attention_is_normalised_over_regions_with_the_right_shape():
-    regions, words = unit(3, 6, 8), unit(4, 5, 8, seed=1)
-    attention = word_region_attention(regions, words, gamma1=4.0)
-    assert attention.shape == (3, 4, 5, 6)
-    assert torch.allclose(attention.sum(-1), torch.ones(3, 4, 5, dtype=torch.float64))
-    assert torch.all(attention > 0)
 
 
 def test_pair_scores_match_an_explicit_context_computation():

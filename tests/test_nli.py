@@ -12,7 +12,6 @@ from medvl_core.data import DATASETS, open_dataset
 from medvl_core.data.nli import (
     NLI_LABELS,
     NLIPair,
-    contradictions,
     is_usable,
     laterality_flip,
     negation_flip,
@@ -124,10 +123,6 @@ def test_laterality_flip_only_outside_negation():
     assert laterality_flip("Right-sided catheter.") == "Left-sided catheter."
     assert laterality_flip("No left pleural effusion.") is None
     assert laterality_flip("Heart size is normal.") is None
-
-
-def test_negated_sentences_get_only_negation_flips():
-    assert set(contradictions("No left pleural effusion.", kinds=("negation", "laterality"))) == {"negation"}
 
 
 def test_paraphrase_templates_keep_the_content():

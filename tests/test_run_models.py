@@ -1,6 +1,4 @@
-"""Contrastive models in run folders: discovery, image-side encoder, cached features, seeded random controls."""
-
-import json
+"""Contrastive models in run folders: image-side encoder, cached features, seeded random controls."""
 
 import numpy as np
 import torch
@@ -10,7 +8,6 @@ from medvl_core.data import open_dataset
 from medvl_core.models.dual_encoder import build_dual_encoder
 from medvl_core.models.run_models import (
     extract_features,
-    find_run_models,
     image_encoder_from_run,
     is_random_init,
     probe_encoder,
@@ -30,17 +27,6 @@ def _folder(root, n=3):
         for i in range(n):
             Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8)).save(root / cls / f"{i}.png")
     return open_dataset("image-folder", root=root)
-
-
-def test_find_run_models(tmp_path):
-    runs = tmp_path / "runs"
-    _, folder = _saved(runs)
-    (runs / "other" / "junk").mkdir(parents=True)
-    (runs / "other" / "junk" / "dual_encoder.json").write_text(json.dumps({"format": "x"}))
-    (runs / "half").mkdir()
-    (runs / "half" / "dual_encoder.json").write_text(json.dumps({"format": "medvl-dual-encoder/1"}))
-    assert find_run_models(runs) == [folder]
-    assert find_run_models(tmp_path / "missing") == []
 
 
 def test_image_encoder_from_run_matches_dual_encoder(tmp_path):

@@ -22,18 +22,17 @@ from medvl_core.studies.meems.data import MeemsData, MeemsSplit, first_sentences
 from medvl_core.studies.meems.heads import embeddings, fit_finetuned_baseline, fit_head_seeds, fit_heads, head_inputs
 from medvl_core.studies.meems.paper_metrics import binarised, paper_auc, paper_scores, reference_scores
 from medvl_core.studies.meems.pixels import predict_pixels
-from medvl_core.studies.meems.projection import pca, pca_2d
+from medvl_core.studies.meems.projection import pca
 from medvl_core.studies.meems.tables import (
     auc_table,
     fnr_fpr_table,
     minority_summary,
-    operating_point_table,
     paper_table,
     rare_stratum_table,
     summary_metrics,
     training_summary,
 )
-from medvl_core.studies.meems.tasks import task_names, task_targets
+from medvl_core.studies.meems.tasks import task_targets
 from medvl_core.train import TrainConfig
 
 
@@ -52,11 +51,10 @@ def test_world_root_is_stable_and_distinct_per_knobs(data_root):
     assert a.parent == data_root and a.name.startswith("synth-cxr-")
 
 
-def test_task_targets_and_names():
+def test_task_targets():
     labels = np.array([[1, 0, 0], [0, 1, 1]], dtype=np.float32)
     np.testing.assert_array_equal(task_targets(labels, "binary"), [[0], [1]])
     assert task_targets(labels, "multilabel") is labels
-    assert task_names("binary", ["a", "b"]) == ["Finding"]
     with pytest.raises(ParameterError, match="task"):
         task_targets(labels, "multiclass")
 
@@ -71,18 +69,6 @@ def test_auc_table_macro_micro_and_minority_flags():
     assert list(table["n positive"].iloc[:2]) == [2, 1] and list(table["minority"].iloc[:2]) == [False, True]
     summary = minority_summary(table, ["A", "B"])
     assert summary.loc["minority classes (1)", "A"] == 1.0 and summary.loc["other classes (1)", "B"] == 0.0
-
-
-def test_operating_point_fnr_fpr_and_confusions():
-    y_val = np.array([[1], [0], [1], [0]], dtype=float)
-    p_val = np.array([[0.7], [0.4], [0.6], [0.2]])  # F1-optimal threshold on validation: 0.6
-    y = np.array([[1], [1], [0], [0], [0]], dtype=float)
-    p = np.array([[0.9], [0.5], [0.65], [0.3], [0.1]])
-    table = operating_point_table(y_val, p_val, y, p, ["Finding"])
-    row = table.loc["Finding"]
-    assert row["threshold"] == pytest.approx(0.6)
-    assert row["fnr"] == pytest.approx(1 / 2) and row["fpr"] == pytest.approx(1 / 3) and row["f1"] == pytest.approx(0.5)
-    assert row["f1 @0.5"] == pytest.approx(2 * 2 / (2 * 2 + 1))
 
 
 def test_single_label_confusion_uses_only_single_label_images():
@@ -163,7 +149,6 @@ def test_silhouette_and_claims_table():
 def test_pca_projects_to_n_components():
     x = np.random.default_rng(0).normal(size=(30, 6))
     assert pca(x, 3).shape == (30, 3)
-    np.testing.assert_allclose(np.abs(pca(x, 2)), np.abs(pca_2d(x)))
     with pytest.raises(ParameterError, match="n_components"):
         pca(x, 7)
 

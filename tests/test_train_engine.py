@@ -64,7 +64,7 @@ def test_loss_decreases_and_history():
     losses = [row["train_loss"] for row in result.history]
     assert losses[-1] < 0.3 * losses[0]
     assert isinstance(result, TrainResult) and result.steps == 6 * 10 and result.seconds > 0
-    assert {"epoch", "train_loss", "lr", "seconds", "samples_per_s"} <= set(result.final_metrics)
+    assert {"epoch", "train_loss", "lr", "seconds", "samples_per_s"} <= set(result.history[-1])
     assert result.history[0]["samples_per_s"] > 0
     frame = result.history_frame()
     assert list(frame.index) == [1, 2, 3, 4, 5, 6] and "train_loss" in frame
@@ -240,7 +240,7 @@ def test_mismatched_checkpoint_raises(tmp_path):
 
 def test_bf16_on_cpu_and_config_errors():
     result = train(mlp(), Regression(16), mse, cfg(epochs=2, mixed_precision="bf16"))
-    assert math.isfinite(result.final_metrics["train_loss"])
+    assert math.isfinite(result.history[-1]["train_loss"])
     with pytest.raises(ParameterError, match="fp16"):
         train(mlp(), Regression(16), mse, cfg(epochs=1, mixed_precision="fp16"))
     with pytest.raises(ParameterError, match="global_batch_size"):

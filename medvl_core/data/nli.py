@@ -237,12 +237,6 @@ def antonym_flip(sentence: str) -> str | None:
         return None
 
 
-def contradictions(sentence: str, kinds: Sequence[str] = FLIP_KINDS) -> dict[str, str]:
-    """{flip kind: contradicting sentence} for every flip of `kinds` that applies."""
-    flips = {kind: _flip(sentence, kind) for kind in _candidate_flips(sentence, kinds)}
-    return {kind: text for kind, text in flips.items() if text is not None}
-
-
 def _candidate_flips(sentence: str, kinds: Sequence[str]) -> list[str]:
     """Flip kinds that may apply, decided without parsing (antonym_adjs needs spaCy, so it is tried last)."""
     out = [kind for kind in ("negation", "laterality") if kind in kinds and _flip(sentence, kind) is not None]
@@ -372,4 +366,4 @@ def nli_split(pairs: Sequence[NLIPair], test_fraction: float = 0.2, seed: int = 
 
 
 __all__ = ["NLI_LABELS", "NLIPair", "read_nli_jsonl", "synthetic_nli", "nli_split", "open_nli_jsonl",
-           "negation_flip", "laterality_flip", "antonym_flip", "contradictions", "paraphrase", "topics", "is_usable"]
+           "negation_flip", "laterality_flip", "antonym_flip", "paraphrase", "topics", "is_usable"]

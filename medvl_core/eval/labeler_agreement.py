@@ -74,12 +74,6 @@ def label_openi(reports: Sequence[dict]) -> tuple[np.ndarray, np.ndarray, dict]:
     return pred, ref[used], counts
 
 
-def openi_agreement(reports: Sequence[dict], uncertain: float = 1.0) -> tuple[pd.DataFrame, dict]:
-    """Label Open-I report records and compare with their MeSH; returns (table, counts of reports used)."""
-    pred, ref, counts = label_openi(reports)
-    return agreement_table(pred, ref, uncertain), counts
-
-
 def _cell(value) -> str:
     """A table cell: floats to 3 decimals, NaN as '-'."""
     if isinstance(value, float):

@@ -86,10 +86,6 @@ class ZeroShotClassifier:
         logits = self.scale * (img @ pos.T - img @ neg.T)  # softmax over a pair = sigmoid of the difference
         return torch.sigmoid(logits).cpu().numpy().astype(np.float64)
 
-    def embed_images(self, batches: Iterable) -> torch.Tensor:
-        """(N, D) image embeddings of all batches, in eval mode under no_grad, on the CPU."""
-        return torch.cat(list(self._embedded(batches)))
-
     def predict_dataset(self, batches: Iterable) -> np.ndarray:
         """(N, L) probabilities for a loader / iterable of image batches (embedded batch by batch)."""
         return np.concatenate([self.probabilities(e) for e in self._embedded(batches)])

@@ -53,11 +53,6 @@ def no_key_message(what: str = "the LLM label pipeline") -> str:
             "EmbeddingV3 label embeddings); offline, use -p label_source responses and -p text_encoder bundled:minilm")
 
 
-def openai_key_available() -> bool:
-    """Whether OPENAI_API_KEY is set (non-empty)."""
-    return bool(os.environ.get(API_KEY_ENV, "").strip())
-
-
 class OpenAIClient(RetryingClient):
     """Chat completions and embeddings through the official openai SDK, with an on-disk cache and retries."""
 

@@ -3,7 +3,7 @@ Jang et al.'s relaxed positive similarity, GLoRIA-style local and perturbation l
 
 from .captioning import captioning_loss, doubly_stochastic_penalty
 from .contrastive import FRAMEWORKS, ContrastiveObjective, clip_logits, clip_loss, relax_args, simclr_loss
-from .local import local_contrastive_loss, local_similarity, pool_words, word_index, word_region_attention
+from .local import local_contrastive_loss, local_similarity, pool_words, word_index
 from .perturbation import LossWeights, MultiScaleObjective, perturbation_logits, perturbation_loss
 from .relaxed import relax_positive, relaxed_similarity
 from .uniclip import mp_nce_loss, uniclip_loss
@@ -29,5 +29,4 @@ __all__ = [
     "simclr_loss",
     "uniclip_loss",
     "word_index",
-    "word_region_attention",
 ]

@@ -26,11 +26,6 @@ from .precision import full_precision
 GAMMA1, GAMMA2, GAMMA3 = 4.0, 5.0, 10.0  # GLoRIA's attention, aggregation and logit temperatures
 
 
-def word_region_attention(regions: torch.Tensor, words: torch.Tensor, gamma1: float = GAMMA1) -> torch.Tensor:
-    """Attention (Bi, Bt, W, R) of every text's words over every image's regions (softmax over regions)."""
-    return _cosine_attention(regions, words, gamma1)[1]
-
-
 def _cosine_attention(regions: torch.Tensor, words: torch.Tensor, gamma1: float):
     """(word-region cosines (Bi, Bt, W, R), attention over regions, normalised regions)."""
     _check_local(regions, words)

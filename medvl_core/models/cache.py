@@ -164,10 +164,6 @@ class EpochTextFeatures:
         self.features = text_tower_features(encoder, distinct, progress=progress)
         self.index = [torch.tensor([position[t] for t in epoch]) for epoch in texts]
 
-    @property
-    def n_distinct(self) -> int:
-        return len(self.features)
-
     def __call__(self, epoch: int) -> torch.Tensor:
         """Features of the texts of `epoch` (draws repeat every `epochs` epochs)."""
         return self.features[self.index[int(epoch) % len(self.index)]]

@@ -161,14 +161,6 @@ class DualEncoder(nn.Module):
                 outs.append(self.encode_images(batch).float().cpu())
         return torch.cat(outs) if outs else torch.empty(0, self.embed_dim)
 
-    def ssl_embed(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B,3,H,W) -> SSL head outputs (B, ssl_dim) for SLIP (unnormalised; the SimCLR loss normalises)."""
-        if self.ssl_head is None:
-            raise ParameterError(
-                "this model has no SSL head; build it with build_dual_encoder(..., ssl_dim=256) for SLIP"
-            )
-        return self.ssl_head(self.visual(pixels))
-
     def project_image_features(self, features: torch.Tensor, aug_params: torch.Tensor | None = None) -> torch.Tensor:
         """Pooled image-tower features (B, tower dim), e.g. from a feature cache -> normalised (B,D); with an
         augmentation-aware embedding, `aug_params` (B, P) say how each view was made (None: not augmented)."""
@@ -228,23 +220,6 @@ class DualEncoder(nn.Module):
             ):
                 module.eval()
         return self
-
-    def trainable_modules(self) -> list[str]:
-        """Names of the outermost modules/parameters whose parameters are all trainable (["<all>"] if everything)."""
-        if all(p.requires_grad for p in self.parameters()):
-            return ["<all>"]
-        names: list[str] = []
-        for name, module in self.named_modules():
-            params = list(module.parameters())
-            inside = any(name.startswith(n + ".") for n in names)
-            if name and params and all(p.requires_grad for p in params) and not inside:
-                names.append(name)
-        covered = {id(p) for n in names for p in self.get_submodule(n).parameters()}
-        return names + [n for n, p in self.named_parameters() if p.requires_grad and id(p) not in covered]
-
-    def num_parameters(self, trainable_only: bool = False) -> int:
-        """Parameter count (only those with requires_grad when `trainable_only`)."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
 
     # -- persistence --------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ ImageEncoder with spec `run:<path>`; `probe_encoder(spec)` accepts those specs b
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import torch
@@ -16,27 +15,10 @@ import torch.nn.functional as F
 
 from ..errors import ParameterError
 from .cache import image_tower_features
-from .dual_encoder import CONFIG_NAME, DUAL_ENCODER_FORMAT, WEIGHTS_NAME, load_dual_encoder
+from .dual_encoder import WEIGHTS_NAME, load_dual_encoder
 from .encoders import ImageEncoder, build_image_encoder, parse_spec
 
 RUN_PREFIX = "run:"
-
-
-def find_run_models(runs_root=None) -> list[Path]:
-    """Folders under `runs_root` (default: config.runs_root()) holding a saved dual encoder, sorted."""
-    from ..config import runs_root as default_root
-
-    root = Path(runs_root if runs_root is not None else default_root()).expanduser()
-    found = (p.parent for p in root.rglob(CONFIG_NAME) if (p.parent / WEIGHTS_NAME).is_file() and _is_saved_model(p))
-    return sorted(found) if root.is_dir() else []
-
-
-def _is_saved_model(config_file: Path) -> bool:
-    """True when the JSON file is a medvl dual-encoder config."""
-    try:
-        return json.loads(config_file.read_text(encoding="utf-8")).get("format") == DUAL_ENCODER_FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 class _KeyedPreprocess:

@@ -100,11 +100,6 @@ class TrainResult:
     stopped_early: bool = False  # early stopping ended training before config.epochs
     best_epoch: int | None = None  # 1-based epoch with the best `monitor` (None when nothing was monitored)
 
-    @property
-    def final_metrics(self) -> dict:
-        """The last epoch's history row."""
-        return dict(self.history[-1]) if self.history else {}
-
     def history_frame(self):
         """The history as a pandas DataFrame indexed by epoch."""
         import pandas as pd

@@ -143,11 +143,6 @@ CONDITIONS: tuple[Condition, ...] = (
 BY_NAME = {c.name: c for c in CONDITIONS}
 
 
-def condition_names() -> list[str]:
-    """Canonical names of all conditions, in table order."""
-    return [c.name for c in CONDITIONS]
-
-
 def label_dictionary() -> dict[str, str]:
     """Lower-case name or alias -> canonical condition name (for rule-based label extraction)."""
     return {alias.lower(): c.name for c in CONDITIONS for alias in (c.name, *c.aliases)}

@@ -128,8 +128,3 @@ def scenario(name: str) -> Scenario:
     if name not in SCENARIOS:
         raise ParameterError(f"scenario={name!r} is not one of {list(SCENARIOS)}")
     return load_prompts()["scenarios"][name]
-
-
-def paper_model() -> str:
-    """The paper's model, as named in the prompts file."""
-    return load_prompts()["model"]

@@ -17,8 +17,3 @@ def pca(features, n_components: int = 2, seed: int = 0) -> np.ndarray:
         raise ParameterError(f"n_components={n_components} must be between 1 and min(n_samples, n_features) of "
                              f"features with shape {x.shape}")
     return PCA(n_components, random_state=seed).fit_transform(StandardScaler().fit_transform(x))
-
-
-def pca_2d(features, seed: int = 0) -> np.ndarray:
-    """Standardise the features, then project on their first two principal components."""
-    return pca(features, 2, seed)

@@ -36,21 +36,6 @@ def minority_summary(table: pd.DataFrame, models) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
-def operating_point_table(Y_val, P_val, Y, P, label_names) -> pd.DataFrame:
-    """Per class: F1-optimal threshold on validation, then F1, FNR, FPR on test (and the same at 0.5)."""
-    thresholds = choose_thresholds(Y_val, P_val, "f1")
-    y, p = np.asarray(Y, dtype=np.float64), np.asarray(P, dtype=np.float64)
-    rows = {}
-    for j, name in enumerate(label_names):
-        at_op = error_rates(confusion_counts(y[:, j], p[:, j] >= thresholds[j]))
-        at_half = error_rates(confusion_counts(y[:, j], p[:, j] >= 0.5))
-        rows[name] = {"threshold": thresholds[j], **at_op, "f1 @0.5": at_half["f1"]}
-    table = pd.DataFrame(rows).T
-    table.loc["macro"] = table.mean()
-    table.loc["macro", "threshold"] = np.nan
-    return table
-
-
 def rare_stratum_table(Y, probs: dict, rare: np.ndarray, label_names, label: str = RARE_LABEL,
                        n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
     """AUC of `label` with 95% bootstrap CIs for all positives, the common and the rare stratum, each against all negatives.

@@ -19,11 +19,6 @@ def task_targets(labels: np.ndarray, task: str) -> np.ndarray:
     return 1.0 - labels[:, :1] if task == "binary" else labels
 
 
-def task_names(task: str, label_names) -> list[str]:
-    """Column names of `task_targets`."""
-    return ["Finding"] if task == "binary" else list(label_names)
-
-
 def head_loss(logits: torch.Tensor, target: torch.Tensor, task: str) -> torch.Tensor:
     """binary: 2-way softmax cross-entropy (target Finding 0/1); multilabel: mean BCE over the 14 labels."""
     if task == "binary":
