@@ -27,7 +27,9 @@ def _paper_choices(parser: argparse.ArgumentParser) -> dict[str, list]:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
-                out.update({name: list(a.choices) for a in sub._actions if a.dest == "paper" and a.choices})
+                for arg in sub._actions:
+                    if arg.dest == "paper" and arg.choices:
+                        out[name] = list(arg.choices)
     return out
 
 
