@@ -98,7 +98,7 @@ def test_meems_full_yaml_at_toy_size(tmp_path, monkeypatch):
             full["test_images"]) == (103864, 206888, 2813, 4896)
     assert (full["embed_hidden"], full["meems_dim"], full["classifier_hidden"], full["hidden_dim"]) == (1000, 200, 50, 512)
     assert (full["head_epochs"], full["baseline_epochs_binary"], full["baseline_epochs_multilabel"]) == (50, 20, 9)
-    toy = {"image_encoder": "torchvision:resnet50@random", "baseline": "torchvision:resnet50@random",
+    toy = {"image_encoder": "torchvision:resnet50@random", "baseline": "torchvision:resnet18@random",
            "word_vectors": str(tiny_word2vec(tmp_path / "BioWordVec.bin")), "caption_train_images": 16,
            "embedding_train_images": 0, "validate_images": 0, "test_images": 0, "pretrain_epochs": 1,
            "caption_epochs": 1, "head_epochs": 1, "baseline_epochs_binary": 1, "baseline_epochs_multilabel": 1,
