@@ -26,10 +26,6 @@ EXCEPTIONS = {  # qualified name -> why it stays without a caller in the library
                                          "tests/test_assets.py checks through it that every asset is installed",
     "medvl_core.data.dermavqa.read_submission": "public API in data_cards/dermavqa.md: reads a submission file "
                                                 "(write_submission's counterpart)",
-    "medvl_core.eval.metrics.bootstrap.auroc_ci_table": "metric under the eval.metrics reorganisation: keep until "
-                                                        "it lands, then use or delete",
-    "medvl_core.eval.metrics.multiclass.normalised_confusion": "metric under the eval.metrics reorganisation: keep "
-                                                               "until it lands, then use or delete",
     "medvl_core.eval.umap_grid.clear_cache": "benchmarks/bench_probing.py empties the UMAP cache between timed runs",
     "medvl_core.eval.zeroshot.ZeroShotClassifier.predict_dataset": "batch-by-batch scoring of a whole dataset, "
                                                                    "measured at scale by benchmarks/bench_zero_shot.py",

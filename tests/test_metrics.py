@@ -9,7 +9,6 @@ from medvl_core.eval.metrics import (
     LabelStatistic,
     ResampleChunk,
     auroc,
-    auroc_ci_table,
     auroc_per_label,
     binary_metrics,
     bootstrap_ci,
@@ -125,14 +124,6 @@ def test_bootstrap_per_label_and_callable_metric():
     via_callable = bootstrap_ci(y, p, metric=macro_auroc, n_resamples=50)
     via_name = bootstrap_ci(y, p, metric="macro_auroc", n_resamples=50)
     assert via_callable == pytest.approx(via_name)
-
-
-def test_auroc_ci_table_rows():
-    y, p = make_data(n=300, labels=2)
-    table = auroc_ci_table(y, p, ["a", "b"], n_resamples=100)
-    assert list(table.index) == ["a", "b", "macro"] and list(table.columns) == ["auroc", "low", "high"]
-    assert table.loc["macro", "auroc"] == pytest.approx(macro_auroc(y, p))
-    assert (table["low"] <= table["auroc"]).all() and (table["auroc"] <= table["high"]).all()
 
 
 def test_paired_pvalue_small_for_better_model_and_one_for_identical():

@@ -20,7 +20,6 @@ from medvl_core.eval.metrics import (
     f1,
     majority_accuracy,
     mcc,
-    normalised_confusion,
     precision,
     rate,
     recall,
@@ -74,7 +73,6 @@ def test_column_f1_is_nan_for_a_column_without_positives():
 
 def test_confusion_matrices_and_argmax_onehot():
     np.testing.assert_array_equal(confusion_matrix([0, 0, 1, 2], [0, 1, 1, 1], 3), [[1, 1, 0], [0, 1, 0], [0, 1, 0]])
-    np.testing.assert_allclose(normalised_confusion(np.array([[3, 1], [0, 0]])), [[0.75, 0.25], [0, 0]])
     P = np.array([[0.9, 0.1, 0.0], [0.2, 0.7, 0.1], [0.1, 0.3, 0.6]])
     np.testing.assert_array_equal(argmax_onehot(P), np.eye(3, dtype=bool))
 

@@ -13,7 +13,6 @@ from .bootstrap import (
     MeanStatistic,
     ResampleChunk,
     auroc_ci,
-    auroc_ci_table,
     bootstrap_ci,
     paired_bootstrap_pvalue,
     percentile_interval,
@@ -36,7 +35,6 @@ from .multiclass import (
     argmax_onehot,
     classification_summary,
     confusion_matrix,
-    normalised_confusion,
     single_label_confusion,
 )
 from .roc import AucIndex, auroc, auroc_per_label, macro_auroc, micro_auroc, roc_curve_points
@@ -44,10 +42,10 @@ from .thresholds import binary_metrics, choose_thresholds
 
 __all__ = [
     "METRICS", "AucIndex", "LabelStatistic", "MeanStatistic", "ResampleChunk", "accuracy", "argmax_onehot",
-    "as_float_array", "auroc", "auroc_ci", "auroc_ci_table", "auroc_per_label", "binary_metrics", "bootstrap_ci",
+    "as_float_array", "auroc", "auroc_ci", "auroc_per_label", "binary_metrics", "bootstrap_ci",
     "choose_thresholds", "classification_summary", "cohen_kappa", "column_f1", "column_names", "confusion_counts",
     "confusion_matrix", "confusion_scores", "constant_accuracy", "ensemble", "error_rates", "f1",
-    "label_score_matrices", "macro_auroc", "majority_accuracy", "mcc", "micro_auroc", "normalised_confusion",
+    "label_score_matrices", "macro_auroc", "majority_accuracy", "mcc", "micro_auroc",
     "paired_bootstrap_pvalue", "percentile_interval", "precision", "rate", "recall", "resample_chunks",
     "roc_curve_points", "single_label_confusion",
 ]

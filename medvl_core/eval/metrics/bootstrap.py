@@ -9,14 +9,13 @@ same draws as a single (n_resamples, rows) call of `rng.integers`.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
-import pandas as pd
 
 from ...errors import ParameterError
-from .arrays import as_float_array, column_names, label_score_matrices
+from .arrays import as_float_array, label_score_matrices
 from .roc import AucIndex
 
 METRICS = ("macro_auroc", "auroc")  # named statistics of (labels, scores); bootstrap_ci also takes "mean"
@@ -173,22 +172,6 @@ def paired_bootstrap_pvalue(
     p_value = (1 + np.sum(extreme & ~np.isnan(diffs), axis=0)) / (1 + np.sum(~np.isnan(diffs), axis=0))
     low, high = percentile_interval(diffs, alpha)
     return {"diff": _scalar(diff), "p_value": _scalar(p_value), "low": low, "high": high}
-
-
-def auroc_ci_table(
-    Y, P, label_names: Sequence[str] | None = None, n_resamples: int = 1000, alpha: float = 0.05, seed: int = 0
-) -> pd.DataFrame:
-    """Per-label and macro AUROC with percentile bootstrap CIs (columns auroc, low, high)."""
-    _check_alpha(alpha)
-    m = LabelStatistic(Y, P, "auroc")
-    m.one_label = False
-    per_label = np.concatenate([m.on(chunk) for chunk in resample_chunks(m.n, n_resamples, seed)])
-    with _quiet():
-        stats = np.column_stack([per_label, np.nanmean(per_label, axis=1)])
-        point = np.r_[m.point(), np.nanmean(m.point())]
-    low, high = percentile_interval(stats, alpha)
-    index = [*column_names(label_names, m.y.shape[1]), "macro"]
-    return pd.DataFrame({"auroc": point, "low": low, "high": high}, index=index)
 
 
 def auroc_ci(y: np.ndarray, p: np.ndarray, n_resamples: int, seed: int) -> dict:

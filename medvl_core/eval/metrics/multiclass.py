@@ -1,4 +1,4 @@
-"""Class-index metrics: confusion matrices (plain, row-normalised, over single-label images), argmax one-hot
+"""Class-index metrics: confusion matrices (plain and over single-label images), argmax one-hot
 predictions, and a classifier's accuracy / per-class recall summary."""
 
 from __future__ import annotations
@@ -13,12 +13,6 @@ def confusion_matrix(true_class: np.ndarray, pred_class: np.ndarray, n_classes: 
     out = np.zeros((n_classes, n_classes), dtype=int)
     np.add.at(out, (np.asarray(true_class, dtype=int), np.asarray(pred_class, dtype=int)), 1)
     return out
-
-
-def normalised_confusion(matrix: np.ndarray) -> np.ndarray:
-    """Row-normalised confusion matrix (each true class sums to 1; empty rows stay 0)."""
-    m = np.asarray(matrix, dtype=np.float64)
-    return np.divide(m, m.sum(1, keepdims=True), out=np.zeros_like(m), where=m.sum(1, keepdims=True) > 0)
 
 
 def single_label_confusion(Y, P) -> tuple[np.ndarray, np.ndarray]:
