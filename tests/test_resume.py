@@ -5,6 +5,7 @@ checkpoint's error naming --fresh, epoch lines in run.log and on the terminal, -
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from medvl_core import cli
 from medvl_core.cli.batch import slurm_parameters
 from medvl_core.errors import ParameterError
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("own")]  # kernels and processes: a worker each
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("own-resume")]  # one worker: the clean run is shared
 
 BODY = """import time
 import torch
@@ -47,15 +48,31 @@ for arm in range(2):
 runs.record(**metrics)"""
 
 
-@pytest.fixture
-def trainer_notebook(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def stand_in_folder(tmp_path_factory):
     """A notebooks folder whose meems.ipynb trains two small models (one frozen layer each, 30 items: a partial last
     batch) with the engine."""
-    folder = write_stand_in(tmp_path / "notebooks", "epochs = 4  # epochs per training\nsleep = 0.0  # seconds per step",
-                            [BODY])
-    monkeypatch.setenv("MEDVL_NOTEBOOKS", str(folder))
+    return write_stand_in(tmp_path_factory.mktemp("stand-in") / "notebooks",
+                          "epochs = 4  # epochs per training\nsleep = 0.0  # seconds per step", [BODY])
+
+
+@pytest.fixture
+def trainer_notebook(stand_in_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDVL_NOTEBOOKS", str(stand_in_folder))
     monkeypatch.chdir(tmp_path)
-    return folder
+    return stand_in_folder
+
+
+@pytest.fixture(scope="module")
+def clean_run(stand_in_folder, tmp_path_factory):
+    """(folder, seconds) of one uninterrupted run with the default parameters: the metrics every other run of the
+    stand-in must record (the sleep parameter only slows a run down)."""
+    out = tmp_path_factory.mktemp("clean") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEDVL_NOTEBOOKS", str(stand_in_folder))
+        started = time.time()
+        assert cli.main(["run", "meems", "--out", str(out), "--quiet"]) == 0
+    return out, time.time() - started
 
 
 def medvl(*args, **options) -> subprocess.Popen:
@@ -68,11 +85,8 @@ def metrics(folder) -> dict:
     return json.loads((folder / "metrics.json").read_text())
 
 
-def test_killed_run_resumes_to_the_metrics_of_a_clean_run(trainer_notebook, tmp_path):
-    clean, killed = tmp_path / "clean", tmp_path / "killed"
-    started = time.time()
-    assert medvl("run", "meems", "--out", str(clean), "-p", "sleep", "0.1", "--quiet").wait(timeout=300) == 0
-    clean_seconds = time.time() - started
+def test_killed_run_resumes_to_the_metrics_of_a_clean_run(trainer_notebook, clean_run, tmp_path):
+    (clean, clean_seconds), killed = clean_run, tmp_path / "killed"
     first = sorted((clean / "checkpoints").iterdir())
     assert [p.name.split("-")[:2] for p in first] == [["001", "Sequential"], ["002", "Sequential"]]
     saved = torch.load(first[0] / "last.pt", weights_only=True)
@@ -92,7 +106,7 @@ def test_killed_run_resumes_to_the_metrics_of_a_clean_run(trainer_notebook, tmp_
     assert metrics(killed) == metrics(clean)  # bit for bit, RNG draws after the trainings included
     log = (killed / "run.log").read_text()
     assert "001-Sequential" in log and "resumed after epoch" in log
-    assert resumed_seconds < clean_seconds + 30  # printed for the note; the run itself is what is compared
+    assert resumed_seconds < clean_seconds + 30  # printed for the note; the metrics are what is compared
     print(f"clean {clean_seconds:.1f} s, resumed {resumed_seconds:.1f} s")
 
     # a rerun of the finished folder loads every training instead of training again
@@ -101,9 +115,8 @@ def test_killed_run_resumes_to_the_metrics_of_a_clean_run(trainer_notebook, tmp_
     assert (killed / "run.log").read_text().count("finished earlier (4 epochs)") >= 2
 
 
-def test_foreign_checkpoint_names_the_file_and_fresh(trainer_notebook, tmp_path, capsys):
-    out = tmp_path / "run"
-    assert cli.main(["run", "meems", "--out", str(out), "--quiet"]) == 0
+def test_foreign_checkpoint_names_the_file_and_fresh(trainer_notebook, clean_run, tmp_path, capsys):
+    out = shutil.copytree(clean_run[0], tmp_path / "run")
     reference = metrics(out)
     target = next((out / "checkpoints").glob("001-*/last.pt"))
     target.write_bytes(b"not a checkpoint")
@@ -124,9 +137,8 @@ def test_epoch_lines_reach_run_log_and_terminal_not_the_notebook(trainer_noteboo
     assert "s/epoch" not in (out / "meems.ipynb").read_text()
 
 
-def test_two_processes_reproduce_one(trainer_notebook, tmp_path):
-    one, two = tmp_path / "one", tmp_path / "two"
-    assert cli.main(["run", "meems", "--out", str(one), "--quiet"]) == 0
+def test_two_processes_reproduce_one(trainer_notebook, clean_run, tmp_path):
+    one, two = clean_run[0], tmp_path / "two"
     assert cli.main(["run", "meems", "--out", str(two), "--quiet", "--processes", "2"]) == 0
     a, b = metrics(one), metrics(two)
     assert a.keys() == b.keys()
