@@ -97,6 +97,7 @@ bench: install
 
 lint: install
 	$(VENV)/bin/ruff check medvl_core tests benchmarks
+	$(VENV)/bin/lint-imports
 
 lab: install
 	cd notebooks && ../$(VENV)/bin/jupyter lab

@@ -108,3 +108,15 @@ def test_no_module_over_500_lines():
     long = {p.relative_to(PACKAGE).as_posix(): n for p in modules_under("")
             if (n := len(p.read_text().splitlines())) > 500}
     assert not long
+
+
+def test_readme_layout_lists_the_contract_layers_top_down():
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("medvl_core/   the shared package", 1)[1].split("\n", 1)[1]
+    lines = []
+    for line in block.splitlines():  # the indented layer lines, up to the next top-level folder
+        if not line.startswith("  "):
+            break
+        lines.append(line)
+    listed = [sorted(set(re.findall(r"[a-z_]+", line.strip().split("  ")[0])) - {"id"}) for line in lines]
+    assert listed == [sorted(layer) for layer in reversed(contract_layers())]
