@@ -306,3 +306,10 @@ def test_bad_items_fail_before_training_or_are_skipped_and_counted(data_root):
                                     progress=False, bad_items="skip")
     assert data.skipped == {"train": 2} and len(data.train.paths) == len(train.records) - 2
     assert truncated not in data.train.paths and len(data.train.captions) == len(data.train.paths)
+
+
+def test_published_results_line_is_read_from_published_yaml():
+    from medvl_core.studies.meems import published_results
+
+    assert published_results("table_1") == "baseline AUC 0.76, F1 0.815; MEEMS AUC 0.79, micro 0.89, F1 0.817"
+    assert published_results("table_2") == "baseline AUC 0.82, F1 0.364; MEEMS AUC 0.85, F1 0.378"

@@ -43,6 +43,7 @@ from .tables import (
     fnr_fpr_table,
     minority_summary,
     paper_table,
+    published_results,
     rare_stratum_table,
     summary_metrics,
     thresholds_by_model,
@@ -56,7 +57,7 @@ __all__ = [
     "caption_scores", "caption_training_figure", "claims_table", "confusion_pair",
     "distinct_label_examples", "embeddings", "first_with_label", "fit_captioner", "fit_head_seeds", "fit_heads",
     "fnr_fpr_table", "generate_captions", "head_inputs", "label_histogram", "minority_summary", "paper_table", "pca",
-    "pca_figure", "pca_per_class_figure", "prepare_meems_data", "primary_label", "rare_stratum_table", "roc_pair",
+    "pca_figure", "pca_per_class_figure", "prepare_meems_data", "primary_label", "published_results", "rare_stratum_table", "roc_pair",
     "seed_metrics", "summary_metrics", "task_targets", "thresholds_by_model",
     "training_summary", "verdict_sentences",
 ]

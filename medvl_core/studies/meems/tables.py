@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ...eval.metrics import auroc_ci, auroc_per_label, choose_thresholds, confusion_counts, error_rates, micro_auroc
+from ...papers import published
 from .data import RARE_LABEL, MeemsData
 from .heads import HeadsResult
 from .paper_metrics import paper_scores, reference_scores
@@ -138,3 +139,16 @@ def stratum_metrics(result: HeadsResult, data: MeemsData) -> dict:
         out[f"{key}_n_positive"] = int(table.loc[group, "n positive"])
     out["stratum_n_negative"] = int(table.loc["rare stratum", "n negative"])
     return out
+
+
+PUBLISHED_COLUMNS = {"AUC": "AUC", "AUC (micro)": "micro", "F1 Score": "F1"}  # published.yaml column -> short name
+
+
+def published_results(table_id: str) -> str:
+    """One result table of the paper as a line, read from published.yaml ('baseline AUC 0.76, F1 0.815; MEEMS ...')."""
+    table = published("meems").tables[table_id]
+    rows = []
+    for row in table.rows:
+        cells = ", ".join(f"{PUBLISHED_COLUMNS[c]} {row.cells[c].show()}" for c in table.columns if c in row.cells)
+        rows.append(f"{'baseline' if row.label == 'Baseline' else row.label} {cells}")
+    return "; ".join(rows)
