@@ -7,7 +7,7 @@ from medvl_core.cli.run import execute, load_params_file
 from medvl_core.papers import get_paper
 from medvl_core.runs import read_metrics
 from tests.cxr_test_trees import tiny_open_clip
-from tests.test_probe_encoders import _tiny_llava
+from tests.test_probe_encoders import tiny_llava
 from tests.vlm_test_trees import write_probe_trees
 
 pytestmark = pytest.mark.notebook
@@ -29,7 +29,7 @@ def test_full_yaml_at_toy_size(tmp_path, monkeypatch):
     write_probe_trees(data, per_class=6)
     monkeypatch.setenv("MEDVL_DATA", str(data))
     full = load_params_file(get_paper("vlm_feature_probing").params_file("full"))
-    toy = {"encoders": [f"open_clip:local-dir:{tiny_open_clip(tmp_path / 'clip')}", f"llava:{_tiny_llava(tmp_path / 'llava')}"],
+    toy = {"encoders": [f"open_clip:local-dir:{tiny_open_clip(tmp_path / 'clip')}", f"llava:{tiny_llava(tmp_path / 'llava')}"],
            "umap_datasets": ["breast-us"], "umap_n_neighbors": [3, 5], "umap_min_dist": [0.1, 1.0], "device": "cpu"}
     assert set(toy) <= set(full)  # only the weights (local tiny checkpoints), the UMAP subset and the device change
     out = tmp_path / "run"

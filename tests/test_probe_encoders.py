@@ -44,7 +44,7 @@ def test_timm_local_dir_uni_layout(tmp_path):
     assert torch.allclose(x[:1], reference, atol=1e-5)  # the saved weights, not a fresh init
 
 
-def _tiny_llava(folder, projector_seed=0):
+def tiny_llava(folder, projector_seed=0):
     import transformers as tr
 
     vision = tr.CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
@@ -60,12 +60,12 @@ def _tiny_llava(folder, projector_seed=0):
 
 def test_llava_family_projector_and_tower(tmp_path):
     """LLaVA, LLaVA-Med, LLaVA-Med++: llava-hf save_pretrained folders; features after the projector (LLM width)."""
-    folder = _tiny_llava(tmp_path / "llava")
+    folder = tiny_llava(tmp_path / "llava")
     encoder, x = _features(f"llava:{folder}")
     assert encoder.embed_dim == 48 and encoder.image_size == 32
     tower, _ = _features(f"llava:{folder}@tower")
     assert tower.embed_dim == 32
-    other, y = _features(f"llava:{_tiny_llava(tmp_path / 'llava-med', projector_seed=1)}")
+    other, y = _features(f"llava:{tiny_llava(tmp_path / 'llava-med', projector_seed=1)}")
     assert not torch.allclose(x, y)  # the checkpoint's own projector and tower weights are used
     with pytest.raises(UnknownSpecError, match="@tower"):
         build_image_encoder(f"llava:{folder}@other")

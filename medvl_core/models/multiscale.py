@@ -24,6 +24,7 @@ from torch import nn
 
 from ..errors import ParameterError
 from .cache import image_tower_grids
+from .modules import device_of
 
 NOT_A_WORD = -1
 
@@ -124,7 +125,7 @@ class FrozenTokenFeatures:
         """Run the frozen tower on the texts not seen yet, in batches of similar length."""
         new = sorted(dict.fromkeys(t for t in texts if t not in self.rows), key=len)
         self.tower.eval()
-        device = next(self.tower.parameters()).device
+        device = device_of(self.tower)
         for start in range(0, len(new), self.batch_size):
             chunk = new[start:start + self.batch_size]
             batch = word_index(self.tokenizer, chunk, self.max_length)
@@ -220,7 +221,7 @@ class MultiScaleEncoder(nn.Module):
     def text_features(self, texts: Sequence[str]) -> torch.Tensor:
         """Strings -> global text features (N, D) before normalisation, differentiable."""
         batch = self.tokenize(texts)
-        device = next(self.parameters()).device
+        device = device_of(self)
         return self._text(batch["text_input"].to(device), batch["attention_mask"].to(device))[0]
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from ...errors import ParameterError
 from ...losses import ContrastiveObjective
 from ...models.cache import image_view_features
 from ...models.dual_encoder import DualEncoder
+from ...models.modules import device_of
 from ...train import TrainConfig, train
 from .prepare import M3GData, image_records
 
@@ -162,7 +163,7 @@ def _train_views(data: M3GData, augment, n_views: int, seed: int) -> torch.Tenso
 def _encode(tower, images: RecordDataset, augment, seed: int, batch_size: int = 64) -> torch.Tensor:
     """Pooled features of every image through a (trained) tower in eval mode; augmented from (seed, index) if asked."""
     tower.eval()
-    device, chunks = next(tower.parameters()).device, []
+    device, chunks = device_of(tower), []
     for start in range(0, len(images), batch_size):
         pixels = []
         for i in range(start, min(start + batch_size, len(images))):

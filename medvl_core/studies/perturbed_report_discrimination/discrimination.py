@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from ...eval.metrics import bootstrap_ci
+from ...models.modules import device_of
 from ...models.multiscale import MultiScaleEncoder
 from ...text.perturb import PERTURBATIONS
 from .arms import metric_name
@@ -24,7 +25,7 @@ TABLE_IV_QUANTILES = ((1 - 0.95) / 2, (1 + 0.95) / 2)  # the 95% CI's levels, as
 @torch.no_grad()
 def image_embeddings(model: MultiScaleEncoder, images, batch_size: int = 128) -> torch.Tensor:
     """Normalised global embeddings (N, D) of cached grids or PixelImages."""
-    device, chunks = next(model.parameters()).device, []
+    device, chunks = device_of(model), []
     for start in range(0, len(images), batch_size):
         rows = range(start, min(start + batch_size, len(images)))
         batch = images[start:rows.stop] if torch.is_tensor(images) else torch.stack([images[i] for i in rows])

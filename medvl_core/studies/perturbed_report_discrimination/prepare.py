@@ -16,12 +16,11 @@ import torch
 from ...config import cache_dir, dataset_dir
 from ...data import open_dataset
 from ...errors import DataFormatError, ParameterError
+from ...eval.report_study import HELD_OUT_OPTIONS
 from ...io import atomic_write_json
 from ...models.multiscale import FrozenTokenFeatures, image_grid_features
 from ...text import perturb as perturb_module
 from ...text.perturb import PERTURBATIONS, perturb_all
-
-HELD_OUT_OPTIONS = {"synth-cxr": {"split": "test", "test_set": "chexpert"}}  # its CheXpert-style labelled test set
 
 
 def cached_perturbations(texts: Sequence[str], seed: int = 0) -> list[dict]:
