@@ -68,11 +68,12 @@ def test_profile_mismatch_is_reported(tmp_path, towers):
         fit_variant(study, Variant("baseline"), 0, TrainConfig(epochs=1, progress=False), trainable="all")
 
 
-def test_best_variant_picks_highest_ensemble_auroc():
-    Y = np.array([[0.0], [1.0], [0.0], [1.0]])
-    result = AblationResult(["x"], test_probs={"a": {0: np.array([[0.9], [0.1], [0.8], [0.2]])},
-                                                  "b": {0: np.array([[0.1], [0.9], [0.2], [0.8]])}})
-    assert result.best_variant(Y) == "b"
+def test_best_variant_is_chosen_on_validation_never_on_test():
+    Y_val = np.array([[0.0], [1.0], [0.0], [1.0]])
+    good, bad = np.array([[0.1], [0.9], [0.2], [0.8]]), np.array([[0.9], [0.1], [0.8], [0.2]])
+    result = AblationResult(["x"], val_probs={"a": {0: bad}, "b": {0: good}},
+                            test_probs={"a": {0: good}, "b": {0: bad}})  # the test set would pick "a"
+    assert result.best_variant(Y_val) == "b"
 
 
 def test_slip_and_uniclip_arms_train_on_cached_views(tmp_path, towers):

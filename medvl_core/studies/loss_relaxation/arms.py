@@ -74,9 +74,9 @@ class AblationResult:
     def variants(self) -> list[str]:
         return list(self.test_probs)
 
-    def best_variant(self, Y: np.ndarray) -> str:
-        """The variant whose seed ensemble has the highest test macro AUROC."""
-        return max(self.variants, key=lambda v: macro_auroc(Y, self.ensemble(v)))
+    def best_variant(self, Y_val: np.ndarray) -> str:
+        """The variant whose seed ensemble has the highest validation macro AUROC (the test set is never looked at)."""
+        return max(self.variants, key=lambda v: macro_auroc(Y_val, self.ensemble(v, "val")))
 
     def ensemble(self, variant: str, split: str = "test") -> np.ndarray:
         """Mean of the seeds' probabilities."""
