@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from medvl_core.errors import ParameterError
-from medvl_core.eval.metrics import argmax_onehot, auroc, single_label_confusion
+from medvl_core.eval.metrics import argmax_onehot, auroc
 from medvl_core.studies.meems.captions import (
     attention_words,
     caption_diversity,
@@ -69,14 +69,6 @@ def test_auc_table_macro_micro_and_minority_flags():
     assert list(table["n positive"].iloc[:2]) == [2, 1] and list(table["minority"].iloc[:2]) == [False, True]
     summary = minority_summary(table, ["A", "B"])
     assert summary.loc["minority classes (1)", "A"] == 1.0 and summary.loc["other classes (1)", "B"] == 0.0
-
-
-def test_single_label_confusion_uses_only_single_label_images():
-    Y = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=float)
-    P = np.array([[0.9, 0.1, 0.0], [0.8, 0.1, 0.1], [0.5, 0.5, 0.0], [0.0, 0.2, 0.7]])
-    matrix, rows = single_label_confusion(Y, P)
-    assert rows.tolist() == [0, 1, 3]
-    np.testing.assert_array_equal(matrix, [[1, 0, 0], [1, 0, 0], [0, 0, 1]])
 
 
 def test_rare_stratum_table_scores_each_group_against_all_negatives():
