@@ -9,14 +9,20 @@ columns; `descriptive` names columns shown as printed (e.g. "# of label").
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import yaml
 
 from .errors import MedvlError
-from .papers import Table, get_paper, published
+from .eval.claims import NOT_RESOLVED, NOT_TESTABLE, Judgement, format_p, judge
+from .eval.claims import counts as claim_counts
+from .io import atomic_write_json
+from .papers import Table, get_paper, paper_claims, published, published_cell
+from .runs import current_run
 
 DASH = "—"
 
@@ -116,7 +122,9 @@ def produced_by(data: str, model: str) -> str:
     return f"{data} ({kind}); {model}"
 
 
-def _fmt(value: float) -> str:
+def _fmt(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return DASH
     return f"{value:.3g}" if abs(value) < 1 else f"{value:.4g}"
 
 
@@ -171,3 +179,103 @@ def headline_pairs(tables: list[Beside]) -> pd.DataFrame:
                              "ours": float(ours), "unit": item.table.unit_of(column)})
                 break
     return pd.DataFrame(rows, columns=["table", "quantity", "paper", "ours", "unit"])
+
+
+SCHEME = ("paired bootstrap of our difference a - b over the test items ({resamples} resamples, seed {seed}); "
+          "several seeds: each side is the mean over seeds on the same resample (unit 'items'), or the seeds are "
+          "resampled too ('both') or alone ('seeds'); 95% percentile CI; two-sided p, Holm-corrected across the "
+          "{n} claims judged; verdict at Holm p < 0.05 (see medvl_core/eval/claims.py)")
+
+
+def judge_claims(paper_id: str, evidence: dict, n_resamples: int = 1000, seed: int = 0) -> list[Judgement]:
+    """The paper's claims (claims.yaml) judged on this run's evidence, in the paper's order."""
+    return judge(paper_claims(paper_id), evidence, n_resamples, seed)
+
+
+def claims_frame(paper_id: str, judged: list[Judgement]) -> pd.DataFrame:
+    """One row per claim: the paper's words and numbers, ours, the difference [95% CI], p (Holm) and the verdict."""
+    pub = published(paper_id)
+    rows = []
+    for j in judged:
+        c = j.claim
+        paper = "; ".join(f"{ref.split('/', 1)[1].replace('/', ', ')}: {published_cell(pub, ref).show()}"
+                          for ref in c.published) or DASH
+        testable = j.verdict != NOT_TESTABLE
+        rows.append({
+            "claim": f"“{c.quote}” ({c.section})",
+            "paper": paper,
+            "ours (a vs b)": f"{_fmt(j.a)} vs {_fmt(j.b)}" if testable else DASH,
+            "difference [95% CI]": (f"{j.diff:+.3g} [{j.low:+.3g}, {j.high:+.3g}]" + _boundary(c)) if testable else DASH,
+            "p (Holm)": f"{format_p(j)} ({format_p(j, holm_corrected=True)})" if testable else DASH,
+            "verdict": _verdict_text(j),
+        })
+    return pd.DataFrame(rows)
+
+
+def _boundary(c) -> str:
+    """What the difference is compared with, when it is not 0."""
+    if c.comparison == "at_least":
+        return f"; paper: ≥ {c.margin:g}"
+    if c.comparison == "equal":
+        return f"; within ±{c.margin:g} ({c.margin_source})"
+    return ""
+
+
+def _verdict_text(j: Judgement) -> str:
+    if j.verdict == NOT_TESTABLE:
+        return f"{NOT_TESTABLE}: {j.reason}"
+    if j.verdict == NOT_RESOLVED:
+        return f"{NOT_RESOLVED} (detectable here: |effect| ≥ {j.detectable:.2g})"
+    return j.verdict
+
+
+def claims_record(paper_id: str, judged: list[Judgement], produced_by: str, n_resamples: int = 1000,
+                  seed: int = 0) -> dict:
+    """claims.json of a run folder: the scheme, every judgement and the verdict counts."""
+    n = sum(j.verdict != NOT_TESTABLE for j in judged)
+    return {"paper": paper_id, "produced_by": produced_by, "scheme": SCHEME.format(resamples=n_resamples, seed=seed, n=n),
+            "counts": claim_counts(judged), "claims": [j.as_dict() for j in judged]}
+
+
+def show_claims(paper_id: str, evidence: dict, produced_by: str, metrics: dict | None = None,
+                n_resamples: int = 1000, seed: int = 0) -> list:
+    """Judge, display (notebook) and record (claims.json in the run folder) the paper's claims; returns them.
+
+    With `metrics`, each evidence's value must equal the metric recorded under the same key (so a claim is
+    judged on exactly the number the run reports)."""
+    from IPython.display import Markdown, display
+
+    check_evidence(evidence, metrics or {})
+    judged = judge_claims(paper_id, evidence, n_resamples, seed)
+    record = claims_record(paper_id, judged, produced_by, n_resamples, seed)
+    atomic_write_json(current_run().dir / "claims.json", record)
+    counts = ", ".join(f"{n} {v}" for v, n in record["counts"].items())
+    display(Markdown(f"**The paper's claims on this run** ({produced_by}): {counts}."),
+            claims_frame(paper_id, judged), Markdown(f"<small>Scheme: {record['scheme']}.</small>"))
+    return judged
+
+
+def check_evidence(evidence: dict, metrics: dict, rel: float = 1e-6) -> None:
+    """Each evidence's point value equals the recorded metric of the same key (where one is recorded)."""
+    for key, ev in evidence.items():
+        value = metrics.get(key)
+        if _number(value) and not math.isclose(ev.point(), value, rel_tol=rel, abs_tol=1e-9):
+            raise MedvlError(f"claims evidence {key!r} is {ev.point():.6g} but the run records {value:.6g}; build "
+                             "the evidence from the same predictions as the metric")
+
+
+def recorded_claims(paper_id: str, run_dir) -> list[Judgement]:
+    """The judgements a run folder's claims.json holds, matched to the paper's current claims.yaml."""
+    path = Path(run_dir) / "claims.json"
+    if not path.is_file():
+        raise MedvlError(f"{path} not found: the run predates claims.json or failed before its claims section; "
+                         f"rerun `medvl run {paper_id} --out {run_dir}`")
+    stored = {c["id"]: c for c in json.loads(path.read_text())["claims"]}
+    out = []
+    for claim in paper_claims(paper_id):
+        s = stored.get(claim.id)
+        if s is None:
+            out.append(Judgement(claim, NOT_TESTABLE, reason="not in this run's claims.json (added to claims.yaml later)"))
+            continue
+        out.append(Judgement(claim, **{k: v for k, v in s.items() if k != "id"}))
+    return out

@@ -75,11 +75,11 @@ class Cell:
         """As a reader would print it: '0.832 ± 0.004', '0.81 [0.78, 0.84]', or the text."""
         if self.text is not None:
             return self.text
-        shown = f"{self.value:g}"
+        shown = as_printed(self.value)
         if self.std is not None:
-            shown += f" ± {self.std:g}"
+            shown += f" ± {as_printed(self.std)}"
         if self.ci is not None:
-            shown += f" [{self.ci[0]:g}, {self.ci[1]:g}]"
+            shown += f" [{as_printed(self.ci[0])}, {as_printed(self.ci[1])}]"
         return shown + (self.marker if self.marker and len(self.marker) <= 2 else "")
 
 
@@ -141,16 +141,67 @@ class Published:
     raw: dict  # the whole file, for keys the schema leaves free (e.g. m3g's `official_scorer`)
 
 
-def published(paper_id: str) -> Published:
-    """The paper's own numbers from papers/<id>/published.yaml, validated (one clear error per problem)."""
-    path = get_paper(paper_id).folder / "published.yaml"
+class PrintedFloat(float):
+    """A number read from a paper file that remembers how it was written ('49.00', '28160')."""
+
+    text: str
+
+    def __new__(cls, value, text: str):
+        number = super().__new__(cls, value)
+        number.text = text
+        return number
+
+
+class PrintedLoader(yaml.SafeLoader):
+    """YAML loader whose numbers keep their written form, so a table shows 49.00 as the paper prints it."""
+
+
+def _printed_number(loader, node):
+    text = loader.construct_scalar(node)
+    value = yaml.SafeLoader.construct_yaml_float(loader, node) if node.tag.endswith("float") else \
+        yaml.SafeLoader.construct_yaml_int(loader, node)
+    return PrintedFloat(value, text) if isinstance(value, float) else _PrintedInt(value, text)
+
+
+class _PrintedInt(int):
+    """An integer that remembers its written form."""
+
+    text: str
+
+    def __new__(cls, value, text: str):
+        number = super().__new__(cls, value)
+        number.text = text
+        return number
+
+
+PrintedLoader.add_constructor("tag:yaml.org,2002:float", _printed_number)
+PrintedLoader.add_constructor("tag:yaml.org,2002:int", _printed_number)
+
+
+def as_printed(value) -> str:
+    """A published number as the paper prints it: its written decimals, thousands separated ('28,160')."""
+    text = getattr(value, "text", None) or f"{value:g}"
+    sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
+    whole, dot, frac = digits.partition(".")
+    if whole.isdigit() and len(whole) > 4:
+        whole = f"{int(whole):,}"
+    return sign + whole + dot + frac
+
+
+def read_paper_yaml(path: Path) -> dict:
+    """A paper file (published.yaml, claims.yaml) with numbers as written; one clear error when unreadable."""
     if not path.is_file():
         raise MedvlError(f"{path} not found; every paper has one (see docs/architecture.md, section Contracts)")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        return yaml.load(path.read_text(), Loader=PrintedLoader) or {}
     except yaml.YAMLError as exc:
         raise MedvlError(f"{path} is not valid YAML: {exc}; fix the file") from exc
-    return parse_published(paper_id, data, path)
+
+
+def published(paper_id: str) -> Published:
+    """The paper's own numbers from papers/<id>/published.yaml, validated (one clear error per problem)."""
+    path = get_paper(paper_id).folder / "published.yaml"
+    return parse_published(paper_id, read_paper_yaml(path), path)
 
 
 def parse_published(paper_id: str, data: dict, path: Path | str = "published.yaml") -> Published:
@@ -214,3 +265,94 @@ def _cell(raw, where: str) -> Cell:
         raise MedvlError(f"{where}: ci must be [low, high] numbers, got {ci!r}")
     return Cell(raw.get("value"), raw.get("std"), tuple(ci) if ci else None, raw.get("marker"), raw.get("note"),
                 raw.get("text"))
+
+
+COMPARISONS = ("greater", "at_least", "equal")  # a > b; a - b >= margin; |a - b| <= margin
+RESAMPLING_UNITS = ("items", "seeds", "both")
+CLAIM_KEYS = {"id", "quote", "section", "published", "a", "b", "comparison", "margin", "margin_source", "unit",
+              "testable", "reason", "note"}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of a paper (papers/<id>/claims.yaml): the paper's words, its numbers, and the test of ours.
+
+    `a` and `b` are metric keys of ours (b may be a number, e.g. chance); the paper claims a > b
+    ('greater'), a - b >= margin ('at_least') or |a - b| <= margin ('equal'). `testable` false: the demo
+    cannot have what the claim needs (`reason`); a run that records `a` and `b` is still judged.
+    """
+
+    id: str
+    quote: str
+    section: str
+    published: tuple[str, ...]
+    a: str | None
+    b: str | float | None
+    comparison: str
+    margin: float
+    margin_source: str
+    unit: str
+    testable: bool
+    reason: str
+    note: str
+
+
+def paper_claims(paper_id: str) -> list[Claim]:
+    """The paper's claims from papers/<id>/claims.yaml, in the paper's order, validated against published.yaml."""
+    path = get_paper(paper_id).folder / "claims.yaml"
+    return parse_claims(read_paper_yaml(path), published(paper_id), path)
+
+
+def parse_claims(data: dict, pub: Published, path: Path | str = "claims.yaml") -> list[Claim]:
+    """Validate a loaded claims.yaml mapping (one clear error per problem)."""
+    claims, seen = [], set()
+    for i, raw in enumerate(data.get("claims") or []):
+        where = f"{path}, claim {raw.get('id', i)!r}"
+        _check_claim(raw, where, seen, pub)
+        seen.add(raw["id"])
+        claims.append(Claim(
+            raw["id"], " ".join(str(raw["quote"]).split()), str(raw["section"]), tuple(raw.get("published") or ()),
+            raw.get("a"), raw.get("b"), raw.get("comparison", "greater"), float(raw.get("margin", 0.0)),
+            str(raw.get("margin_source", "")), raw.get("unit", "items"), bool(raw.get("testable", True)),
+            str(raw.get("reason", "")), str(raw.get("note", ""))))
+    if not claims:
+        raise MedvlError(f"{path}: no claims; list the paper's claims under `claims:`")
+    return claims
+
+
+def _check_claim(raw: dict, where: str, seen: set, pub: Published) -> None:
+    """One claims.yaml entry: known keys, the required ones present, references into published.yaml valid."""
+    if unknown := set(raw) - CLAIM_KEYS:
+        raise MedvlError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(CLAIM_KEYS)}")
+    for key in ("id", "quote", "section"):
+        if not raw.get(key):
+            raise MedvlError(f"{where}: missing {key!r}")
+    if raw["id"] in seen:
+        raise MedvlError(f"{where}: id {raw['id']!r} appears twice")
+    if raw.get("comparison", "greater") not in COMPARISONS:
+        raise MedvlError(f"{where}: comparison {raw['comparison']!r}; use one of {', '.join(COMPARISONS)}")
+    if raw.get("unit", "items") not in RESAMPLING_UNITS:
+        raise MedvlError(f"{where}: unit {raw['unit']!r}; use one of {', '.join(RESAMPLING_UNITS)}")
+    if raw.get("comparison") == "equal" and not (raw.get("margin") and raw.get("margin_source")):
+        raise MedvlError(f"{where}: an 'equal' claim needs a margin > 0 and its margin_source (the paper's or 'ours: why')")
+    if raw.get("testable", True) and not (raw.get("a") and raw.get("b") is not None):
+        raise MedvlError(f"{where}: a testable claim names metric keys `a` and `b` (b may be a number)")
+    if not raw.get("testable", True) and not raw.get("reason"):
+        raise MedvlError(f"{where}: a claim marked testable: false says why in `reason`")
+    for ref in raw.get("published") or ():
+        published_cell(pub, ref, where)
+
+
+def published_cell(pub: Published, ref: str, where: str = "") -> Cell:
+    """The published cell at 'table/row/column' (row labels may contain '/': the first and last parts are split)."""
+    table_id, _, rest = ref.partition("/")
+    row, _, column = rest.rpartition("/")
+    if table_id not in pub.tables:
+        raise MedvlError(f"{where}: {ref!r} names table {table_id!r}, not in published.yaml: {sorted(pub.tables)}")
+    try:
+        cell = pub.tables[table_id].cell(row, column)
+    except KeyError as exc:
+        raise MedvlError(f"{where}: {ref!r}: {exc.args[0]}") from exc
+    if cell is None:
+        raise MedvlError(f"{where}: {ref!r} is a cell the paper leaves empty")
+    return cell

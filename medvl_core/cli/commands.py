@@ -1,4 +1,4 @@
-"""The small `medvl` commands: list, refresh, compare, summary and check-data."""
+"""The small `medvl` commands: list, refresh, compare, claims, summary and check-data."""
 
 from __future__ import annotations
 
@@ -47,6 +47,39 @@ def cmd_compare(args) -> int:
     print(render_text(tables, markdown=args.format == "md"))
     counts = coverage(tables)
     print(counts.to_markdown(index=False) if args.format == "md" else counts.to_string(index=False))
+    if (run_dir / "claims.json").is_file():
+        _print_claims(paper.id, run_dir, args.format == "md")
+    return 0
+
+
+def _print_claims(paper_id: str, run_dir: Path, markdown: bool) -> None:
+    """The run's claims table, as the notebook shows it."""
+    from ..compare import claims_frame, recorded_claims
+
+    frame = claims_frame(paper_id, recorded_claims(paper_id, run_dir))
+    scheme = json.loads((run_dir / "claims.json").read_text())["scheme"]
+    print("\nThe paper's claims on this run")
+    print(frame.to_markdown(index=False) if markdown else frame.to_string(index=False))
+    print(f"Scheme: {scheme}.")
+
+
+def cmd_claims(args) -> int:
+    """One row per run folder: the paper and its claims' verdict counts (for the README)."""
+    import pandas as pd
+
+    from ..compare import recorded_claims
+    from ..eval.claims import counts
+
+    rows = []
+    for folder in map(Path, args.run_dirs):
+        status = folder / "run.json"
+        paper_id = json.loads(status.read_text()).get("paper") if status.is_file() else folder.name
+        if paper_id not in PAPERS:
+            raise UsageError(f"{folder}: cannot tell which paper it ran (no run.json naming one); pass run folders "
+                             "written by `medvl run`")
+        rows.append({"paper": paper_id, **counts(recorded_claims(paper_id, folder)), "run": str(folder)})
+    frame = pd.DataFrame(rows)
+    print(frame.to_markdown(index=False) if args.format == "md" else frame.to_string(index=False))
     return 0
 
 

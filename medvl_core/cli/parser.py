@@ -11,7 +11,7 @@ from ..config import REPO_ROOT
 from ..errors import UsageError
 from ..papers import PAPERS, get_paper
 from .batch import EXECUTORS, cmd_batch
-from .commands import cmd_check_data, cmd_compare, cmd_list, cmd_refresh, cmd_summary
+from .commands import cmd_check_data, cmd_claims, cmd_compare, cmd_list, cmd_refresh, cmd_summary
 from .run import EXIT_USAGE, cmd_run
 
 EPILOG = """\
@@ -141,6 +141,11 @@ def _add_compare(sub) -> None:
     compare.add_argument("run_dir", help="a run folder of that paper (holding metrics.json)")
     compare.add_argument("--format", choices=("text", "md"), default="text", help="terminal text or Markdown")
     compare.set_defaults(func=cmd_compare)
+    claims = sub.add_parser("claims", help="per run folder, how many of its paper's claims were reproduced, "
+                                           "contradicted, not resolved or not testable")
+    claims.add_argument("run_dirs", nargs="+", metavar="RUN", help="run folders written by `medvl run`")
+    claims.add_argument("--format", choices=("text", "md"), default="text", help="terminal text or Markdown")
+    claims.set_defaults(func=cmd_claims)
 
 
 def _add_check_data(sub) -> None:
