@@ -25,6 +25,8 @@ from .papers import Table, get_paper, paper_claims, published, published_cell
 from .runs import current_run
 
 DASH = "—"
+INCOMPARABLE = "†"  # our value is on another scale than the paper's (beside.yaml `incomparable: why`)
+SYNTHETIC = "synthetic"  # produced_by's word for a synthetic world
 
 
 @dataclass
@@ -35,8 +37,9 @@ class Beside:
     frame: pd.DataFrame
     caption: str
     n_published: int
-    n_filled: int
+    n_filled: int  # the paper's own cells that hold a value of ours
     ours: dict  # (row, column) -> our value in the table's unit, in beside.yaml's order
+    n_extra: int = 0  # cells of our extra rows (this run's own rows, not the paper's cells)
 
     @property
     def title(self) -> str:
@@ -66,12 +69,15 @@ def paper_tables(paper_id: str, metrics: dict, produced_by: str) -> list[Beside]
 def beside(table: Table, spec: dict, metrics: dict, produced_by: str) -> Beside:
     """One table: rows and columns as printed, each numeric cell 'paper | ours' (ours '—' where not measured)."""
     scale = float(spec.get("scale", 1))
-    ours = {}
+    ours, flagged = {}, {}
     for entry in spec.get("cells") or []:
         table.cell(entry["row"], entry["column"])  # a KeyError names the table when the mapping is stale
         value = metrics.get(entry["metric"])
         if _number(value):
             ours[(entry["row"], entry["column"])] = value * float(entry.get("scale", scale))
+            reason = entry.get("incomparable", spec.get("incomparable"))
+            if reason and SYNTHETIC in produced_by:  # the scale differs on a synthetic world, not on the real data
+                flagged[(entry["row"], entry["column"])] = reason
     descriptive = set(spec.get("descriptive") or [])  # columns that describe a row (e.g. "# of label"): as printed
     numeric = [c for c in table.columns if table.unit_of(c) != "text" and c not in descriptive]
     mapped = bool(spec.get("cells") or spec.get("extra_rows"))  # else: the paper's cells alone, reason below
@@ -83,7 +89,8 @@ def beside(table: Table, spec: dict, metrics: dict, produced_by: str) -> Beside:
             shown = cell.show() if cell else DASH
             if mapped and column in numeric and (cell is None or cell.value is not None):
                 mine = ours.get((row.label, column))
-                shown = f"{shown} | {_fmt(mine) if mine is not None else DASH}"
+                mark = INCOMPARABLE if (row.label, column) in flagged else ""
+                shown = f"{shown} | {_fmt(mine) + mark if mine is not None else DASH}"
             line[column] = shown
         body.append(line)
     for extra in spec.get("extra_rows") or []:
@@ -94,14 +101,14 @@ def beside(table: Table, spec: dict, metrics: dict, produced_by: str) -> Beside:
         body.append(line)
     frame = pd.DataFrame(body).set_index(["group", "row"]) if any(r["group"] for r in body) else \
         pd.DataFrame(body).drop(columns="group").set_index("row")
-    filled = len(ours) + sum(1 for extra in spec.get("extra_rows") or [] for m in extra["cells"].values()
-                             if _number(metrics.get(m)))
-    reason = spec.get("missing") or ("this run measures none of this table's quantities" if not filled else "")
+    extra = sum(1 for row in spec.get("extra_rows") or [] for m in row["cells"].values() if _number(metrics.get(m)))
+    reason = spec.get("missing") or ("this run measures none of this table's quantities" if not ours else "")
     if mapped:
         caption = f"cells: paper | ours. Ours: {produced_by}." + (f" {DASH}: {reason}" if reason else "")
+        caption += "".join(f" {INCOMPARABLE} {why}" for why in dict.fromkeys(flagged.values()))
     else:
         caption = f"the paper's values only; ours {DASH}: {reason}"
-    return Beside(table, frame, caption, table.n_values, filled, ours)
+    return Beside(table, frame, caption, table.n_values, len(ours), ours, extra)
 
 
 def _number(value) -> bool:
@@ -118,7 +125,7 @@ class _Blank(dict):
 
 def produced_by(data: str, model: str) -> str:
     """The caption naming the data and model behind our numbers ('synthetic' stated for synth-* data)."""
-    kind = "synthetic: not clinical performance" if data.startswith("synth") else "real data"
+    kind = f"{SYNTHETIC}: not clinical performance" if data.startswith("synth") else "real data"
     return f"{data} ({kind}); {model}"
 
 
@@ -129,8 +136,9 @@ def _fmt(value: float | None) -> str:
 
 
 def coverage(tables: list[Beside]) -> pd.DataFrame:
-    """Per table: published numeric cells and how many this run filled."""
-    return pd.DataFrame([{"table": b.table.source, "published cells": b.n_published, "filled by this run": b.n_filled}
+    """Per table: the paper's numeric cells, how many of them hold a value of ours, and our extra rows' cells apart."""
+    return pd.DataFrame([{"table": b.table.source, "paper's cells": b.n_published,
+                          "paper's cells with ours beside": b.n_filled, "cells in our extra rows": b.n_extra}
                          for b in tables])
 
 

@@ -81,7 +81,7 @@ def test_beside_fills_scales_and_dashes():
     frame = item.frame.reset_index()
     assert frame.loc[0, "AUC"] == "0.8 ± 0.01 | 81.2" and frame.loc[0, "F1"] == "0.5 | —"
     assert frame.loc[1, "F1"] == "— | —" and frame.loc[2, "row"] == "tiny here" and frame.loc[2, "AUC"] == "— | 50"
-    assert (item.n_published, item.n_filled) == (3, 2)
+    assert (item.n_published, item.n_filled, item.n_extra) == (3, 1, 1)  # our extra row is not a paper cell
     assert "Ours: SynthCXR (synthetic)." in item.caption and "—: F1 not recorded" in item.caption
     pairs = headline_pairs([item])
     assert pairs.loc[0, ["paper", "ours"]].tolist() == [0.8, pytest.approx(81.2)]
@@ -89,6 +89,13 @@ def test_beside_fills_scales_and_dashes():
     nan_and_descriptive = beside(table, {"descriptive": ["F1"], "cells": [{"row": "ours", "column": "AUC", "metric": "auc"}]},
                                  {"auc": float("nan")}, "x").frame.reset_index()
     assert nan_and_descriptive.loc[0, "AUC"] == "0.8 ± 0.01 | —" and nan_and_descriptive.loc[0, "F1"] == "0.5"
+    flagged = beside(table, {"incomparable": "dBLEU on SynthDerm: another scale",
+                             "cells": [{"row": "ours", "column": "AUC", "metric": "auc"}]}, {"auc": 0.5}, "SynthDerm (synthetic)")
+    assert flagged.frame.reset_index().loc[0, "AUC"] == "0.8 ± 0.01 | 0.5†"
+    assert flagged.caption.endswith("† dBLEU on SynthDerm: another scale")
+    real = beside(table, {"incomparable": "x", "cells": [{"row": "ours", "column": "AUC", "metric": "auc"}]},
+                  {"auc": 0.5}, "DermaVQA (real data)")
+    assert real.frame.reset_index().loc[0, "AUC"] == "0.8 ± 0.01 | 0.5"  # same data as the paper: no flag
     with pytest.raises(KeyError, match="no row 'nobody'"):
         beside(table, {"cells": [{"row": "nobody", "column": "AUC", "metric": "auc"}]}, {}, "x")
 
@@ -98,7 +105,9 @@ def test_every_table_renders_and_mapped_metrics_are_recorded(paper_id):
     committed = recorded_metrics(PAPERS[paper_id].notebook)
     tables = paper_tables(paper_id, committed, "committed demo")
     assert len(tables) == len(published(paper_id).tables)
-    assert int(coverage(tables)["filled by this run"].sum()) > 0
+    counts = coverage(tables)
+    assert int(counts["paper's cells with ours beside"].sum() + counts["cells in our extra rows"].sum()) > 0
+    assert (counts["paper's cells with ours beside"] <= counts["paper's cells"]).all()
     path = PAPERS[paper_id].folder / "beside.yaml"
     conditional = (yaml.safe_load(path.read_text()) or {}).get("conditional") or {}
     for tid, spec in beside_spec(paper_id).items():
