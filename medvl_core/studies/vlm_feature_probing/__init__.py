@@ -3,16 +3,18 @@
 small medical image-text model the demo probes beside the non-medical one.
 
 Modules: `poster` (the poster's dataset columns), `probes` (linear, confounder and subclass probes), `tables`
-(the poster's layout, metrics, summary), `medical_vlm` (the demo's medical model), `verdicts` (the poster's
-claims). The notebook reaches all of it through this package.
+(the poster's layout, metrics, summary), `medical_vlm` (the demo's medical model), `evidence` (the run's
+evidence for the poster's claims, judged by `compare.show_claims`). The notebook reaches all of it through this
+package.
 """
 
+from .evidence import claim_evidence, explained_variance, out_of_fold
 from .medical_vlm import MEDICAL_VLM, SMALL_SYNTH_CXR, train_medical_vlm
 from .poster import POSTER_COLUMNS, POSTER_N, dataset_table, poster_column, slug
 from .probes import CONFOUNDER_COLUMNS, confounder_results, probe_results, subclass_results
 from .tables import model_summary, per_dataset_metrics, probe_table
-from .verdicts import claims
 
-__all__ = ["CONFOUNDER_COLUMNS", "MEDICAL_VLM", "POSTER_COLUMNS", "POSTER_N", "SMALL_SYNTH_CXR", "claims",
-           "confounder_results", "dataset_table", "model_summary", "per_dataset_metrics", "poster_column",
-           "probe_results", "probe_table", "slug", "subclass_results", "train_medical_vlm"]
+__all__ = ["CONFOUNDER_COLUMNS", "MEDICAL_VLM", "POSTER_COLUMNS", "POSTER_N", "SMALL_SYNTH_CXR", "claim_evidence",
+           "confounder_results", "dataset_table", "explained_variance", "model_summary", "out_of_fold",
+           "per_dataset_metrics", "poster_column", "probe_results", "probe_table", "slug", "subclass_results",
+           "train_medical_vlm"]
