@@ -9,18 +9,28 @@ Two solutions of the paper, each with offline stand-ins:
   or `llm_labels`, the paper's LLM step), the splits with cached tower features (`prepare`), label-CLIP training with
   Table 5's recipe (`clip`), the k=5 kNN label vote over a case's images (`knn`), the answer post-processing
   ("It is <label>.", query word-matching: `derm_labels.answer_text`) and deltaBLEU rows (`scores`), the tables
-  (`tables`), Fig. S2 and the embedding clusters (`embedding_maps`) and the paper's claims (`claims`).
+  (`tables`), Fig. S2 and the embedding clusters (`embedding_maps`) and the run's evidence for the paper's claims
+  (`evidence`; the claims are papers/m3g_answer_generation/claims.yaml, judged by `compare.show_claims`).
 
 The headline "dBLEU" is the official competition scorer's deltaBLEU; `official_scorer` scores a submission file as
 that scorer does.
 """
 
-from .claims import claims_table, next_best_team, table4_panels
 from .claude import check_claude_run
 from .claude_arm import CLAUDE_METRICS, claude_arm, claude_postprocessing_table, claude_table
 from .clip import fit_label_clip, make_augment
-from .embedding_maps import closeness, cluster_verdict, label_pca, modality_pca, similar_pairs
-from .knn import KnnSetting, predict_labels, table2_setting, table3_settings
+from .embedding_maps import closeness, label_pca, modality_pca, similar_pairs
+from .evidence import (
+    case_means,
+    claim_evidence,
+    claude_answer_sets,
+    clip_answer_sets,
+    clip_best,
+    label_change,
+    per_case_values,
+    wrong_labels,
+)
+from .knn import KnnSetting, neighbour_disagreement, predict_labels, table2_setting, table3_settings
 from .official_scorer import score_submission
 from .prepare import (
     built_dictionary_accuracy,
@@ -45,14 +55,18 @@ from .tables import (
     batch_size_sweep,
     example_table,
     knn_table,
+    next_best_team,
     postprocessing_table,
     reference_table,
+    table4_panels,
 )
 
 __all__ = ["CLAUDE_METRICS", "POSTPROCESSING", "REFERENCE_METRICS", "KnnSetting", "answers", "batch_size_sweep",
-           "best_row", "built_dictionary_accuracy", "check_claude_run", "choose_dictionary", "claims_table", "claude_arm",
-           "claude_postprocessing_table", "claude_table", "closeness", "cluster_verdict", "control_rows", "dbleu_metrics",
-           "example_table", "fit_label_clip", "knn_metric_keys", "knn_table", "label_client", "label_extraction_table",
-           "label_pca", "length_metrics", "make_augment", "modality_pca", "next_best_team", "post_metric_keys",
-           "postprocessing_table", "predict_labels", "prepare_m3g", "reference_table", "score_submission",
-           "similar_pairs", "table2_setting", "table3_settings", "table4_panels", "truth_labels"]
+           "best_row", "built_dictionary_accuracy", "case_means", "check_claude_run", "choose_dictionary",
+           "claim_evidence", "claude_answer_sets", "claude_arm", "claude_postprocessing_table", "claude_table",
+           "clip_answer_sets", "clip_best", "closeness", "control_rows", "dbleu_metrics", "example_table",
+           "fit_label_clip", "knn_metric_keys", "knn_table", "label_change", "label_client", "label_extraction_table",
+           "label_pca", "length_metrics", "make_augment", "modality_pca", "neighbour_disagreement", "next_best_team",
+           "per_case_values", "post_metric_keys", "postprocessing_table", "predict_labels", "prepare_m3g",
+           "reference_table", "score_submission", "similar_pairs", "table2_setting", "table3_settings", "table4_panels",
+           "truth_labels", "wrong_labels"]

@@ -94,12 +94,13 @@ def make_augment(augmentations) -> MonaiAugment | None:
 
 def fit_label_clip(data: M3GData, global_batch_size: int, config: TrainConfig, embed_dim: int = 128, seed: int = 0,
                    projection_layers: int = 1, train_tower: bool = False, augment: MonaiAugment | None = None,
-                   aug_views: int = 4) -> ClipFit:
+                   aug_views: int = 4, init_seed: int | None = None) -> ClipFit:
     """Train label-CLIP with the CLIP loss on the training images: projections (+ the image tower when `train_tower`).
 
     With a frozen tower and `augment`, `aug_views` augmented views per image are cached through it and each epoch
     draws one; a trained tower sees a fresh view every epoch. The text tower stays frozen (the paper's label
-    embeddings are fixed API outputs).
+    embeddings are fixed API outputs). `init_seed` (None: `seed`) seeds only the initial weights: the same training
+    run initialised differently (Sec. 6); views, batch order and augmentation draws still come from `seed`.
     """
     if projection_layers != 1:
         raise ParameterError(f"projection_layers={projection_layers}: DualEncoder has one linear projection per side "
@@ -107,7 +108,7 @@ def fit_label_clip(data: M3GData, global_batch_size: int, config: TrainConfig, e
     rows, label_index = data.training_items()
     if len(rows) < 2:
         raise ParameterError(f"only {len(rows)} labelled training images; CLIP training needs at least 2")
-    seed_everything(seed)
+    seed_everything(seed if init_seed is None else init_seed)
     tower = copy.deepcopy(data.image_encoder) if train_tower else data.image_encoder
     model = DualEncoder(tower, data.text_encoder, embed_dim=embed_dim).set_trainable("all" if train_tower else "projections")
     model.text.requires_grad_(False)

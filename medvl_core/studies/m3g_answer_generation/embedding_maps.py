@@ -39,15 +39,6 @@ def closeness(frame: pd.DataFrame, pairs) -> dict:
             "ratio": round(float(np.mean(similar) / np.mean(others)), 3)}
 
 
-SEPARATE_SILHOUETTE = 0.5  # silhouette of the image / label-text split above which we call the clouds separate
-
-
-def cluster_verdict(stats: dict) -> str:
-    """'separate clusters' or 'overlapping clouds' from `modality_pca`'s silhouette in the PCA plane."""
-    separate = stats["silhouette_pca"] > SEPARATE_SILHOUETTE
-    return f"{'separate clusters' if separate else 'overlapping clouds'} (silhouette > {SEPARATE_SILHOUETTE}: separate)"
-
-
 def modality_pca(fit: ClipFit, data: M3GData, seed: int = 0) -> tuple[pd.DataFrame, dict]:
     """Training image and label-text embeddings of a fit in one PCA plane, and how far apart the two clouds are.
 

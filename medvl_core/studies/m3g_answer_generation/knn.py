@@ -98,6 +98,24 @@ def case_vote(queries: np.ndarray, owner: np.ndarray, n_cases: int, gallery: np.
 
 def predict_labels(fit: ClipFit | None, data: M3GData, split: str, setting: KnnSetting, seed: int = 0) -> list[str]:
     """Predicted label per case of `split` (fit=None: kNN on frozen image features, image gallery only)."""
+    queries, gallery, names, target = _retrieval_space(fit, data, split, setting, seed)
+    return case_vote(queries, target.owner, target.n_cases, gallery, names, setting.k, data.most_frequent_label())
+
+
+def neighbour_disagreement(fit: ClipFit | None, data: M3GData, split: str, setting: KnnSetting,
+                           seed: int = 0) -> np.ndarray:
+    """Per case, the share of the k neighbours retrieved for its images whose label is not the case's vote (Sec. 6:
+    "the retrieved images seldom agreed with each other"); NaN for a case without images."""
+    queries, gallery, names, target = _retrieval_space(fit, data, split, setting, seed)
+    votes = case_vote(queries, target.owner, target.n_cases, gallery, names, setting.k, data.most_frequent_label())
+    idx, _ = cosine_topk(queries, gallery, setting.k)
+    retrieved = np.asarray(names)[idx]
+    return np.array([float(np.mean(retrieved[target.owner == case] != vote)) if np.any(target.owner == case)
+                     else float("nan") for case, vote in enumerate(votes)])
+
+
+def _retrieval_space(fit: ClipFit | None, data: M3GData, split: str, setting: KnnSetting, seed: int):
+    """(query embeddings, gallery embeddings, gallery label names, the split) of a kNN setting, PCA applied."""
     model = None if fit is None else fit.model
     if model is None and setting.gallery == "text":
         raise ParameterError("image-text kNN needs a trained label-CLIP model (fit_label_clip)")
@@ -108,6 +126,4 @@ def predict_labels(fit: ClipFit | None, data: M3GData, split: str, setting: KnnS
     if setting.pca:
         fit_on = train_images if setting.gallery == "image" else np.concatenate([train_images, gallery])
         queries, gallery = pca_reduce(fit_on, queries, gallery, n_components=setting.pca, seed=seed)
-    target = data.split(split)
-    names = np.asarray(data.label_names)[label_index]
-    return case_vote(queries, target.owner, target.n_cases, gallery, names, setting.k, data.most_frequent_label())
+    return queries, gallery, np.asarray(data.label_names)[label_index], data.split(split)

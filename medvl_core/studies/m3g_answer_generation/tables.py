@@ -1,16 +1,23 @@
-"""The paper's CLIP tables on this run: Table 2 (batch sizes), Table 3 (kNN settings), Table 4 (post-processing),
-the scale markers (oracle and constant answers) and example cases."""
+"""The paper's CLIP tables on this run: Table 2 (batch sizes), Table 3 (kNN settings), Table 4 (post-processing) and
+its figure's panels, the scale markers (oracle and constant answers) and example cases."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
+from ...papers import published
 from ...train import TrainConfig
 from .clip import ClipFit, fit_label_clip
 from .derm_labels import answer_text
 from .knn import KnnSetting, predict_labels
 from .prepare import M3GData, M3GSplit, truth_labels
-from .scores import POSTPROCESSING, answers, score_row
+from .scores import POSTPROCESSING, answers, post_metric_keys, score_row
+
+PAPER_ID = "m3g_answer_generation"
+TABLE4_COLUMNS = {"Word Matching": "query matching", "Sentence Structure": "It is [label].",
+                  "Both": "It is [label]. + query matching"}  # paper column -> our post-processing arm
+TABLE4_ROWS = {"Claude": "claude_", "CLIP competition": "competition_", "CLIP batch 256": ""}  # row -> metric stem
 
 TRUE_CONDITION = "oracle: It is [true condition]."
 RESPONSE_LABEL = "oracle: It is [label of the case's responses]."
@@ -60,6 +67,27 @@ def postprocessing_table(data: M3GData, labels_by_split: dict, arms=tuple(POSTPR
             texts = answers(labels, split, data.dictionary, template, query_match)
             rows.append(score_row(arm, texts, split))
     return pd.DataFrame(rows)
+
+
+def next_best_team() -> float:
+    """Sec. 4: deltaBLEU of the next-best English submission in the competition (published.yaml)."""
+    return published(PAPER_ID).tables["text_leaderboard"].cell("Next best submitted solution", "dBLEU").value
+
+
+def table4_panels(metrics: dict, dataset: str, split: str = "test") -> tuple[dict, dict]:
+    """Bars of the paper's Table 4 and ours ({panel: {row: {column: dBLEU}}}) and each panel's trivial reference."""
+    table = published(PAPER_ID).tables["table4"]
+    paper = {row.label: {c: row.cells[c].value for c in TABLE4_COLUMNS if c in row.cells} for row in table.rows}
+    ours = {}
+    for row, stem in TABLE4_ROWS.items():
+        keys = post_metric_keys(stem)
+        values = {c: metrics[keys[arm]] for c, arm in TABLE4_COLUMNS.items() if keys[arm] in metrics}
+        if values:
+            ours[row] = values
+    panels = {"paper (DermaVQA test, leaderboard)": paper, f"this run ({dataset} {split}; synthetic)": ours}
+    trivial = {"paper (DermaVQA test, leaderboard)": {"next-best team": next_best_team()},
+               f"this run ({dataset} {split}; synthetic)": {"constant label": metrics.get("dbleu_constant_label", np.nan)}}
+    return panels, trivial
 
 
 def reference_answers(data: M3GData, split: str) -> dict[str, list[str]]:
