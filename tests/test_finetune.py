@@ -67,6 +67,7 @@ def test_text_classifier_learns_a_separable_rule_and_leaves_the_model_alone():
     assert np.array(result["confusion"]).shape == (3, 3)
     assert np.array(result["confusion"]).sum() == 60
     assert len(result["history"]) == 4
+    assert len(result["y_pred"]) == 60 and np.mean(result["y_pred"] == result["y_true"]) == result["accuracy"]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 

@@ -19,7 +19,6 @@ from medvl_core.studies.perturbed_report_discrimination.arms import (
     train_variants,
     variant_weights,
 )
-from medvl_core.studies.perturbed_report_discrimination.claims import claims_table, seed_summary
 from medvl_core.studies.perturbed_report_discrimination.discrimination import (
     discrimination_accuracy,
     discrimination_scores,
@@ -27,6 +26,7 @@ from medvl_core.studies.perturbed_report_discrimination.discrimination import (
     original_credit,
     table_iv,
 )
+from medvl_core.studies.perturbed_report_discrimination.evidence import claim_evidence
 from medvl_core.studies.perturbed_report_discrimination.prepare import (
     PixelImages,
     ReportSplit,
@@ -36,11 +36,15 @@ from medvl_core.studies.perturbed_report_discrimination.prepare import (
     held_out_by_count,
     prepare_perturbed_study,
 )
+from medvl_core.studies.perturbed_report_discrimination.seeds import seed_metrics, seed_results, seed_summary
 from medvl_core.studies.perturbed_report_discrimination.tables import (
+    average_accuracy,
     classification_arrays,
     classification_table,
+    nli_table,
     study_metrics,
     table_i,
+    table_ii,
 )
 from medvl_core.text.perturb import PERTURBATIONS
 from medvl_core.train import TrainConfig
@@ -280,21 +284,81 @@ def test_table_ii_has_average_and_constant_guess_references():
     assert metrics["consolidation_accuracy_ours"] == 0.8
 
 
-def test_claims_table_verdicts_follow_the_seed_spread():
-    def result(ours, wo, gloria, convirt):
-        return {"ours": {"table_iv": ours, "table_ii": ours}, "ours w/o local": {"table_iv": wo, "table_ii": wo},
-                "GLoRIA": {"table_iv": gloria, "table_ii": gloria}, "ConVIRT": {"table_iv": convirt, "table_ii": convirt}}
+def per_item_seeds():
+    """Two seeds of per-item results on one test set: Table IV credit (5 images, a tie), Table II correctness (4 images,
+    2 labels, one label not stated), and NLI fine-tune results (6 pairs)."""
+    def seed(shift):
+        credit = {"ours": [1, 1, 0.5, 1, 0], "ours w/o local": [1, 0, 0.5, 1, 0], "GLoRIA": [0, 0, 1 / 3, 1, 0],
+                  "ConVIRT": [0, 0, 0, 1, 0]}
+        correct = {v: np.array([[1, 1], [0, 1], [1, np.nan], [shift, i % 2]], dtype=float) for i, v in enumerate(VARIANTS)}
+        return {v: {"table_iv": np.roll(np.array(credit[v], dtype=float), shift), "table_ii": correct[v]} for v in VARIANTS}
 
-    by_seed = {0: result(0.5, 0.40, 0.10, 0.12), 1: result(0.42, 0.45, 0.11, 0.10), 2: result(0.55, 0.44, 0.09, 0.11)}
-    claims = claims_table(by_seed, chance=0.1)
-    verdict = claims["this run"]
-    assert verdict["perturbation loss raises Table IV (ours w/o local > ConVIRT)"] == "agrees"
-    assert verdict["local loss adds on top in Table IV (ours > ours w/o local)"].startswith("unresolved")
-    assert verdict["Table II average: GLoRIA > ConVIRT"].startswith("unresolved")
-    assert claims.loc["perturbation loss raises Table IV (ours > GLoRIA)", "seeds where it holds"] == "3/3"
-    assert verdict["baseline GLoRIA at or above chance in Table IV"] != "agrees"  # 0.09 in one seed
+    nli = {v: {"y_true": np.array([0, 1, 2, 0, 1, 2]), "y_pred": np.array([0, 1, 2, 0, 1, i % 3]), "accuracy": 0.0,
+               "per_label": {}, "n_test": 6} for i, v in enumerate(VARIANTS)}
+    for result in nli.values():
+        result["accuracy"] = float(np.mean(result["y_pred"] == result["y_true"]))
+    return {0: seed(0), 1: seed(1)}, nli
+
+
+def test_claim_evidence_is_built_from_per_item_results_and_equals_the_recorded_metrics():
+    from medvl_core.compare import check_evidence
+    from medvl_core.eval.claims import judge
+    from medvl_core.papers import paper_claims
+
+    by_seed, nli = per_item_seeds()
+    evidence = claim_evidence(by_seed, nli)
+    stems = ("convirt", "gloria", "ours_wo_local", "ours")
+    assert set(evidence) == {f"claim_{t}_{s}" for t in ("discrimination_accuracy", "average_accuracy", "nli_accuracy")
+                             for s in stems}
+    table_iv_ours = evidence["claim_discrimination_accuracy_ours"]
+    assert (table_iv_ours.n_seeds, table_iv_ours.n_items) == (2, 5) and table_iv_ours.point() == pytest.approx(0.7)
+    table_ii_ours = evidence["claim_average_accuracy_ours"]  # labels 2/4 and 3/3 (one not stated); then 3/4 and 3/3
+    assert (table_ii_ours.n_seeds, table_ii_ours.n_items) == (2, 4)
+    assert table_ii_ours.point() == pytest.approx(np.mean([(2 / 4 + 1) / 2, (3 / 4 + 1) / 2]))
+    assert evidence["claim_nli_accuracy_ours_wo_local"].n_seeds == 1 and evidence["claim_nli_accuracy_ours_wo_local"].point() == 1.0
+    assert evidence["claim_nli_accuracy_ours"].point() == pytest.approx(5 / 6)
+    metrics = {**seed_metrics(seed_summary(by_seed)), **study_metrics(
+        pd.DataFrame({"accuracy": [0.5], "ci_low": [0.4], "ci_high": [0.6], "chance": [0.1]}, index=["ours"]),
+        nli_table(nli))}
+    assert set(evidence) <= set(metrics)
+    check_evidence(evidence, metrics)  # each point equals the metric the notebook records under its key
+    claims = paper_claims("perturbed_report_discrimination")
+    used = {k for c in claims if c.testable for k in (c.a, c.b)}
+    assert used <= set(evidence)
+    judged = {j.claim.id: j for j in judge(claims, evidence, n_resamples=200)}
+    assert judged["intro_mednli"].verdict == "not testable here" and judged["intro_radnli"].seeds == 1
+    assert judged["results_table_iv_vs_convirt"].diff == pytest.approx(0.7 - 0.2) and judged["conclusion_local_details"].seeds == 2
+
+
+def test_seed_summary_and_metrics_average_the_per_item_results():
+    by_seed, _ = per_item_seeds()
     summary = seed_summary(by_seed)
-    assert summary.loc["ours", "table_iv mean"] == pytest.approx(np.mean([0.5, 0.42, 0.55]))
+    assert summary.loc["GLoRIA", "table_iv mean"] == pytest.approx((1 + 1 / 3) / 5)
+    assert average_accuracy(np.array([[1, np.nan], [0, 1]])) == pytest.approx((0.5 + 1) / 2)
+    metrics = seed_metrics(summary)
+    assert metrics["claims_table_iv_mean_ours"] == round(metrics["claim_discrimination_accuracy_ours"], 4) == 0.7
+    assert metrics["claims_table_ii_mean_ours"] == round(metrics["claim_average_accuracy_ours"], 4)
+
+
+def test_seed_results_keep_per_item_results_that_reproduce_tables_ii_and_iv(cached_study):
+    from medvl_core.eval.finetune import finetune_image_classifier
+
+    config = TrainConfig(epochs=1, global_batch_size=16, lr=1e-3, progress=False, device="cpu")
+    fits = train_variants(cached_study, config, embed_dim=16, text_dim=32, max_length=48, image_dim=16)
+    labels = ["Consolidation", "Pleural Effusion"]
+    finetune = TrainConfig(epochs=1, global_batch_size=8, lr=1e-3, progress=False, device="cpu")
+    table4 = table_iv(fits, cached_study.test, n_boot=20)
+    table2 = table_ii(fits, cached_study, labels, finetune)
+    by_seed = seed_results(cached_study, config, finetune, labels, [0], fits)
+    X_train, Y_train = classification_arrays(cached_study.train, labels)
+    X_test, Y_test = classification_arrays(cached_study.classify_test, labels)
+    for variant, result in by_seed[0].items():
+        assert result["table_iv"].shape == (len(cached_study.test.texts),)
+        assert result["table_iv"].mean() == pytest.approx(table4.loc[variant, "accuracy"])
+        assert result["table_ii"].shape == Y_test.shape
+        assert average_accuracy(result["table_ii"]) == pytest.approx(table2.loc[variant, "Average accuracy"])
+    direct = finetune_image_classifier(ImageEmbedder(fits["ours"][0]), X_train, Y_train, X_test, Y_test, labels, finetune)
+    assert classification_table({"ours": direct}).loc["ours", "Average accuracy"] == table2.loc["ours", "Average accuracy"]
 
 
 def test_table_i_matches_the_paper_where_deterministic():

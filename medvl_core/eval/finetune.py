@@ -121,7 +121,8 @@ def _predict_pairs(model: PairClassifier, records, batch_size: int) -> np.ndarra
 
 def finetune_text_classifier(text_model: nn.Module, train: Sequence[NLIPair], test: Sequence[NLIPair],
                              config: TrainConfig, labels: Sequence[str] = NLI_LABELS) -> dict:
-    """Fine-tune a copy of `text_model` + pair head on `train`; accuracy, per_label, confusion, n_test (and history) on `test`."""
+    """Fine-tune a copy of `text_model` + pair head on `train`; accuracy, per_label, confusion, n_test (and history) on `test`,
+    with the per-pair label indices y_true and y_pred (in `test`'s order)."""
     labels = tuple(labels)
     train_records = _pair_records(train, labels, "train")
     test_records = _pair_records(test, labels, "test")
@@ -131,7 +132,8 @@ def finetune_text_classifier(text_model: nn.Module, train: Sequence[NLIPair], te
     result = train_model(model, train_records, _pair_loss, config, collate_fn=_collate_pairs)
     y_pred = _predict_pairs(result.model, test_records, config.global_batch_size)
     y_true = np.array([y for _, _, y in test_records])
-    return {**classification_summary(y_true, y_pred, labels), "history": result.history}
+    return {**classification_summary(y_true, y_pred, labels), "history": result.history, "y_true": y_true,
+            "y_pred": y_pred}
 
 
 # ---------------------------------------------------------------- image: multi-label classifier
@@ -196,20 +198,29 @@ def label_table(Y: np.ndarray, scores: np.ndarray, label_names: Sequence[str]) -
     return pd.DataFrame(rows)
 
 
-def finetune_image_classifier(image_model: nn.Module, X_train: torch.Tensor, Y_train: np.ndarray, X_test: torch.Tensor,
-                              Y_test: np.ndarray, label_names: Sequence[str], config: TrainConfig) -> pd.DataFrame:
-    """Fine-tune a copy of `image_model` + linear head (masked BCE); per-label accuracy, AUROC, positives, n_test."""
+def image_classifier_scores(image_model: nn.Module, X_train: torch.Tensor, Y_train: np.ndarray, X_test: torch.Tensor,
+                            label_names: Sequence[str], config: TrainConfig) -> np.ndarray:
+    """Fine-tune a copy of `image_model` + linear head (masked BCE) on the training labels; sigmoid scores (N_test, L)."""
     label_names = list(label_names)
     y_train = _label_matrix(Y_train, len(X_train), label_names, "Y_train")
-    y_test = _label_matrix(Y_test, len(X_test), label_names, "Y_test").numpy()
     if len(X_train) == 0 or len(X_test) == 0:
         raise ParameterError("finetune_image_classifier: X_train and X_test need at least one image each")
     tower = copy.deepcopy(image_model)
     dim = _output_width(tower, tower, torch.as_tensor(X_train[:1]).to(device_of(tower)))
     model = MultiLabelClassifier(tower, dim, len(label_names), config.seed)
     result = train_model(model, TensorDataset(torch.as_tensor(X_train), y_train), _image_loss, config)
-    return label_table(y_test, _predict_images(result.model, torch.as_tensor(X_test), config.global_batch_size), label_names)
+    return _predict_images(result.model, torch.as_tensor(X_test), config.global_batch_size)
 
 
-__all__ = ["finetune_text_classifier", "finetune_image_classifier", "PairClassifier", "MultiLabelClassifier",
-           "masked_bce", "label_table"]
+def finetune_image_classifier(image_model: nn.Module, X_train: torch.Tensor, Y_train: np.ndarray, X_test: torch.Tensor,
+                              Y_test: np.ndarray, label_names: Sequence[str], config: TrainConfig) -> pd.DataFrame:
+    """Fine-tune a copy of `image_model` + linear head (masked BCE); per-label accuracy, AUROC, positives, n_test."""
+    label_names = list(label_names)
+    _label_matrix(Y_train, len(X_train), label_names, "Y_train")  # both checked before training
+    y_test = _label_matrix(Y_test, len(X_test), label_names, "Y_test").numpy()
+    scores = image_classifier_scores(image_model, X_train, Y_train, X_test, label_names, config)
+    return label_table(y_test, scores, label_names)
+
+
+__all__ = ["finetune_text_classifier", "finetune_image_classifier", "image_classifier_scores", "PairClassifier",
+           "MultiLabelClassifier", "masked_bce", "label_table"]

@@ -13,19 +13,20 @@ text embeddings (image-text, as the paper states; the reference code compared te
 credit (k candidates tied at the top, the original among them: 1/k).
 
 Modules: `prepare` (splits and perturbations), `arms` (variants, training pairs, training), `discrimination`
-(Table IV), `tables` (Tables I-III and the recorded metrics), `claims` (over seeds), `figures`. The notebook
-reaches all of it through this package; the bootstrap CI and the constant-guess accuracies are the shared
-`eval.metrics`.
+(Table IV), `tables` (Tables I-III and the recorded metrics), `seeds` (reruns over seeds, per-item results kept),
+`evidence` (the paper's claims as evidence for the claims engine, `eval.claims`), `figures`. The notebook reaches
+all of it through this package; the bootstrap CI and the constant-guess accuracies are the shared `eval.metrics`.
 """
 
 from .arms import VARIANTS, loss_history, metric_name, train_variants, use_threads, variant_weights
-from .claims import claims_table, seed_results, seed_summary
 from .discrimination import discrimination_table, table_iv, variant_agreement
+from .evidence import claim_evidence
 from .figures import loss_terms_figure
 from .prepare import dataset_options, prepare_perturbed_study
+from .seeds import seed_metrics, seed_results, seed_summary
 from .tables import nli_table, study_metrics, table_i, table_ii
 
-__all__ = ["VARIANTS", "claims_table", "dataset_options", "discrimination_table", "loss_history",
-           "loss_terms_figure", "metric_name", "nli_table", "prepare_perturbed_study",
+__all__ = ["VARIANTS", "claim_evidence", "dataset_options", "discrimination_table", "loss_history",
+           "loss_terms_figure", "metric_name", "nli_table", "prepare_perturbed_study", "seed_metrics",
            "seed_results", "seed_summary", "study_metrics", "table_i", "table_ii", "table_iv", "train_variants",
            "use_threads", "variant_agreement", "variant_weights"]

@@ -60,7 +60,8 @@ def study_metrics(table4: pd.DataFrame, nli: pd.DataFrame | None = None,
                   classification: pd.DataFrame | None = None, per_kind: pd.DataFrame | None = None) -> dict:
     """Stable metric keys, rounded to 4 decimals: discrimination_accuracy_<variant> (+ _ci_low/_ci_high),
     discrimination_chance, nli_accuracy_<variant>, <label>_accuracy_<row> (e.g. pleural_effusion_accuracy_ours,
-    average_accuracy_all_negative), discrimination_<kind>_<variant> per kind."""
+    average_accuracy_all_negative), discrimination_<kind>_<variant> per kind; and claim_nli_accuracy_<variant>
+    unrounded (the NLI claim's evidence must equal it)."""
     metrics = {}
     for variant, row in table4.iterrows():
         stem = metric_name(variant)
@@ -74,6 +75,7 @@ def study_metrics(table4: pd.DataFrame, nli: pd.DataFrame | None = None,
                 metrics[f"discrimination_{kind}_{metric_name(variant)}"] = round(float(row[variant]), 4)
     for variant, row in (nli.iterrows() if nli is not None else ()):
         metrics[f"nli_accuracy_{metric_name(variant)}"] = round(float(row["accuracy"]), 4)
+        metrics[f"claim_nli_accuracy_{metric_name(variant)}"] = float(row["accuracy"])  # the claims' evidence, unrounded
     for variant, row in (classification.iterrows() if classification is not None else ()):
         stem = metric_name(variant) if variant in VARIANTS else variant.replace("-", "_")
         for column, value in row.items():
@@ -83,17 +85,40 @@ def study_metrics(table4: pd.DataFrame, nli: pd.DataFrame | None = None,
     return metrics
 
 
-def table_ii(fits: dict, study: PerturbedStudy, labels: Sequence[str], config: TrainConfig) -> pd.DataFrame:
-    """Table II: each variant's image side fine-tuned (copy + linear head) on the training labels, tested on the
-    labelled held-out set; with the Average column and the all-negative / all-positive references."""
-    from ...eval.finetune import finetune_image_classifier
+def table_ii_scores(fits: dict, study: PerturbedStudy, labels: Sequence[str], config: TrainConfig) -> dict:
+    """{variant: sigmoid scores (N, L) on the labelled held-out set}: each variant's image side fine-tuned (copy +
+    linear head) on the training labels."""
+    from ...eval.finetune import image_classifier_scores
     from ...models.multiscale import ImageEmbedder
 
     X_train, Y_train = classification_arrays(study.train, labels)
-    X_test, Y_test = classification_arrays(study.classify_test, labels)
-    results = {variant: finetune_image_classifier(ImageEmbedder(model), X_train, Y_train, X_test, Y_test, labels, config)
-               for variant, (model, _) in fits.items()}
-    return classification_table(results, Y_test, labels)
+    X_test, _ = classification_arrays(study.classify_test, labels)
+    return {variant: image_classifier_scores(ImageEmbedder(model), X_train, Y_train, X_test, labels, config)
+            for variant, (model, _) in fits.items()}
+
+
+def correct_at_threshold(Y: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Per image and label: 1.0 when the score at 0.5 gives the label, 0.0 when not, NaN where the label is not stated."""
+    from ...eval.finetune import THRESHOLD
+
+    return np.where(np.isnan(Y), np.nan, ((scores >= THRESHOLD) == Y).astype(float))
+
+
+def average_accuracy(correct: np.ndarray) -> float:
+    """Table II's Average: the mean over labels of each label's accuracy on its stated images (NaN: none stated)."""
+    stated = ~np.isnan(correct)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.mean(np.nansum(correct, axis=0) / stated.sum(axis=0)))
+
+
+def table_ii(fits: dict, study: PerturbedStudy, labels: Sequence[str], config: TrainConfig) -> pd.DataFrame:
+    """Table II: each variant's image side fine-tuned (copy + linear head) on the training labels, tested on the
+    labelled held-out set; with the Average column and the all-negative / all-positive references."""
+    from ...eval.finetune import label_table
+
+    Y_test = classification_arrays(study.classify_test, labels)[1]
+    scores = table_ii_scores(fits, study, labels, config)
+    return classification_table({v: label_table(Y_test, s, labels) for v, s in scores.items()}, Y_test, labels)
 
 
 def table_i(seed: int = 0) -> pd.DataFrame:
