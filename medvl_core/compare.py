@@ -206,11 +206,10 @@ def claims_frame(paper_id: str, judged: list[Judgement]) -> pd.DataFrame:
     rows = []
     for j in judged:
         c = j.claim
-        paper = "; ".join(f"{ref.split('/', 1)[1].replace('/', ', ')}: {published_cell(pub, ref).show()}"
-                          for ref in c.published) or DASH
+        paper = "; ".join(f"{_cell_name(ref)}: {published_cell(pub, ref).show()}" for ref in c.published) or DASH
         testable = j.verdict != NOT_TESTABLE
         rows.append({
-            "claim": f"“{c.quote}” ({c.section})",
+            "claim": f"“{c.quote}” ({c.section})" + (f" Note: {c.note}" if c.note else ""),
             "paper": paper,
             "ours (a vs b)": f"{_fmt(j.a)} vs {_fmt(j.b)}" if testable else DASH,
             "difference [95% CI]": (f"{j.diff:+.3g} [{j.low:+.3g}, {j.high:+.3g}]" + _boundary(c)) if testable else DASH,
@@ -218,6 +217,12 @@ def claims_frame(paper_id: str, judged: list[Judgement]) -> pd.DataFrame:
             "verdict": _verdict_text(j),
         })
     return pd.DataFrame(rows)
+
+
+def _cell_name(ref: str) -> str:
+    """'table_IV/Ours (w/o local loss)/Open-I' -> 'Ours (w/o local loss), Open-I' (row labels may hold '/')."""
+    row, _, column = ref.partition("/")[2].rpartition("/")
+    return f"{row}, {column}"
 
 
 def _boundary(c) -> str:
