@@ -74,7 +74,7 @@ def delta_bleu(hypotheses, references, weights=None, mode: str = "weighted", low
     texts = _Texts(_tokenizer(tokenize), max_order, _repeated(hyps, refs))
     stats = _corpus_stats(hyps, refs, wts, texts, max_order)
     eff = official if effective_order is None else bool(effective_order)
-    return _result(*stats, effective_order=eff, zero_shortcut=not official)
+    return bleu_from_stats(*stats, effective_order=eff, zero_shortcut=not official)
 
 
 # ---------------------------------------------------------------- statistics
@@ -180,8 +180,10 @@ def _max_counts(shared: list[Counter]) -> dict:
     return best
 
 
-def _result(correct, total, hyp_len, ref_len, effective_order: bool, zero_shortcut: bool) -> DeltaBleuResult:
-    """BLEU from sufficient statistics with exp smoothing (sacreBLEU 2.x or 1.4.1 rules)."""
+def bleu_from_stats(correct, total, hyp_len, ref_len, effective_order: bool = True,
+                    zero_shortcut: bool = False) -> DeltaBleuResult:
+    """BLEU from sufficient statistics (matched and total n-grams per order, lengths) with exp smoothing; the
+    defaults are the official scorer's (sacreBLEU 1.4.1: effective order, no zero shortcut)."""
     correct = [c if c > 0 else 0 for c in correct]
     bp = 1.0 if hyp_len >= ref_len else (math.exp(1 - ref_len / hyp_len) if hyp_len > 0 else 0.0)
     precisions = [0.0] * len(correct)

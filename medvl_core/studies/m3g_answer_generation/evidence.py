@@ -11,14 +11,12 @@ verdicts come from `eval.claims.judge` (via `compare.show_claims`); nothing here
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
 from ...errors import ParameterError
 from ...eval.claims import Evidence
-from ...eval.deltableu import delta_bleu
+from ...eval.deltableu import bleu_from_stats, delta_bleu
 from .claude import diagnosis_of
 from .claude_arm import CLAUDE_METRICS, CLAUDE_TABLE4_SCENARIO
 from .clip import ClipFit
@@ -27,7 +25,6 @@ from .prepare import M3GData, M3GSplit
 from .scores import POSTPROCESSING, answers, knn_metric_keys, post_metric_keys, split_language
 
 MAX_ORDER = 4
-_LOG_FLOOR = -9999999999  # sacreBLEU 1.4.1's log(0), as the official scorer
 
 
 def case_stats(hypotheses, split: M3GSplit) -> np.ndarray:
@@ -45,21 +42,9 @@ def case_stats(hypotheses, split: M3GSplit) -> np.ndarray:
 
 
 def corpus_dbleu(stats: np.ndarray) -> float:
-    """The official deltaBLEU (0-100) of summed case statistics: effective order, exp smoothing, no zero shortcut."""
-    correct, total = stats[:MAX_ORDER], stats[MAX_ORDER:2 * MAX_ORDER]
-    hyp_len, ref_len = stats[2 * MAX_ORDER], stats[2 * MAX_ORDER + 1]
-    bp = 1.0 if hyp_len >= ref_len else (math.exp(1 - ref_len / hyp_len) if hyp_len > 0 else 0.0)
-    precisions, smooth, order = [0.0] * MAX_ORDER, 1.0, MAX_ORDER
-    for n, (c, t) in enumerate(zip(correct, total, strict=True)):
-        if t == 0:
-            break
-        order = n + 1
-        if c <= 0:
-            smooth *= 2
-            precisions[n] = 100.0 / (smooth * t)
-        else:
-            precisions[n] = 100.0 * c / t
-    return bp * math.exp(sum(math.log(p) if p > 0 else _LOG_FLOOR for p in precisions[:order]) / order)
+    """The official deltaBLEU (0-100) of summed case statistics (`case_stats` columns)."""
+    return bleu_from_stats(list(stats[:MAX_ORDER]), list(stats[MAX_ORDER:2 * MAX_ORDER]), stats[2 * MAX_ORDER],
+                           stats[2 * MAX_ORDER + 1]).score
 
 
 def dbleu_evidence(hypotheses, split: M3GSplit, label: str = "") -> Evidence:
