@@ -8,13 +8,14 @@ EpochTextFeatures`, distinct texts encoded once and cached); SLIP and UniCLIP us
 the paper's augmentations and per-epoch sentence sampling (`data.pairs.ImageTextPairs`). Everything is seeded.
 
 Modules: `prepare` (the study and the paper's other zero-shot test sets), `arms` (training every arm and seed,
-Fig. 4 sweeps), `tables` (Tables 1-7 as tables and metrics), `claims` (verdicts), `figures` (Figs. 2 and 5 data).
-The notebook reaches all of it through this package.
+Fig. 4 sweeps), `tables` (Tables 1-7 as tables and metrics), `evidence` (per claim of claims.yaml, its evidence
+for the claims engine `eval.claims`), `figures` (Figs. 2 and 5 data). The notebook reaches all of it through
+this package.
 """
 
 from ...eval.contrastive_fit import FRAMEWORK_NAMES, ablation_variants
-from .arms import arm_name, run_ablation, sentences_sweep, threshold_sweep
-from .claims import PAPER_CHOICE, sweep_reading, verdicts
+from .arms import Sweep, arm_name, run_ablation, sentences_sweep, threshold_sweep
+from .evidence import PAPER_CHOICE, claim_evidence
 from .figures import curves_without_and_with, sampled_example
 from .prepare import prepare_study
 from .tables import (
@@ -27,7 +28,7 @@ from .tables import (
     zero_shot_set_table,
 )
 
-__all__ = ["FRAMEWORK_NAMES", "PAPER_CHOICE", "ablation_table", "ablation_variants", "arm_name", "auroc_columns",
-           "curves_without_and_with", "ensemble_ci_table", "label_sharing", "paper_metrics", "prepare_study",
-           "run_ablation", "sampled_example", "sentences_sweep", "sentences_table", "sweep_reading", "threshold_sweep",
-           "verdicts", "zero_shot_set_table"]
+__all__ = ["FRAMEWORK_NAMES", "PAPER_CHOICE", "Sweep", "ablation_table", "ablation_variants", "arm_name",
+           "auroc_columns", "claim_evidence", "curves_without_and_with", "ensemble_ci_table", "label_sharing",
+           "paper_metrics", "prepare_study", "run_ablation", "sampled_example", "sentences_sweep", "sentences_table",
+           "threshold_sweep", "zero_shot_set_table"]

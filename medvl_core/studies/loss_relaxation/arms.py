@@ -1,5 +1,5 @@
 """Jang et al.'s arms: every (variant, seed) trained by `eval.contrastive_fit` and scored zero-shot, with image-text
-alignment (Table 5) and training histories; the one-seed Fig. 4 sweeps over t and n."""
+alignment (Table 5) and training histories; the one-seed Fig. 4 sweeps over t and n (`Sweep`)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ def sentence_embeddings(model: DualEncoder, split: Split, study: StudyData) -> t
 
 @torch.no_grad()
 def alignment_scores(model: DualEncoder, split: Split, study: StudyData) -> dict:
-    """Sentence-level and report-level mean image-text cosine (Table 5 style) on a report split."""
+    """Sentence-level and report-level mean image-text cosine (Table 5 style) on a report split, and per image
+    (`per_image`: its report's cosine, the sum and number of its sentences' cosines) for the claims' bootstrap."""
     images = image_embeddings(model, split, study)
     owner = np.concatenate([[i] * len(o) for i, o in enumerate(split.owners)])
     flat = np.concatenate(split.owners)
@@ -54,7 +55,12 @@ def alignment_scores(model: DualEncoder, split: Split, study: StudyData) -> dict
         reports = model.project_text_features(whole(0))
     else:
         reports = model.encode_text([" ".join(split.sentences[i] for i in o) for o in split.owners])
-    return {"sentence": sentence_alignment(images, sentences[flat], owner), "report": report_alignment(images, reports)}
+    sentence_cos = (images[torch.as_tensor(owner, dtype=torch.long)] * sentences[flat]).sum(dim=1).double().cpu().numpy()
+    per_image = {"report": (images * reports).sum(dim=1).double().cpu().numpy(),
+                 "sentence_sum": np.bincount(owner, weights=sentence_cos, minlength=len(split.owners)),
+                 "sentence_n": np.bincount(owner, minlength=len(split.owners)).astype(float)}
+    return {"sentence": sentence_alignment(images, sentences[flat], owner), "report": report_alignment(images, reports),
+            "per_image": per_image}
 
 
 @dataclass
@@ -107,9 +113,19 @@ def run_ablation(study: StudyData, variants, seeds, config: TrainConfig, embed_d
     return result
 
 
+@dataclass
+class Sweep:
+    """A Fig. 4 sweep: `table` (the swept value and its validation Avg. 5 AUROC) and each point's validation
+    probabilities (`val_probs`, swept value -> (N, L)), from which the claims' evidence is resampled."""
+
+    column: str
+    table: pd.DataFrame
+    val_probs: dict
+
+
 def threshold_sweep(study: StudyData, thresholds, config: TrainConfig, seed: int = 0, embed_dim: int = 128,
                     alpha: float = 10.0, sentences_per_report: int | None = 3, trainable: str = "projections",
-                    augment=None) -> pd.DataFrame:
+                    augment=None) -> Sweep:
     """Fig. 4 (left): validation Avg. 5 AUROC of CLIP + both for each relaxation threshold t (one seed)."""
     variants = [Variant(f"t={t}", sentences_per_report, (float(t), float(alpha))) for t in thresholds]
     return _validation_sweep(study, "t", [float(t) for t in thresholds], variants, config, seed, embed_dim, trainable,
@@ -118,16 +134,17 @@ def threshold_sweep(study: StudyData, thresholds, config: TrainConfig, seed: int
 
 def sentences_sweep(study: StudyData, counts, config: TrainConfig, seed: int = 0, embed_dim: int = 128,
                     threshold: float = 0.5, alpha: float = 10.0, trainable: str = "projections",
-                    augment=None) -> pd.DataFrame:
+                    augment=None) -> Sweep:
     """Fig. 4 (right): validation Avg. 5 AUROC of CLIP + both for each number of sampled sentences n (one seed)."""
     variants = [Variant(f"n={n}", int(n), (float(threshold), float(alpha))) for n in counts]
     return _validation_sweep(study, "n", [int(n) for n in counts], variants, config, seed, embed_dim, trainable, augment)
 
 
-def _validation_sweep(study, column, values, variants, config, seed, embed_dim, trainable, augment) -> pd.DataFrame:
-    """Train each variant once and tabulate its validation Avg. 5 AUROC against `column`."""
-    rows = []
+def _validation_sweep(study, column, values, variants, config, seed, embed_dim, trainable, augment) -> Sweep:
+    """Train each variant once; tabulate its validation Avg. 5 AUROC against `column` and keep its probabilities."""
+    rows, probs = [], {}
     for value, variant in zip(values, variants, strict=True):
         model, _ = fit_variant(study, variant, seed, config, embed_dim, trainable, augment)
         rows.append({column: value, "validation Avg. 5 AUC": validation_scores(model, study)["val_auroc_5"]})
-    return pd.DataFrame(rows)
+        probs[value] = zero_shot_probabilities(model, study.validate, study)
+    return Sweep(column, pd.DataFrame(rows), probs)
