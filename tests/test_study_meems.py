@@ -17,8 +17,8 @@ from medvl_core.studies.meems.captions import (
     distinct_label_examples,
     fit_captioner,
 )
-from medvl_core.studies.meems.claims import CLAIMS, claims_table, no_finding_silhouette, seed_metrics, verdict_sentences
 from medvl_core.studies.meems.data import MeemsData, MeemsSplit, first_sentences, prepare_meems_data, world_root
+from medvl_core.studies.meems.evidence import claim_evidence, evidence_metrics, evidence_table
 from medvl_core.studies.meems.heads import embeddings, fit_finetuned_baseline, fit_head_seeds, fit_heads, head_inputs
 from medvl_core.studies.meems.paper_metrics import binarised, paper_auc, paper_scores, reference_scores
 from medvl_core.studies.meems.pixels import predict_pixels
@@ -120,23 +120,6 @@ def test_caption_diversity_and_distinct_examples():
     assert distinct_label_examples(labels, 6) == [0, 2, 3]
 
 
-def test_silhouette_and_claims_table():
-    rng = np.random.default_rng(0)
-    emb = np.r_[rng.normal(0, 0.1, (20, 3)) + [1, 0, 0], rng.normal(0, 0.1, (20, 3)) + [0, 1, 0]]
-    assert no_finding_silhouette(emb, np.r_[np.ones(20), np.zeros(20)]) > 0.5
-    base = {"binary_auc_meems": 0.8, "binary_auc_baseline": 0.7, "binary_f1_argmax_meems": 0.8,
-            "binary_f1_argmax_baseline": 0.9, "multilabel_auc_meems": 0.7, "multilabel_auc_baseline": 0.7,
-            "multilabel_f1_argmax_meems": 0.3, "multilabel_f1_argmax_baseline": 0.2, "binary_fnr_argmax_meems": 0.1,
-            "binary_fnr_argmax_baseline": 0.2, "binary_fpr_argmax_meems": 0.5, "binary_fpr_argmax_baseline": 0.3,
-            "binary_f1_argmax_all_positive": 0.85, "no_finding_silhouette_meems": 0.1, "minority_auc_meems": 0.6,
-            "other_auc_meems": 0.8, "rare_stratum_auc_meems": 0.6, "rare_stratum_auc_baseline": 0.65,
-            "common_stratum_auc_meems": 0.9}
-    table = claims_table([base, {**base, "binary_auc_meems": 0.6}, base])
-    assert table.iloc[0]["seeds agreeing"] == "2/3" and table.iloc[0]["verdict"] == "mixed"
-    assert table.iloc[1]["verdict"] == "disagrees" and table.iloc[4]["verdict"] == "agrees"
-    assert len(table) == len(CLAIMS)
-
-
 def test_pca_projects_to_n_components():
     x = np.random.default_rng(0).normal(size=(30, 6))
     assert pca(x, 3).shape == (30, 3)
@@ -204,7 +187,15 @@ def test_tiny_end_to_end_training_with_the_shared_engine():
     per_seed = fit_head_seeds(data, inputs, config, [1, 2], {"embed_hidden": 16, "embed_dim": 8,
                                                                 "classifier_hidden": 4}, dropout=0.0)
     assert [seed for seed, _ in per_seed] == [1, 2]
-    assert "no_finding_silhouette_meems" in seed_metrics(per_seed[0][1], data, inputs)
+    evidence = claim_evidence([(0, heads), *per_seed], data, inputs)
+    assert {"seeds_binary_auc_meems", "seeds_multilabel_f1_argmax_baseline", "seeds_no_finding_silhouette_pca3_meems",
+            "seeds_auc_gain_min_task"} <= set(evidence)
+    assert all(ev.n_seeds == 3 for ev in evidence.values())
+    assert evidence["seeds_binary_auc_meems"].n_items == 24 and evidence["seeds_label_partition_silhouette_meems"].n_items == 48
+    assert evidence["seeds_binary_auc_meems"].per_seed[0].point() == pytest.approx(summary["binary_auc_meems"], abs=5e-5)
+    recorded = evidence_metrics(evidence)
+    assert recorded["seeds_binary_fnr_argmax_meems"] == evidence["seeds_binary_fnr_argmax_meems"].point()
+    assert list(evidence_table(evidence, [0, 1, 2]).columns[-2:]) == ["mean", "SD"]
     words, maps = attention_words(captioner, data.test.grids[0], data.vocab, 10, 3, 5)
     assert 1 <= len(words) <= 5 and maps.shape == (len(words), 2, 2)
     np.testing.assert_allclose(maps.reshape(len(words), -1).sum(1), 1.0, atol=1e-5)
@@ -260,12 +251,6 @@ def test_grid_cache_is_reused_and_matches_the_encoder(data_root):
     with torch.no_grad():
         direct = encoder.forward_grid(encoder.preprocess(dataset[0]["image"]).unsqueeze(0))[0]
     torch.testing.assert_close(grids[0], direct, atol=2e-2, rtol=1e-2)  # float16 storage
-
-
-def test_verdict_sentences_say_contradictions_plainly():
-    claims = pd.DataFrame({"seeds agreeing": ["0/3", "3/3"], "verdict": ["disagrees", "agrees"]}, index=["A", "B"])
-    sentences = verdict_sentences(claims)
-    assert "CONTRADICTS" in sentences[0] and "agrees" in sentences[1]
 
 
 def test_caption_example_text_wraps_without_cutting():

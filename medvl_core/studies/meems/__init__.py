@@ -8,8 +8,9 @@ fine-tuned on pixels, `pixels`) are trained for the binary (No Finding vs Findin
 (`heads`). Evaluation (`tables`, `paper_metrics`, on the shared `eval.metrics`): the paper's metrics (AUC as
 the mean of the binarised label matrix's column AUCs plus micro AUC on its flattening, F1 and confusion at argmax),
 validation-threshold extras, FNR/FPR, trivial references, minority classes, and the SynthCXR rare stratum
-(demo: subpulmonic pleural effusion) against the common one with bootstrap CIs; claims over several head
-seeds (`claims`); the paper's figures (`figures`, `projection`).
+(demo: subpulmonic pleural effusion) against the common one with bootstrap CIs; the evidence the paper's
+claims are judged on, from the per-image predictions and embeddings of several head seeds (`evidence`); the
+paper's figures (`figures`, `projection`).
 """
 
 from .captions import (
@@ -23,8 +24,8 @@ from .captions import (
     fit_captioner,
     generate_captions,
 )
-from .claims import claims_table, seed_metrics, verdict_sentences
 from .data import MeemsData, MeemsSplit, prepare_meems_data
+from .evidence import claim_evidence, evidence_metrics, evidence_table
 from .figures import (
     attention_figure,
     caption_training_figure,
@@ -54,10 +55,9 @@ from .tasks import MODELS, TASKS, task_targets
 __all__ = [
     "MODELS", "TASKS", "HeadInputs", "HeadsResult", "MeemsData", "MeemsSplit", "attention_figure",
     "attention_words", "auc_table", "binarised", "caption_diversity", "caption_example_text", "caption_examples",
-    "caption_scores", "caption_training_figure", "claims_table", "confusion_pair",
-    "distinct_label_examples", "embeddings", "first_with_label", "fit_captioner", "fit_head_seeds", "fit_heads",
+    "caption_scores", "caption_training_figure", "claim_evidence", "confusion_pair",
+    "distinct_label_examples", "embeddings", "evidence_metrics", "evidence_table", "first_with_label", "fit_captioner", "fit_head_seeds", "fit_heads",
     "fnr_fpr_table", "generate_captions", "head_inputs", "label_histogram", "minority_summary", "paper_table", "pca",
     "pca_figure", "pca_per_class_figure", "prepare_meems_data", "primary_label", "published_results", "rare_stratum_table", "roc_pair",
-    "seed_metrics", "summary_metrics", "task_targets", "thresholds_by_model",
-    "training_summary", "verdict_sentences",
+    "summary_metrics", "task_targets", "thresholds_by_model", "training_summary",
 ]
