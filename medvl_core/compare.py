@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 
 from .errors import MedvlError
-from .eval.claims import NOT_RESOLVED, NOT_TESTABLE, Judgement, format_p, judge
+from .eval.claims import NOT_RESOLVED, NOT_TESTABLE, Judgement, format_p, judge, resamples_for
 from .eval.claims import counts as claim_counts
 from .io import atomic_write_json
 from .papers import Table, get_paper, paper_claims, published, published_cell
@@ -189,7 +189,8 @@ def headline_pairs(tables: list[Beside]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["table", "quantity", "paper", "ours", "unit"])
 
 
-SCHEME = ("paired bootstrap of our difference a - b over the test items ({resamples} resamples, seed {seed}); "
+SCHEME = ("paired bootstrap of our difference a - b over the test items ({resamples} resamples: at least 4 x claims "
+          "/ 0.05, seed {seed}); "
           "several seeds: each side is the mean over seeds on the same resample (unit 'items'), or the seeds are "
           "resampled too ('both') or alone ('seeds'); 95% percentile CI; two-sided p, Holm-corrected across the "
           "{n} claims judged; verdict at Holm p < 0.05 (see medvl_core/eval/claims.py)")
@@ -246,7 +247,8 @@ def claims_record(paper_id: str, judged: list[Judgement], produced_by: str, n_re
                   seed: int = 0) -> dict:
     """claims.json of a run folder: the scheme, every judgement and the verdict counts."""
     n = sum(j.verdict != NOT_TESTABLE for j in judged)
-    return {"paper": paper_id, "produced_by": produced_by, "scheme": SCHEME.format(resamples=n_resamples, seed=seed, n=n),
+    resamples = resamples_for(n, n_resamples)
+    return {"paper": paper_id, "produced_by": produced_by, "scheme": SCHEME.format(resamples=resamples, seed=seed, n=n),
             "counts": claim_counts(judged), "claims": [j.as_dict() for j in judged]}
 
 

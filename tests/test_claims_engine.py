@@ -142,3 +142,11 @@ def test_claims_yaml_is_validated_against_published():
         parse_claims({"claims": [{"id": "y", "quote": "q", "section": "s", "testable": False}]}, pub)
     with pytest.raises(MedvlError, match="unknown keys"):
         parse_claims({"claims": [{**ok["claims"][0], "verdict": "yes"}]}, pub)
+
+
+def test_many_claims_get_enough_resamples_for_holm(rng):
+    v = correct(300, 0.9, rng)
+    ev = {"a": Evidence.values([v]), "b": Evidence.values([np.zeros(300)])}
+    many = judge([claim(f"c{i}") for i in range(30)], ev, n_resamples=200)
+    assert all(j.resamples == 2400 for j in many)  # 4 x 30 / 0.05
+    assert all(j.verdict == REPRODUCED for j in many)  # a huge effect survives Holm over 30 claims

@@ -6,7 +6,8 @@ of resamples serves both (paired). With unit 'items' the test items are resample
 mean over its seeds on the same resample; with 'seeds' the seeds are resampled (paired by seed) and all
 items kept; with 'both' each resample draws items and then seeds. The difference's 95% percentile CI and a
 two-sided bootstrap p (the share of resamples on the far side of the claim's boundary, doubled) follow;
-p is Holm-corrected across the claims judged together. Verdicts:
+p is Holm-corrected across the claims judged together, with at least 4 m / 0.05 resamples for m claims (so that
+the smallest possible p, 2 / B, survives the correction). Verdicts:
 
 - reproduced: the difference lies on the paper's side of the boundary and the Holm-corrected p < 0.05;
 - contradicted: it lies on the other side with Holm-corrected p < 0.05;
@@ -205,9 +206,16 @@ def holm(p: Sequence[float]) -> np.ndarray:
     return out
 
 
+def resamples_for(n_claims: int, n_resamples: int, level: float = LEVEL) -> int:
+    """Resamples enough for Holm: the smallest p a bootstrap can give (2 / B) times the claims stays below level / 2."""
+    return max(int(n_resamples), math.ceil(4 * n_claims / level))
+
+
 def judge(claims: Sequence[Claim], evidence: dict[str, Evidence], n_resamples: int = 1000, seed: int = 0,
           level: float = LEVEL) -> list[Judgement]:
-    """Every claim judged on this run's evidence (keyed by metric key), Holm-corrected across the judged ones."""
+    """Every claim judged on this run's evidence (keyed by metric key), Holm-corrected across the judged ones;
+    with many claims the resamples are raised (`resamples_for`) so that a clear effect can still be reproduced."""
+    n_resamples = resamples_for(sum(_has_evidence(c, evidence) for c in claims), n_resamples, level)
     judged = [_test(c, evidence, n_resamples, seed) for c in claims]
     testable = [j for j in judged if j.verdict != NOT_TESTABLE]
     for j, p_adj in zip(testable, holm([j.p for j in testable]), strict=True):
@@ -232,6 +240,10 @@ def _test(claim: Claim, evidence: dict[str, Evidence], n_resamples: int, seed: i
     return Judgement(claim, REPRODUCED if paper_side else CONTRADICTED, a.point(), b.point(), diff, float(low),
                      float(high), p, p_floor=floor, detectable=DETECTABLE_Z * float(np.std(diffs, ddof=1)),
                      resamples=len(diffs), seeds=max(a.n_seeds, b.n_seeds))
+
+
+def _has_evidence(claim: Claim, evidence: dict[str, Evidence]) -> bool:
+    return bool(claim.a) and claim.a in evidence and _side_b(claim, evidence) is not None
 
 
 def _side_b(claim: Claim, evidence: dict[str, Evidence]) -> Evidence | None:
