@@ -257,17 +257,33 @@ def show_claims(paper_id: str, evidence: dict, produced_by: str, metrics: dict |
     """Judge, display (notebook) and record (claims.json in the run folder) the paper's claims; returns them.
 
     With `metrics`, each evidence's value must equal the metric recorded under the same key (so a claim is
-    judged on exactly the number the run reports)."""
+    judged on exactly the number the run reports), and the verdict counts join it (`claims_reproduced`, ...)."""
     from IPython.display import Markdown, display
 
     check_evidence(evidence, metrics or {})
     judged = judge_claims(paper_id, evidence, n_resamples, seed)
     record = claims_record(paper_id, judged, produced_by, n_resamples, seed)
     atomic_write_json(current_run().dir / "claims.json", record)
+    if metrics is not None:
+        metrics.update(count_metrics(judged))
     counts = ", ".join(f"{n} {v}" for v, n in record["counts"].items())
     display(Markdown(f"**The paper's claims on this run** ({produced_by}): {counts}."),
             claims_frame(paper_id, judged), Markdown(f"<small>Scheme: {record['scheme']}.</small>"))
     return judged
+
+
+def count_metrics(judged: list[Judgement]) -> dict[str, int]:
+    """The verdict counts as metric keys: claims_reproduced, claims_contradicted, claims_not_resolved, ..."""
+    return {f"claims_{verdict.split(' here')[0].replace(' ', '_')}": n for verdict, n in claim_counts(judged).items()}
+
+
+def claims_summary(recorded: dict[str, dict]) -> pd.DataFrame:
+    """One row per paper from each run's recorded metrics ({paper: metrics}): its claims' verdict counts."""
+    rows = []
+    for paper_id, metrics in recorded.items():
+        keys = count_metrics([])
+        rows.append({"paper": paper_id, **{k.removeprefix("claims_").replace("_", " "): metrics.get(k) for k in keys}})
+    return pd.DataFrame(rows)
 
 
 def check_evidence(evidence: dict, metrics: dict, rel: float = 1e-6) -> None:

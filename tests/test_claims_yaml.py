@@ -43,3 +43,13 @@ def test_every_quote_occurs_verbatim_in_the_paper(paper_id):
     text = _normalised((Path(PAPER_TEXTS) / f"{paper_id}.txt").read_text())
     missing = [c.id for c in paper_claims(paper_id) if c.quote not in text]
     assert not missing, f"{paper_id}: quotes not found verbatim: {missing}"
+
+
+def test_readme_claims_table_is_generated_from_the_committed_notebooks():
+    from medvl_core.compare import claims_summary
+    from medvl_core.config import REPO_ROOT
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = readme.split("<!-- claims:start -->")[1].split("<!-- claims:end -->")[0].strip()
+    table = claims_summary({pid: recorded_metrics(p.notebook) for pid, p in PAPERS.items()}).to_markdown(index=False)
+    assert block == table, "regenerate the README block with `medvl claims --format md`"

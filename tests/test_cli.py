@@ -174,7 +174,7 @@ def test_run_writes_run_folder(fake_notebooks, tmp_path, monkeypatch, capfd):
     assert "cells: paper | ours" in capfd.readouterr().out
     assert cli.main(["compare", "meems", str(out), "--format", "md"]) == 0
     printed = capfd.readouterr().out
-    assert printed.count("### ") == 8 and "published cells" in printed  # every MEEMS table, then coverage
+    assert printed.count("### ") == 8 and "paper's cells with ours beside" in printed  # every MEEMS table, then coverage
 
 
 def test_failing_cell_exits_1_and_names_partial_notebook(fake_notebooks, tmp_path, capsys):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..io import atomic_write_text
-from ..notebook import clean_notebook, notebook_parameters
+from ..notebook import clean_notebook, notebook_parameters, recorded_metrics
 from ..papers import PAPERS, get_paper
 from ..runs import read_metrics
 from .run import execute
@@ -64,12 +64,16 @@ def _print_claims(paper_id: str, run_dir: Path, markdown: bool) -> None:
 
 
 def cmd_claims(args) -> int:
-    """One row per run folder: the paper and its claims' verdict counts (for the README)."""
+    """One row per run folder (default: per committed notebook) with its claims' verdict counts (the README's table)."""
     import pandas as pd
 
-    from ..compare import recorded_claims
+    from ..compare import claims_summary, recorded_claims
     from ..eval.claims import counts
 
+    if not args.run_dirs:
+        frame = claims_summary({pid: recorded_metrics(p.notebook) for pid, p in PAPERS.items()})
+        print(frame.to_markdown(index=False) if args.format == "md" else frame.to_string(index=False))
+        return 0
     rows = []
     for folder in map(Path, args.run_dirs):
         status = folder / "run.json"

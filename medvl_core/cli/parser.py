@@ -143,7 +143,8 @@ def _add_compare(sub) -> None:
     compare.set_defaults(func=cmd_compare)
     claims = sub.add_parser("claims", help="per run folder, how many of its paper's claims were reproduced, "
                                            "contradicted, not resolved or not testable")
-    claims.add_argument("run_dirs", nargs="+", metavar="RUN", help="run folders written by `medvl run`")
+    claims.add_argument("run_dirs", nargs="*", metavar="RUN",
+                        help="run folders written by `medvl run` (default: the committed notebooks, as in the README)")
     claims.add_argument("--format", choices=("text", "md"), default="text", help="terminal text or Markdown")
     claims.set_defaults(func=cmd_claims)
 
