@@ -29,8 +29,6 @@ EXCEPTIONS = {  # qualified name -> why it stays without a caller in the library
     "medvl_core.eval.umap_grid.clear_cache": "benchmarks/bench_probing.py empties the UMAP cache between timed runs",
     "medvl_core.eval.zeroshot.ZeroShotClassifier.predict_dataset": "batch-by-batch scoring of a whole dataset, "
                                                                    "measured at scale by benchmarks/bench_zero_shot.py",
-    "medvl_core.notebook.recorded_metrics": "the notebook contract's reader (docs/architecture.md): the smoke and "
-                                            "tolerance tests read a committed notebook's metrics with it",
     "medvl_core.studies.m3g_answer_generation.claude.answer_cases": "public API in papers/m3g_answer_generation/"
                                                                     "README.md (the Claude pipeline in code)",
     "medvl_core.train.distributed.launch_in_notebook": "how a notebook starts multi-process training (train.distributed "

@@ -11,8 +11,8 @@ from torch import nn
 from medvl_core.data.nli import NLI_LABELS, NLIPair
 from medvl_core.errors import ParameterError
 from medvl_core.eval.finetune import (
-    finetune_image_classifier,
     finetune_text_classifier,
+    image_classifier_scores,
     label_table,
     masked_bce,
 )
@@ -105,8 +105,8 @@ def test_image_classifier_learns_labels_with_nan_masked_out():
     before = state(tower)
     x_train, y_train = toy_images(400, 0, nan_fraction=0.3)
     x_test, y_test = toy_images(100, 1, nan_fraction=0.2)
-    table = finetune_image_classifier(tower, x_train, y_train, x_test, y_test, LABELS,
-                                      text_config(epochs=10, global_batch_size=32))
+    scores = image_classifier_scores(tower, x_train, y_train, x_test, LABELS, text_config(epochs=10, global_batch_size=32))
+    table = label_table(y_test, scores, LABELS)
     assert list(table.columns) == ["label", "accuracy", "auroc", "positives", "n_test"]
     assert list(table["label"]) == LABELS
     assert (table["accuracy"] > 0.9).all() and (table["auroc"] > 0.95).all()
@@ -141,8 +141,8 @@ def test_label_table_counts_only_stated_entries():
 def test_image_classifier_checks_label_shapes_and_values():
     x, y = toy_images(10, 0)
     with pytest.raises(ParameterError, match=r"Y_train has shape \(10, 2\), expected \(10, 3\)"):
-        finetune_image_classifier(image_tower(), x, y, x, y, LABELS + ["Edema"], text_config())
+        image_classifier_scores(image_tower(), x, y, x, LABELS + ["Edema"], text_config())
     y_uncertain = y.copy()
     y_uncertain[0, 0] = -1
     with pytest.raises(ParameterError, match="uncertain"):
-        finetune_image_classifier(image_tower(), x, y_uncertain, x, y, LABELS, text_config())
+        image_classifier_scores(image_tower(), x, y_uncertain, x, LABELS, text_config())

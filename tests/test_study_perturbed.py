@@ -341,7 +341,7 @@ def test_seed_summary_and_metrics_average_the_per_item_results():
 
 
 def test_seed_results_keep_per_item_results_that_reproduce_tables_ii_and_iv(cached_study):
-    from medvl_core.eval.finetune import finetune_image_classifier
+    from medvl_core.eval.finetune import image_classifier_scores, label_table
 
     config = TrainConfig(epochs=1, global_batch_size=16, lr=1e-3, progress=False, device="cpu")
     fits = train_variants(cached_study, config, embed_dim=16, text_dim=32, max_length=48, image_dim=16)
@@ -357,7 +357,8 @@ def test_seed_results_keep_per_item_results_that_reproduce_tables_ii_and_iv(cach
         assert result["table_iv"].mean() == pytest.approx(table4.loc[variant, "accuracy"])
         assert result["table_ii"].shape == Y_test.shape
         assert average_accuracy(result["table_ii"]) == pytest.approx(table2.loc[variant, "Average accuracy"])
-    direct = finetune_image_classifier(ImageEmbedder(fits["ours"][0]), X_train, Y_train, X_test, Y_test, labels, finetune)
+    direct = label_table(Y_test, image_classifier_scores(ImageEmbedder(fits["ours"][0]), X_train, Y_train, X_test, labels,
+                                                         finetune), labels)
     assert classification_table({"ours": direct}).loc["ours", "Average accuracy"] == table2.loc["ours", "Average accuracy"]
 
 

@@ -171,10 +171,10 @@ def _label_matrix(Y, n: int, names: Sequence[str], what: str) -> torch.Tensor:
     y = np.asarray(Y, dtype=np.float32)
     y = y[:, None] if y.ndim == 1 else y
     if y.ndim != 2 or y.shape != (n, len(names)):
-        raise ParameterError(f"finetune_image_classifier: {what} has shape {y.shape}, expected ({n}, {len(names)}) "
+        raise ParameterError(f"image_classifier_scores: {what} has shape {y.shape}, expected ({n}, {len(names)}) "
                              "(one row per image, one column per label name)")
     if (~np.isnan(y) & (y != 0) & (y != 1)).any():
-        raise ParameterError(f"finetune_image_classifier: {what} must hold 0, 1 or NaN; map uncertain (-1) labels first")
+        raise ParameterError(f"image_classifier_scores: {what} must hold 0, 1 or NaN; map uncertain (-1) labels first")
     return torch.from_numpy(y)
 
 
@@ -204,7 +204,7 @@ def image_classifier_scores(image_model: nn.Module, X_train: torch.Tensor, Y_tra
     label_names = list(label_names)
     y_train = _label_matrix(Y_train, len(X_train), label_names, "Y_train")
     if len(X_train) == 0 or len(X_test) == 0:
-        raise ParameterError("finetune_image_classifier: X_train and X_test need at least one image each")
+        raise ParameterError("image_classifier_scores: X_train and X_test need at least one image each")
     tower = copy.deepcopy(image_model)
     dim = _output_width(tower, tower, torch.as_tensor(X_train[:1]).to(device_of(tower)))
     model = MultiLabelClassifier(tower, dim, len(label_names), config.seed)
@@ -212,15 +212,5 @@ def image_classifier_scores(image_model: nn.Module, X_train: torch.Tensor, Y_tra
     return _predict_images(result.model, torch.as_tensor(X_test), config.global_batch_size)
 
 
-def finetune_image_classifier(image_model: nn.Module, X_train: torch.Tensor, Y_train: np.ndarray, X_test: torch.Tensor,
-                              Y_test: np.ndarray, label_names: Sequence[str], config: TrainConfig) -> pd.DataFrame:
-    """Fine-tune a copy of `image_model` + linear head (masked BCE); per-label accuracy, AUROC, positives, n_test."""
-    label_names = list(label_names)
-    _label_matrix(Y_train, len(X_train), label_names, "Y_train")  # both checked before training
-    y_test = _label_matrix(Y_test, len(X_test), label_names, "Y_test").numpy()
-    scores = image_classifier_scores(image_model, X_train, Y_train, X_test, label_names, config)
-    return label_table(y_test, scores, label_names)
-
-
-__all__ = ["finetune_text_classifier", "finetune_image_classifier", "image_classifier_scores", "PairClassifier",
+__all__ = ["finetune_text_classifier", "image_classifier_scores", "PairClassifier",
            "MultiLabelClassifier", "masked_bce", "label_table"]

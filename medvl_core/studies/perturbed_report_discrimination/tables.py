@@ -40,7 +40,7 @@ def nli_table(results: dict) -> pd.DataFrame:
 
 
 def classification_table(results: dict, Y_test: np.ndarray | None = None, labels: Sequence[str] = ()) -> pd.DataFrame:
-    """Table II layout from {variant: finetune_image_classifier frame}: rows = variants (+ all-negative and
+    """Table II layout from {variant: eval.finetune.label_table frame}: rows = variants (+ all-negative and
     all-positive references when `Y_test` is given), columns = per-label accuracy, their Average, per-label AUROC."""
     rows = {}
     for variant, frame in results.items():
