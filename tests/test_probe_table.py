@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from medvl_core.errors import ParameterError
-from medvl_core.eval.probing import confounder_probe
+from medvl_core.eval.probing import confounder_probe, confounder_probe_result
 from medvl_core.studies.vlm_feature_probing.probes import probe_results
 from medvl_core.studies.vlm_feature_probing.tables import probe_table
 
@@ -105,6 +105,8 @@ def test_confounder_probe_drops_missing_and_rare_values():
     marks[:2] = "arrow"
     out = confounder_probe(x, marks)
     assert out["n_dropped"] == 2 and out["n_samples"] == 58
+    result, row = confounder_probe_result(x, marks)  # the ProbeResult behind the row: CV items of the kept 58
+    assert row == out and len(result.cv_index) == out["n_train"] and set(result.cv_true) == {"mark", "none"}
     with pytest.raises(ParameterError, match="one per image"):
         confounder_probe(x, marks[:10])
 

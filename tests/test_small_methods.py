@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from medvl_core.eval.knn import cosine_topk
-from medvl_core.eval.probing import linear_probe, make_probe, svc_c
+from medvl_core.eval.probing import ProbeResult, linear_probe, make_probe, svc_c
 from medvl_core.eval.similarity import near_duplicate_fraction, off_diagonal, pairwise_cosine
 from medvl_core.losses.relaxed import relax_positive, relaxed_similarity
 from medvl_core.text.vocab import build_vocabulary, word_tokens
@@ -68,6 +68,12 @@ def test_probe_protocol_c_split_and_train_only_scaling():
     result = linear_probe(x, y, seed=0)
     assert (result.n_train, result.n_test) == (96, 24)
     assert result.cv_accuracy[0] > 0.9 and result.test_accuracy > 0.9
+    # the CV's out-of-fold predictions are kept: its fold accuracies come back exactly
+    assert len(result.cv_index) == len(result.cv_predicted) == 96 and sorted(set(result.cv_fold)) == [0, 1, 2, 3, 4]
+    assert np.array_equal(result.cv_true, y[result.cv_index])
+    fold_accuracy = [result.cv_correct()[result.cv_fold == k].mean() for k in range(5)]
+    assert (np.mean(fold_accuracy), np.std(fold_accuracy)) == pytest.approx(result.cv_accuracy, abs=1e-12)
+    assert len(ProbeResult((1.0, 0.0), (1.0, 0.0), 1.0, 1.0, 8, 2).cv_correct()) == 0  # older constructors still work
     model = make_probe(10).fit(x[:10] + 100.0, np.array([0, 1] * 5))
     assert model[0].mean_ == pytest.approx((x[:10] + 100.0).mean(axis=0))
     assert model[1].C == pytest.approx(10.0)

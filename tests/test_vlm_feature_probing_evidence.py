@@ -1,12 +1,14 @@
-"""vlm_feature_probing's evidence for the claims engine: out-of-fold probe correctness, variance shares, keys."""
+"""vlm_feature_probing's evidence for the claims engine: out-of-fold correctness of the probes the notebook ran
+(nothing refitted), variance shares, keys."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from medvl_core.data.base import RecordDataset
 from medvl_core.eval.claims import Evidence
-from medvl_core.eval.probing import linear_probe
-from medvl_core.studies.vlm_feature_probing import claim_evidence, explained_variance, out_of_fold
+from medvl_core.studies import vlm_feature_probing as study
+from medvl_core.studies.vlm_feature_probing import claim_evidence, explained_variance, fitted_probes
 
 MR_CLASSES = ["glioma", "meningioma", "no_tumor", "pituitary"]
 
@@ -15,16 +17,6 @@ def _blobs(classes, n, dim=6, sep=4.0, seed=0):
     rng = np.random.default_rng(seed)
     index = np.arange(n) % len(classes)
     return rng.normal(size=(n, dim)) + sep * np.eye(dim)[index % dim], np.asarray(classes)[index]
-
-
-def test_out_of_fold_repeats_the_probe_cv():
-    """The same split, folds and probe as eval.probing.linear_probe: its fold accuracies come back exactly."""
-    x, y = _blobs(["a", "b", "c"], 90, sep=1.0)
-    oof, cv = out_of_fold(x, y, seed=3), linear_probe(x, y, seed=3).cv_accuracy[0]
-    assert len(oof.rest) == 72 and sorted(set(oof.fold)) == [0, 1, 2, 3, 4]
-    correct = oof.correct(y)
-    assert np.mean([correct[oof.fold == k].mean() for k in range(5)]) == pytest.approx(cv, abs=1e-12)
-    assert 0.0 < correct.mean() < 1.0
 
 
 def test_explained_variance_between_group_share():
@@ -54,12 +46,33 @@ def run():
     for name, (x, y) in {"mr": (mr_x, mr_y), "ultrasound": (us_x, us_y), "cytology": (cy_x, cy_y)}.items():
         features[("med", name)] = (x, y)
         features[("enc", name)] = (x + noise.normal(scale=2.0, size=x.shape), y)
-    return features, data
+    probes = (study.probe_results(features, progress=False), study.confounder_results(features, data),
+              study.subclass_results(features, data))
+    return features, data, probes
+
+
+def test_probe_frames_keep_their_probe_results(run):
+    features, data, (results, confounders, subclasses) = run
+    fits = fitted_probes(results)
+    assert list(fits) == [(m, d, "random") for m, d in features]
+    fit = fits[("med", "mr", "random")]
+    assert results.iloc[0]["cv_accuracy_mean"] == fit.cv_accuracy[0] and len(fit.cv_index) == results.iloc[0]["n_train"]
+    assert set(fitted_probes(confounders)) == {(m, d, c) for m, d in features for c in data[d].confounders}
+    assert set(fitted_probes(subclasses)) == {(m, "cytology", p) for m in ("med", "enc") for p in ("microbe", "negative")}
+    assert fitted_probes(pd.DataFrame()) == {}  # a frame without probes
+
+
+def test_claim_evidence_fits_nothing(run, monkeypatch):
+    from sklearn.svm import LinearSVC
+
+    monkeypatch.setattr(LinearSVC, "fit", lambda *a, **k: pytest.fail("claim_evidence fitted a probe"))
+    features, data, probes = run
+    assert len(claim_evidence(features, data, {"medical": "med", "encoder": "enc"}, *probes)) == 16
 
 
 def test_claim_evidence_keys_and_values(run):
-    features, data = run
-    ev = claim_evidence(features, data, {"medical": "med", "encoder": "enc"})
+    features, data, (results, confounders, subclasses) = run
+    ev = claim_evidence(features, data, {"medical": "med", "encoder": "enc"}, results, confounders, subclasses)
     assert set(ev) == {
         "oof_accuracy_medical", "oof_accuracy_encoder", "plane_r2_medical", "malignancy_r2_medical",
         "plane_r2_encoder", "malignancy_r2_encoder", "oof_tumour_presence_accuracy_medical", "majority_tumour_presence",
@@ -68,7 +81,8 @@ def test_claim_evidence_keys_and_values(run):
         "majority_microbe_subclass"}
     assert all(isinstance(e, Evidence) for e in ev.values())
     # the mean over datasets of each dataset's out-of-fold accuracy
-    per_dataset = [out_of_fold(*features[("med", n)]).correct(features[("med", n)][1]).mean() for n in data]
+    fits = fitted_probes(results)
+    per_dataset = [fits[("med", n, "random")].cv_correct().mean() for n in data]
     assert ev["oof_accuracy_medical"].point() == pytest.approx(np.mean(per_dataset))
     assert ev["oof_accuracy_medical"].n_items == ev["oof_accuracy_encoder"].n_items == 96 + 72 + 128  # same items
     assert ev["oof_accuracy_medical"].point() > ev["oof_accuracy_encoder"].point()  # the noisier copy loses
@@ -85,9 +99,13 @@ def test_claim_evidence_keys_and_values(run):
 
 
 def test_claim_evidence_leaves_out_what_the_run_lacks(run):
-    features, data = run
-    ev = claim_evidence({k: v for k, v in features.items() if k[0] == "enc"}, data, {"encoder": "enc"})
+    features, data, (results, confounders, subclasses) = run
+    encoder_only = {k: v for k, v in features.items() if k[0] == "enc"}
+    ev = claim_evidence(encoder_only, data, {"encoder": "enc"}, study.probe_results(encoder_only, progress=False))
     assert set(ev) == {"oof_accuracy_encoder", "plane_r2_encoder", "malignancy_r2_encoder"}
     data_without_plane = {**data, "mr": RecordDataset(data["mr"].records)}
     data_without_plane["mr"].confounders = []
-    assert "plane_r2_encoder" not in claim_evidence(features, data_without_plane, {"encoder": "enc"})
+    assert "plane_r2_encoder" not in claim_evidence(features, data_without_plane, {"encoder": "enc"}, results)
+    without_factors = claim_evidence(features, data, {"medical": "med"}, results)  # no confounder / subclass frames
+    assert "oof_tumour_presence_accuracy_medical" in without_factors and "majority_word" not in without_factors
+    assert "oof_microbe_subclass_accuracy_medical" not in without_factors

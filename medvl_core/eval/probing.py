@@ -8,7 +8,7 @@ the poster's random split, which lets images of one patient or slide sit on both
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
@@ -20,9 +20,16 @@ from sklearn.svm import LinearSVC
 from ..errors import ParameterError
 
 
-@dataclass
+def _empty(dtype=float) -> np.ndarray:
+    return np.empty(0, dtype=dtype)
+
+
+@dataclass(eq=False)
 class ProbeResult:
-    """Cross-validated and held-out accuracy / macro F-score of a linear probe."""
+    """Cross-validated and held-out accuracy / macro F-score of a linear probe, and per CV item (the `n_train`
+    not held out) what the CV produced: `cv_index` (its row in the probed features), `cv_true` (its label),
+    `cv_predicted` (the prediction of the fold model that did not see it) and `cv_fold` (that fold). Compared by
+    identity (the arrays have no single truth value)."""
 
     cv_accuracy: tuple[float, float]
     cv_macro_f1: tuple[float, float]
@@ -30,6 +37,15 @@ class ProbeResult:
     test_macro_f1: float
     n_train: int
     n_test: int
+    cv_index: np.ndarray = field(default_factory=lambda: _empty(int))
+    cv_true: np.ndarray = field(default_factory=_empty)
+    cv_predicted: np.ndarray = field(default_factory=_empty)
+    cv_fold: np.ndarray = field(default_factory=lambda: _empty(int))
+
+    def cv_correct(self) -> np.ndarray:
+        """0/1 per CV item: its out-of-fold prediction equals its label (pooled over the folds, so its mean
+        differs slightly from `cv_accuracy[0]`, the mean of the fold accuracies)."""
+        return (self.cv_predicted == self.cv_true).astype(float)
 
 
 def svc_c(n_samples: int) -> float:
@@ -46,7 +62,7 @@ def make_probe(n_samples: int, seed: int = 0):
 
 def linear_probe(features, labels, seed: int = 0, test_size: float = 0.2, folds: int = 5, groups=None) -> ProbeResult:
     """Hold out `test_size`, run `folds`-fold CV on the rest, then fit on all the rest and test (group-disjoint
-    splits when `groups` is given)."""
+    splits when `groups` is given). The CV items' out-of-fold predictions are kept (`ProbeResult.cv_*`)."""
     x, y = np.asarray(features, dtype=np.float64), np.asarray(labels)
     rest, test = _holdout(y, test_size, seed, groups)
     g_rest = None if groups is None else np.asarray(groups)[rest]
@@ -54,16 +70,18 @@ def linear_probe(features, labels, seed: int = 0, test_size: float = 0.2, folds:
     with warnings.catch_warnings():  # rare values (4 images of a patient) make folds without them: expected
         warnings.filterwarnings("ignore", message="The least populated class")
         splits = list(_folds(y[rest], folds, seed, g_rest))
-    for train, val in splits:
+    predicted, fold = np.empty(len(rest), dtype=y.dtype), np.empty(len(rest), dtype=int)
+    for k, (train, val) in enumerate(splits):
         model = _fit(make_probe(len(train), seed), x[rest][train], y[rest][train])
         pred = model.predict(x[rest][val])
+        predicted[val], fold[val] = pred, k
         accs.append(accuracy_score(y[rest][val], pred))
         f1s.append(f1_score(y[rest][val], pred, average="macro"))
     model = _fit(make_probe(len(rest), seed), x[rest], y[rest])
     pred = model.predict(x[test])
     return ProbeResult((float(np.mean(accs)), float(np.std(accs))), (float(np.mean(f1s)), float(np.std(f1s))),
                        float(accuracy_score(y[test], pred)), float(f1_score(y[test], pred, average="macro")),
-                       len(rest), len(test))
+                       len(rest), len(test), np.asarray(rest), y[rest], predicted, fold)
 
 
 def _fit(model, x, y):
@@ -111,6 +129,12 @@ def confounder_probe(features, confounder_values, seed: int = 0, min_count: int 
     Images without a value (None/NaN/"") and values seen fewer than `min_count` times are left out
     (`n_dropped`); accuracy well above `chance_accuracy` means the confounder is linearly decodable.
     """
+    return confounder_probe_result(features, confounder_values, seed, min_count)[1]
+
+
+def confounder_probe_result(features, confounder_values, seed: int = 0, min_count: int = 5) -> tuple[ProbeResult, dict]:
+    """`confounder_probe` with the `ProbeResult` it flattens: (result, row). The result's `cv_index` counts
+    the kept images only; `cv_true` holds their values."""
     values = np.array(["" if _missing(v) else str(v) for v in confounder_values], dtype=object)
     if len(values) != len(features):
         raise ParameterError(f"{len(values)} confounder values for {len(features)} feature rows; give one per image")
@@ -119,7 +143,7 @@ def confounder_probe(features, confounder_values, seed: int = 0, min_count: int 
     if len(np.unique(values[keep])) < 2:
         raise ParameterError(f"the confounder needs >= 2 values seen >= {min_count} times each; got {dict(zip(names, counts))}")
     result = linear_probe(np.asarray(features)[keep], values[keep].astype(str), seed)
-    return {**probe_row(result, values[keep]), "n_dropped": int((~keep).sum())}
+    return result, {**probe_row(result, values[keep]), "n_dropped": int((~keep).sum())}
 
 
 def _missing(value) -> bool:

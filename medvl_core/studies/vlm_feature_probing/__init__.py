@@ -8,13 +8,13 @@ evidence for the poster's claims, judged by `compare.show_claims`). The notebook
 package.
 """
 
-from .evidence import claim_evidence, explained_variance, out_of_fold
+from .evidence import claim_evidence, explained_variance
 from .medical_vlm import MEDICAL_VLM, SMALL_SYNTH_CXR, train_medical_vlm
 from .poster import POSTER_COLUMNS, POSTER_N, dataset_table, poster_column, slug
-from .probes import CONFOUNDER_COLUMNS, confounder_results, probe_results, subclass_results
+from .probes import CONFOUNDER_COLUMNS, confounder_results, fitted_probes, probe_results, subclass_results
 from .tables import model_summary, per_dataset_metrics, probe_table
 
 __all__ = ["CONFOUNDER_COLUMNS", "MEDICAL_VLM", "POSTER_COLUMNS", "POSTER_N", "SMALL_SYNTH_CXR", "claim_evidence",
-           "confounder_results", "dataset_table", "explained_variance", "model_summary", "out_of_fold",
+           "confounder_results", "dataset_table", "explained_variance", "fitted_probes", "model_summary",
            "per_dataset_metrics", "poster_column", "probe_results", "probe_table", "slug", "subclass_results",
            "train_medical_vlm"]

@@ -1,12 +1,13 @@
 """The run's evidence for the poster's claims that the demo can pose (papers/vlm_feature_probing/claims.yaml),
 one `eval.claims.Evidence` per metric key, for the one claims engine (`compare.show_claims` judges them).
 
-Two kinds of evidence, both on this run's features:
+Two kinds of evidence, both on this run's features, neither fitting anything:
 
-- per-item correctness of the poster's cross-validated linear probe: `out_of_fold` repeats the CV part of
-  `eval.probing.linear_probe` (the same held-out split, folds and probe) and keeps each CV item's prediction by the
-  fold model that did not see it; accuracies are the mean of that 0/1 correctness (pooled over the folds, so
-  they differ slightly from the recorded mean of the fold accuracies `svc_accuracy_*`);
+- per-item correctness of the poster's cross-validated linear probes the notebook already ran
+  (`probes.probe_results`, `confounder_results`, `subclass_results`): each `eval.probing.ProbeResult` keeps its
+  CV items' out-of-fold predictions (by the fold model that did not see the item); accuracies are the mean of
+  that 0/1 correctness (pooled over the folds, so they differ slightly from the recorded mean of the fold
+  accuracies `svc_accuracy_*`);
 - the share of the feature variance that a grouping of the images explains (`explained_variance`, on
   L2-normalised features: the cosine geometry the poster's UMAP sees), for "X affected the feature distribution
   more than Y".
@@ -16,49 +17,17 @@ The two sides of each claim are measured on the same items (the split depends on
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
-
 import numpy as np
+import pandas as pd
 
 from ...eval.claims import Evidence
-from ...eval.probing import make_probe
+from ...eval.probing import ProbeResult
 from .poster import slug
+from .probes import fitted_probes
 
 MALIGNANCY = {"glioma": "malignant", "meningioma": "benign", "pituitary": "benign",  # BrainMR's four classes
               "no_tumor": "no tumour", "notumor": "no tumour", "no tumor": "no tumour"}
 NO_TUMOUR = "no tumour"
-
-
-@dataclass
-class OutOfFold:
-    """The CV items of a linear probe (`rest`: indices of the 80% not held out), each one's out-of-fold
-    prediction and its fold."""
-
-    rest: np.ndarray
-    predicted: np.ndarray
-    fold: np.ndarray
-
-    def correct(self, labels) -> np.ndarray:
-        """0/1 per CV item: the out-of-fold prediction equals the item's label."""
-        return (self.predicted == np.asarray(labels)[self.rest]).astype(float)
-
-
-def out_of_fold(features, labels, seed: int = 0, test_size: float = 0.2, folds: int = 5) -> OutOfFold:
-    """The CV part of `eval.probing.linear_probe` (poster split: stratified random hold-out, stratified K-fold on
-    the rest, standardised LinearSVC with C = 100 / N per fold), keeping every CV item's prediction."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import StratifiedKFold, train_test_split
-
-    x, y = np.asarray(features, dtype=np.float64), np.asarray(labels)
-    rest, _ = train_test_split(np.arange(len(y)), test_size=test_size, stratify=y, random_state=seed)
-    predicted, fold = np.empty(len(rest), dtype=y.dtype), np.empty(len(rest), dtype=int)
-    for k, (train, val) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed).split(y[rest], y[rest])):
-        with warnings.catch_warnings():  # liblinear's max_iter is part of the protocol (as in linear_probe)
-            warnings.filterwarnings("ignore", category=ConvergenceWarning)
-            model = make_probe(len(train), seed).fit(x[rest][train], y[rest][train])
-        predicted[val], fold[val] = model.predict(x[rest][val]), k
-    return OutOfFold(rest, predicted, fold)
 
 
 def explained_variance(features, groups) -> float:
@@ -80,52 +49,57 @@ def majority_rate(labels) -> float:
     return float(counts.max() / counts.sum())
 
 
-def claim_evidence(features: dict, data: dict, models: dict[str, str], seed: int = 0) -> dict[str, Evidence]:
-    """Evidence per metric key named by a testable claim of claims.yaml, from this run's features.
+def claim_evidence(features: dict, data: dict, models: dict[str, str], results: pd.DataFrame,
+                   confounders: pd.DataFrame | None = None, subclasses: pd.DataFrame | None = None) -> dict[str, Evidence]:
+    """Evidence per metric key named by a testable claim of claims.yaml, from this run's features and probes.
 
     `features[(model, dataset)]` is (X, class names) as the notebook builds it, `data[dataset]` the opened
     dataset (its background factors by `column`), `models` {tag: model name} with tags "medical" (the demo's
-    medical image-text model) and "encoder" (the non-medical encoder it is built on). Keys (tag: medical unless
-    said): `oof_accuracy_<medical|encoder>` (mean over the datasets of the out-of-fold accuracy);
-    `oof_tumour_presence_accuracy_medical` / `majority_tumour_presence` and `oof_malignancy_accuracy_medical` /
-    `majority_malignancy` (BrainMR, read off the 4-class probe); `plane_r2_<tag>` / `malignancy_r2_<tag>`
-    (BrainMR, where the plane is recorded); `oof_word_accuracy_medical` / `majority_word` and
-    `oof_calipers_accuracy_medical` / `majority_calipers` (BreastUS factor probes);
-    `oof_microbe_subclass_accuracy_medical` / `majority_microbe_subclass` (HiCervix microbe group). A key whose
-    model, dataset or factor the run lacks is left out (its claim is then not testable here).
+    medical image-text model) and "encoder" (the non-medical encoder it is built on); `results`,
+    `confounders` and `subclasses` are the frames of `probes.probe_results` / `confounder_results` /
+    `subclass_results` on those features (their ProbeResults' out-of-fold predictions are read, nothing is
+    refitted). Keys (tag: medical unless said): `oof_accuracy_<medical|encoder>` (mean over the datasets of the
+    out-of-fold accuracy, poster split); `oof_tumour_presence_accuracy_medical` / `majority_tumour_presence` and
+    `oof_malignancy_accuracy_medical` / `majority_malignancy` (BrainMR, read off the 4-class probe);
+    `plane_r2_<tag>` / `malignancy_r2_<tag>` (BrainMR, where the plane is recorded); `oof_word_accuracy_medical`
+    / `majority_word` and `oof_calipers_accuracy_medical` / `majority_calipers` (BreastUS confounder probes);
+    `oof_microbe_subclass_accuracy_medical` / `majority_microbe_subclass` (HiCervix microbe subclass probe). A
+    key whose model, dataset, factor or probe the run lacks is left out (its claim is then not testable here).
     """
     by_slug = {slug(name): name for name in data}
+    probes = fitted_probes(results)
+    factor_probes = fitted_probes(confounders) if confounders is not None else {}
+    subclass_probes = fitted_probes(subclasses) if subclasses is not None else {}
     evidence: dict[str, Evidence] = {}
     for tag in ("medical", "encoder"):
         model = models.get(tag)
-        names = [n for n in data if (model, n) in features] if model else []
-        if names:
-            evidence[f"oof_accuracy_{tag}"] = _mean_over_datasets(
-                [(out_of_fold(*features[(model, n)], seed), features[(model, n)][1]) for n in names],
-                f"oof_accuracy_{tag}")
+        fits = [probes[(model, n, "random")] for n in data if (model, n, "random") in probes] if model else []
+        if fits:
+            evidence[f"oof_accuracy_{tag}"] = _mean_over_datasets(fits, f"oof_accuracy_{tag}")
         if model and (model, by_slug.get("brainmr")) in features:
             evidence.update(_plane_and_malignancy(features[(model, by_slug["brainmr"])], data[by_slug["brainmr"]], tag))
     medical = models.get("medical")
-    if medical and (medical, by_slug.get("brainmr")) in features:
-        evidence.update(_tumour_probes(*features[(medical, by_slug["brainmr"])], seed))
-    if medical and (medical, by_slug.get("breastus")) in features:
-        name = by_slug["breastus"]
-        for factor in ("word", "calipers"):
-            if factor in data[name].confounders:
-                evidence.update(_factor_probe(features[(medical, name)][0], data[name].column(factor), factor, seed))
-    if medical and (medical, by_slug.get("hicervix")) in features:
-        evidence.update(_microbe_probe(*features[(medical, by_slug["hicervix"])], data[by_slug["hicervix"]], seed))
+    if medical and (medical, by_slug.get("brainmr"), "random") in probes:
+        evidence.update(_tumour_probes(probes[(medical, by_slug["brainmr"], "random")]))
+    for factor in ("word", "calipers"):
+        if medical and (medical, by_slug.get("breastus"), factor) in factor_probes:
+            evidence.update(_factor_probe(factor_probes[(medical, by_slug["breastus"], factor)], factor))
+    if medical and (medical, by_slug.get("hicervix"), "microbe") in subclass_probes:
+        fit = subclass_probes[(medical, by_slug["hicervix"], "microbe")]
+        evidence.update({
+            "oof_microbe_subclass_accuracy_medical": Evidence.values([fit.cv_correct()], "microbe subclass (medical)"),
+            "majority_microbe_subclass": Evidence.constant(majority_rate(fit.cv_true), "majority rate")})
     return evidence
 
 
-def _mean_over_datasets(oofs: list, label: str) -> Evidence:
+def _mean_over_datasets(fits: list[ProbeResult], label: str) -> Evidence:
     """Mean over datasets of each dataset's out-of-fold accuracy, as a function of the pooled CV items."""
-    correct = np.concatenate([oof.correct(y) for oof, y in oofs])
-    dataset = np.concatenate([np.full(len(oof.rest), i) for i, (oof, _) in enumerate(oofs)])
+    correct = np.concatenate([fit.cv_correct() for fit in fits])
+    dataset = np.concatenate([np.full(len(fit.cv_index), i) for i, fit in enumerate(fits)])
 
     def mean_accuracy(idx: np.ndarray) -> float:
-        n = np.bincount(dataset[idx], minlength=len(oofs))
-        hits = np.bincount(dataset[idx], weights=correct[idx], minlength=len(oofs))
+        n = np.bincount(dataset[idx], minlength=len(fits))
+        hits = np.bincount(dataset[idx], weights=correct[idx], minlength=len(fits))
         return float(np.mean(hits[n > 0] / n[n > 0]))
 
     return Evidence.function([mean_accuracy], len(correct), label)
@@ -136,10 +110,9 @@ def _malignancy(classes) -> np.ndarray:
     return np.array([MALIGNANCY.get(str(c).lower(), str(c)) for c in classes])
 
 
-def _tumour_probes(x, y, seed: int) -> dict[str, Evidence]:
+def _tumour_probes(fit: ProbeResult) -> dict[str, Evidence]:
     """Tumour presence and malignancy read off the 4-class probe's out-of-fold predictions (BrainMR)."""
-    oof = out_of_fold(x, y, seed)
-    true, predicted = _malignancy(np.asarray(y)[oof.rest]), _malignancy(oof.predicted)
+    true, predicted = _malignancy(fit.cv_true), _malignancy(fit.cv_predicted)
     presence = ((predicted == NO_TUMOUR) == (true == NO_TUMOUR)).astype(float)
     tumour = true != NO_TUMOUR
     return {"oof_tumour_presence_accuracy_medical": Evidence.values([presence], "tumour presence (medical)"),
@@ -162,28 +135,9 @@ def _plane_and_malignancy(feature_pair, dataset, tag: str) -> dict[str, Evidence
                                                       len(x), f"malignancy R2 ({tag})")}
 
 
-def _factor_probe(x, values, factor: str, seed: int) -> dict[str, Evidence]:
-    """The poster's probe predicting a background factor (as `eval.probing.confounder_probe`: values seen fewer
-    than 5 times left out), out of fold, beside the factor's majority rate on the same items."""
-    values = np.array(["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values],
-                      dtype=object)
-    names, counts = np.unique(values[values != ""], return_counts=True)
-    keep = np.isin(values, names[counts >= 5])
-    labels = values[keep].astype(str)
-    oof = out_of_fold(np.asarray(x)[keep], labels, seed)
-    return {f"oof_{factor}_accuracy_medical": Evidence.values([oof.correct(labels)], f"{factor} probe (medical)"),
-            f"majority_{factor}": Evidence.constant(majority_rate(labels[oof.rest]), "majority rate")}
-
-
-def _microbe_probe(x, y, dataset, seed: int) -> dict[str, Evidence]:
-    """The fine-class probe within the microbe level-1 group (as `probes.subclass_results`), out of fold."""
-    key = next((k for k in ("level1", "level_1") if k in dataset.records[0]), None)
-    if key is None:
-        return {}
-    keep = np.array([str(v).lower() == "microbe" for v in dataset.column(key)])
-    if keep.sum() < 10:
-        return {}
-    labels = np.asarray(y)[keep]
-    oof = out_of_fold(np.asarray(x)[keep], labels, seed)
-    return {"oof_microbe_subclass_accuracy_medical": Evidence.values([oof.correct(labels)], "microbe subclass (medical)"),
-            "majority_microbe_subclass": Evidence.constant(majority_rate(labels[oof.rest]), "majority rate")}
+def _factor_probe(fit: ProbeResult, factor: str) -> dict[str, Evidence]:
+    """The poster's probe predicting a background factor (`eval.probing.confounder_probe`: images without a
+    value and values seen fewer than 5 times left out), out of fold, beside the factor's majority rate on the
+    same items."""
+    return {f"oof_{factor}_accuracy_medical": Evidence.values([fit.cv_correct()], f"{factor} probe (medical)"),
+            f"majority_{factor}": Evidence.constant(majority_rate(fit.cv_true), "majority rate")}
