@@ -72,3 +72,19 @@ def test_text_features_keep_input_order_despite_length_batching(data_root):
     with torch.no_grad():
         single = torch.cat([encoder(**{k: v for k, v in encoder.tokenize([t]).items()}) for t in texts])
     assert torch.allclose(batched, single, atol=1e-5)
+
+
+def test_conv_towers_extract_in_channels_last_with_the_same_features(tmp_path, data_root):
+    from medvl_core.models.cache import conv_layout
+
+    dataset = _folder(tmp_path / "imgs")
+    encoder = build_image_encoder("tiny:cnn", image_size=32).eval()
+    pixels = torch.stack([encoder.preprocess(dataset[i]["image"]) for i in range(len(dataset))])
+    with torch.no_grad():
+        plain = encoder(pixels)
+        with conv_layout(encoder) as layout:
+            assert layout(pixels).is_contiguous(memory_format=torch.channels_last)
+            fast = encoder(layout(pixels))
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
+    assert all(p.is_contiguous() for p in encoder.parameters())  # the standard layout is back
+    torch.testing.assert_close(image_tower_features(encoder, dataset, progress=False), plain, atol=1e-5, rtol=1e-5)

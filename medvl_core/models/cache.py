@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from tqdm.auto import tqdm
@@ -63,7 +65,26 @@ def image_tower_features(encoder, dataset, batch_size: int = 64, progress: bool 
                                 lambda pixels: encoder(pixels).float().cpu())
         return torch.cat(chunks) if chunks else torch.empty(0, encoder.embed_dim)
 
-    return _cached(cache_key(_spec_key(encoder), ids, repr(encoder.preprocess)), compute)
+    return _cached(cache_key(_spec_key(encoder), ids, f"{LAYOUT}|{encoder.preprocess!r}"), compute)
+
+
+CHANNELS_LAST_KINDS = ("bundled:", "torchvision:", "timm:", "tiny:", "run:")  # convolutional towers
+LAYOUT = "channels_last"  # part of every image cache key: features computed in another layout differ in the last bits
+
+
+@contextmanager
+def conv_layout(encoder) -> Iterator:
+    """Convolutional towers extract in the channels-last memory layout (EfficientNet-Lite0 at 128 px: about 1.6x
+    faster on one CPU thread); yields the function that puts a pixel batch in that layout. The module returns to
+    the standard layout afterwards (the layout moves no value)."""
+    if not str(encoder.spec).startswith(CHANNELS_LAST_KINDS):
+        yield lambda pixels: pixels
+        return
+    encoder.to(memory_format=torch.channels_last)
+    try:
+        yield lambda pixels: pixels.contiguous(memory_format=torch.channels_last)
+    finally:
+        encoder.to(memory_format=torch.contiguous_format)
 
 
 def _image_batches(encoder, dataset, batch_size: int, progress: bool, what: str, run) -> list:
@@ -71,9 +92,10 @@ def _image_batches(encoder, dataset, batch_size: int, progress: bool, what: str,
     encoder.eval()
     device = device_of(encoder)
     chunks = []
-    for start in tqdm(range(0, len(dataset), batch_size), desc=f"{what} {encoder.spec}", disable=not progress):
-        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
-        chunks.append(run(torch.stack([encoder.preprocess(item["image"]) for item in items]).to(device)))
+    with conv_layout(encoder) as layout:
+        for start in tqdm(range(0, len(dataset), batch_size), desc=f"{what} {encoder.spec}", disable=not progress):
+            items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+            chunks.append(run(layout(torch.stack([encoder.preprocess(item["image"]) for item in items]).to(device))))
     return chunks
 
 
@@ -109,7 +131,7 @@ def image_tower_grids(encoder, dataset, batch_size: int = 64, progress: bool = T
                                 lambda pixels: encoder.forward_grid(pixels).to(torch.float16).cpu())
         return torch.cat(chunks) if chunks else torch.empty(0, encoder.grid_dim, 0, 0, dtype=torch.float16)
 
-    return _cached(cache_key(_spec_key(encoder), ids, "grid|" + repr(encoder.preprocess)), compute).float()
+    return _cached(cache_key(_spec_key(encoder), ids, f"grid|{LAYOUT}|{encoder.preprocess!r}"), compute).float()
 
 
 @torch.no_grad()
@@ -128,22 +150,25 @@ def image_view_features(encoder, dataset, augment, n_views: int = 2, seed: int =
         encoder.eval()
         device = device_of(encoder)
         features, params = [], []
-        for start in tqdm(range(0, len(dataset), batch_size), desc=f"view features {encoder.spec}", disable=not progress):
-            pixels, vectors = [], []
-            for i in range(start, min(start + batch_size, len(dataset))):
-                image = dataset[i]["image"]
-                for k in range(n_views):
-                    with torch.random.fork_rng(devices=[]):
-                        torch.manual_seed(pair_seed(seed, 1_000_000 + k, i))
-                        view, vector = augment.with_params(image)
-                    pixels.append(encoder.preprocess(view))
-                    vectors.append(vector)
-            out = encoder(torch.stack(pixels).to(device)).float().cpu()
-            features.append(out.view(-1, n_views, out.shape[-1]))
-            params.append(torch.stack(vectors).view(-1, n_views, vectors[0].shape[0]))
+        with conv_layout(encoder) as layout:
+            for start in tqdm(range(0, len(dataset), batch_size), desc=f"view features {encoder.spec}",
+                              disable=not progress):
+                pixels, vectors = [], []
+                for i in range(start, min(start + batch_size, len(dataset))):
+                    image = dataset[i]["image"]
+                    for k in range(n_views):
+                        with torch.random.fork_rng(devices=[]):
+                            torch.manual_seed(pair_seed(seed, 1_000_000 + k, i))
+                            view, vector = augment.with_params(image)
+                        pixels.append(encoder.preprocess(view))
+                        vectors.append(vector)
+                out = encoder(layout(torch.stack(pixels).to(device))).float().cpu()
+                features.append(out.reshape(-1, n_views, out.shape[-1]))
+                params.append(torch.stack(vectors).view(-1, n_views, vectors[0].shape[0]))
         return {"features": torch.cat(features), "params": torch.cat(params)}
 
-    cached = _cached(cache_key(_spec_key(encoder), ids, f"views|{n_views}|{seed}|{augment!r}|{encoder.preprocess!r}"), compute)
+    extra = f"views|{n_views}|{seed}|{augment!r}|{LAYOUT}|{encoder.preprocess!r}"
+    cached = _cached(cache_key(_spec_key(encoder), ids, extra), compute)
     return cached["features"], cached["params"]
 
 
