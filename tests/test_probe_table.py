@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from medvl_core.errors import ParameterError
-from medvl_core.eval.probing import confounder_probe, confounder_probe_result
+from medvl_core.eval.probing import confounder_probe
 from medvl_core.studies.vlm_feature_probing.probes import probe_results
 from medvl_core.studies.vlm_feature_probing.tables import probe_table
 
@@ -88,9 +88,9 @@ def test_confounder_probe_decodable_vs_random():
     x = rng.normal(size=(n, 10))
     x[:, 0] += 5 * (plane == "coronal")
     x[:, 1] += 5 * (plane == "sagittal")  # the plane is written into the features
-    encoded = confounder_probe(x, plane)
+    _, encoded = confounder_probe(x, plane)
     assert encoded["cv_accuracy_mean"] > 0.9 and encoded["n_classes"] == 3
-    shuffled = confounder_probe(x, rng.permutation(plane), seed=0)
+    _, shuffled = confounder_probe(x, rng.permutation(plane), seed=0)
     assert abs(shuffled["cv_accuracy_mean"] - shuffled["chance_accuracy"]) < 0.15
 
 
@@ -103,9 +103,9 @@ def test_confounder_probe_drops_missing_and_rare_values():
         confounder_probe(x, values)
     marks = np.array(["mark", "none"])[y]
     marks[:2] = "arrow"
-    out = confounder_probe(x, marks)
+    _, out = confounder_probe(x, marks)
     assert out["n_dropped"] == 2 and out["n_samples"] == 58
-    result, row = confounder_probe_result(x, marks)  # the ProbeResult behind the row: CV items of the kept 58
+    result, row = confounder_probe(x, marks)  # the ProbeResult behind the row: CV items of the kept 58
     assert row == out and len(result.cv_index) == out["n_train"] and set(result.cv_true) == {"mark", "none"}
     with pytest.raises(ParameterError, match="one per image"):
         confounder_probe(x, marks[:10])

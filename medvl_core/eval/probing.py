@@ -123,18 +123,11 @@ def probe_row(result: ProbeResult, labels) -> dict:
     }  # fmt: skip
 
 
-def confounder_probe(features, confounder_values, seed: int = 0, min_count: int = 5) -> dict:
-    """The linear-probe protocol predicting a categorical confounder instead of the class (see `probe_row`).
-
-    Images without a value (None/NaN/"") and values seen fewer than `min_count` times are left out
-    (`n_dropped`); accuracy well above `chance_accuracy` means the confounder is linearly decodable.
-    """
-    return confounder_probe_result(features, confounder_values, seed, min_count)[1]
-
-
-def confounder_probe_result(features, confounder_values, seed: int = 0, min_count: int = 5) -> tuple[ProbeResult, dict]:
-    """`confounder_probe` with the `ProbeResult` it flattens: (result, row). The result's `cv_index` counts
-    the kept images only; `cv_true` holds their values."""
+def confounder_probe(features, confounder_values, seed: int = 0, min_count: int = 5) -> tuple[ProbeResult, dict]:
+    """The linear-probe protocol predicting a categorical confounder instead of the class: (result, row; see
+    `probe_row`). Images without a value (None/NaN/"") and values seen fewer than `min_count` times are left out
+    (`n_dropped`); accuracy well above `chance_accuracy` means the confounder is linearly decodable. The
+    result's `cv_index` counts the kept images only; `cv_true` holds their values."""
     values = np.array(["" if _missing(v) else str(v) for v in confounder_values], dtype=object)
     if len(values) != len(features):
         raise ParameterError(f"{len(values)} confounder values for {len(features)} feature rows; give one per image")

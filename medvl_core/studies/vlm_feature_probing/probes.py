@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import ParameterError
-from ...eval.probing import ProbeResult, confounder_probe_result, linear_probe, probe_row
+from ...eval.probing import ProbeResult, confounder_probe, linear_probe, probe_row
 
 SPLITS = {"random": "the poster's split: stratified random 20% test + 5-fold CV",
           "group": "ours: patient/slide-disjoint 20% test + 5-fold group CV"}
@@ -65,7 +65,7 @@ def confounder_results(features: dict, datasets: dict, seed: int = 0) -> pd.Data
     for (model, name), (x, _) in features.items():
         for c in datasets[name].confounders:
             try:
-                result, row = confounder_probe_result(x, datasets[name].column(c), seed=seed)
+                result, row = confounder_probe(x, datasets[name].column(c), seed=seed)
             except (ParameterError, ValueError):  # too few images per value (e.g. 2-4 per patient): not probed
                 continue
             probes[(model, name, c)] = result
