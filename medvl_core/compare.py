@@ -212,12 +212,30 @@ def claims_frame(paper_id: str, judged: list[Judgement]) -> pd.DataFrame:
         rows.append({
             "claim": f"“{c.quote}” ({c.section})" + (f" Note: {c.note}" if c.note else ""),
             "paper": paper,
-            "ours (a vs b)": f"{_fmt(j.a)} vs {_fmt(j.b)}" if testable else DASH,
-            "difference [95% CI]": (f"{j.diff:+.3g} [{j.low:+.3g}, {j.high:+.3g}]" + _boundary(c)) if testable else DASH,
+            "ours (a vs b)": f"{_claim_number(j.a)} vs {_claim_number(j.b)}" if testable else DASH,
+            "difference [95% CI]": (f"{_claim_number(j.diff, True)} [{_claim_number(j.low, True)}, "
+                                    f"{_claim_number(j.high, True)}]" + _boundary(c)) if testable else DASH,
             "p (Holm)": f"{format_p(j)} ({format_p(j, holm_corrected=True)})" if testable else DASH,
             "verdict": _verdict_text(j),
         })
     return pd.DataFrame(rows)
+
+
+def _claim_number(value: float | None, signed: bool = False) -> str:
+    """One format for every number of the claims table: 3 decimals (2 above 10), a sign for differences."""
+    if value is None or not math.isfinite(value):
+        return DASH
+    return f"{value:{'+' if signed else ''}.{3 if abs(value) < 10 else 2}f}"
+
+
+def claims_text(frame: pd.DataFrame) -> str:
+    """The claims table for a terminal: one numbered block per claim, nothing cut."""
+    blocks = []
+    for i, row in enumerate(frame.itertuples(index=False), 1):
+        numbers = (f"\n   paper: {row.paper}\n   ours: {row[2]}; difference {row[3]}; p {row[4]}"
+                   if row[2] != DASH else (f"\n   paper: {row.paper}" if row.paper != DASH else ""))
+        blocks.append(f"{i}. [{row.verdict}]\n   {row.claim}{numbers}")
+    return "\n".join(blocks)
 
 
 def _cell_name(ref: str) -> str:
@@ -258,7 +276,7 @@ def show_claims(paper_id: str, evidence: dict, produced_by: str, metrics: dict |
 
     With `metrics`, each evidence's value must equal the metric recorded under the same key (so a claim is
     judged on exactly the number the run reports), and the verdict counts join it (`claims_reproduced`, ...)."""
-    from IPython.display import Markdown, display
+    from IPython.display import HTML, Markdown, display
 
     check_evidence(evidence, metrics or {})
     judged = judge_claims(paper_id, evidence, n_resamples, seed)
@@ -267,8 +285,9 @@ def show_claims(paper_id: str, evidence: dict, produced_by: str, metrics: dict |
     if metrics is not None:
         metrics.update(count_metrics(judged))
     counts = ", ".join(f"{n} {v}" for v, n in record["counts"].items())
-    display(Markdown(f"**The paper's claims on this run** ({produced_by}): {counts}."),
-            claims_frame(paper_id, judged), Markdown(f"<small>Scheme: {record['scheme']}.</small>"))
+    table = HTML(claims_frame(paper_id, judged).to_html(index=False))  # to_html keeps every quote whole
+    display(Markdown(f"**The paper's claims on this run** ({produced_by}): {counts}."), table,
+            Markdown(f"<small>Scheme: {record['scheme']}.</small>"))
     return judged
 
 

@@ -70,3 +70,13 @@ def test_evidence_must_equal_the_recorded_metric():
     check_evidence(ev, {"k": 0.75, "other": 1.0})
     with pytest.raises(MedvlError, match="'k' is 0.75 but the run records 0.7"):
         check_evidence(ev, {"k": 0.7})
+
+
+def test_text_form_keeps_every_quote_whole(judged):
+    from medvl_core.compare import claims_text
+
+    frame = claims_frame(PAPER, judged)
+    text = claims_text(frame)
+    assert text.count("\n1. [") == 0 and text.startswith("1. [")
+    assert all(c.quote in text for c in paper_claims(PAPER))  # nothing cut, unlike a wide DataFrame print
+    assert "difference +" in text and "p " in text

@@ -54,12 +54,12 @@ def cmd_compare(args) -> int:
 
 def _print_claims(paper_id: str, run_dir: Path, markdown: bool) -> None:
     """The run's claims table, as the notebook shows it."""
-    from ..compare import claims_frame, recorded_claims
+    from ..compare import claims_frame, claims_text, recorded_claims
 
     frame = claims_frame(paper_id, recorded_claims(paper_id, run_dir))
     scheme = json.loads((run_dir / "claims.json").read_text())["scheme"]
     print("\nThe paper's claims on this run")
-    print(frame.to_markdown(index=False) if markdown else frame.to_string(index=False))
+    print(frame.to_markdown(index=False) if markdown else claims_text(frame))
     print(f"Scheme: {scheme}.")
 
 
