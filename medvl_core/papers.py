@@ -141,15 +141,22 @@ class Published:
     raw: dict  # the whole file, for keys the schema leaves free (e.g. m3g's `official_scorer`)
 
 
-class PrintedFloat(float):
-    """A number read from a paper file that remembers how it was written ('49.00', '28160')."""
+def _printed_type(base: type) -> type:
+    """A subclass of `base` (float or int) whose numbers remember how they were written ('49.00', '28160')."""
 
-    text: str
+    class Printed(base):
+        text: str
 
-    def __new__(cls, value, text: str):
-        number = super().__new__(cls, value)
-        number.text = text
-        return number
+        def __new__(cls, value, text: str):
+            number = super().__new__(cls, value)
+            number.text = text
+            return number
+
+    Printed.__name__ = Printed.__qualname__ = f"Printed{base.__name__.title()}"
+    return Printed
+
+
+PrintedFloat, PrintedInt = _printed_type(float), _printed_type(int)
 
 
 class PrintedLoader(yaml.SafeLoader):
@@ -160,18 +167,7 @@ def _printed_number(loader, node):
     text = loader.construct_scalar(node)
     value = yaml.SafeLoader.construct_yaml_float(loader, node) if node.tag.endswith("float") else \
         yaml.SafeLoader.construct_yaml_int(loader, node)
-    return PrintedFloat(value, text) if isinstance(value, float) else _PrintedInt(value, text)
-
-
-class _PrintedInt(int):
-    """An integer that remembers its written form."""
-
-    text: str
-
-    def __new__(cls, value, text: str):
-        number = super().__new__(cls, value)
-        number.text = text
-        return number
+    return PrintedFloat(value, text) if isinstance(value, float) else PrintedInt(value, text)
 
 
 PrintedLoader.add_constructor("tag:yaml.org,2002:float", _printed_number)

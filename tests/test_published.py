@@ -115,3 +115,13 @@ def test_every_table_renders_and_mapped_metrics_are_recorded(paper_id):
         mapped += [m for extra in spec.get("extra_rows") or [] for m in extra["cells"].values()]
         stale = [m for m in mapped if m not in committed and not any(fnmatch.fnmatchcase(m, p) for p in conditional)]
         assert not stale, f"{tid}: {stale}"
+
+
+def test_published_numbers_keep_their_printed_form(tmp_path):
+    from medvl_core.papers import as_printed, read_paper_yaml
+
+    path = tmp_path / "published.yaml"
+    path.write_text("a: 49.00\nb: 28160\nc: 1.000\nd: 3072\ne: -0.50\n")
+    data = read_paper_yaml(path)
+    assert [as_printed(data[k]) for k in "abcde"] == ["49.00", "28,160", "1.000", "3072", "-0.50"]
+    assert data["a"] == 49.0 and isinstance(data["b"], int) and data["b"] + 1 == 28161
