@@ -274,8 +274,9 @@ def show_claims(paper_id: str, evidence: dict, produced_by: str, metrics: dict |
                 n_resamples: int = 1000, seed: int = 0) -> list:
     """Judge, display (notebook) and record (claims.json in the run folder) the paper's claims; returns them.
 
-    With `metrics`, each evidence's value must equal the metric recorded under the same key (so a claim is
-    judged on exactly the number the run reports), and the verdict counts join it (`claims_reproduced`, ...)."""
+    With `metrics`, each evidence's value must equal a metric already recorded under the same key (so a claim is
+    judged on exactly the number the run reports); the evidence values not yet in it and the verdict counts
+    (`claims_reproduced`, ...) join it."""
     from IPython.display import HTML, Markdown, display
 
     check_evidence(evidence, metrics or {})
@@ -283,6 +284,7 @@ def show_claims(paper_id: str, evidence: dict, produced_by: str, metrics: dict |
     record = claims_record(paper_id, judged, produced_by, n_resamples, seed)
     atomic_write_json(current_run().dir / "claims.json", record)
     if metrics is not None:
+        metrics.update({key: ev.point() for key, ev in evidence.items() if key not in metrics})
         metrics.update(count_metrics(judged))
     counts = ", ".join(f"{n} {v}" for v, n in record["counts"].items())
     table = HTML(claims_frame(paper_id, judged).to_html(index=False))  # to_html keeps every quote whole
