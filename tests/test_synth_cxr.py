@@ -6,6 +6,7 @@ import hashlib
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from medvl_core.data import open_dataset
@@ -16,7 +17,7 @@ from medvl_core.worlds.synth_cxr_render import render_cxr, render_findings
 from medvl_core.worlds.synth_cxr_reports import compose_report, parse_attributes
 from medvl_core.worlds.synth_cxr_scene import Finding, Nuisance, Scene
 
-TINY = {"n_studies": 24, "n_test_images": 6, "image_size": 48, "report_source": "template", "workers": 1}
+TINY = {"n_studies": 24, "n_test_images": 6, "image_size": 48, "report_source": "template", "n_valid_images": 5, "workers": 1}
 
 
 def _hashes(root):
@@ -34,7 +35,7 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
     a = S.generate_synth_cxr(tmp_path / "a", **TINY)
     b = S.generate_synth_cxr(tmp_path / "b", **TINY)
     ha, hb = _hashes(a), _hashes(b)
-    assert len(ha) == 2 * 24 + 6 + 6 and ha == hb
+    assert len(ha) == 2 * 24 + 6 + 5 + 7 and ha == hb  # studies (image + report), test and valid images, 7 tables
     c = S.generate_synth_cxr(tmp_path / "c", **{**TINY, "seed": 1})
     assert _hashes(c) != ha
 
@@ -243,3 +244,24 @@ def test_subpulmonic_report_sentence_and_bad_kind(tmp_path):
     assert "subpulmonic left pleural effusion" in _phrase("Pleural Effusion", Finding(1, "left", "subpulmonic"))
     with pytest.raises(MedvlError, match="rare_stratum"):
         S.generate_synth_cxr(tmp_path / "x", n_studies=5, rare_stratum="nope")
+
+
+def test_chexpert_style_valid_set_and_abnormal_share(tmp_path):
+    knobs = {**TINY, "n_test_images": 40, "n_valid_images": 30, "test_abnormal_fraction": 0.7}
+    root = S.generate_synth_cxr(tmp_path / "w", **knobs)
+    valid = open_dataset("synth-cxr", root, split="val", test_set="chexpert")
+    test = open_dataset("synth-cxr", root, split="test", test_set="chexpert")
+    truth = S.read_truth(root)
+    rows = truth[truth["part"] == "chexpert-valid"]
+    assert len(valid) == 30 and set(rows["split"]) == {"validate"}
+    np.testing.assert_array_equal(valid.label_matrix(), rows[list(CHEXPERT_LABELS)].to_numpy(dtype=np.float32))
+    assert 1 - valid.label_matrix()[:, 0].mean() == pytest.approx(0.7) and 1 - test.label_matrix()[:, 0].mean() == pytest.approx(0.7)
+    assert not {r["id"] for r in valid.records} & {r["id"] for r in test.records}
+
+
+def test_valid_set_size_leaves_the_rest_of_the_world_unchanged(tmp_path):
+    small = S.read_truth(S.generate_synth_cxr(tmp_path / "a", **TINY))
+    large = S.read_truth(S.generate_synth_cxr(tmp_path / "b", **{**TINY, "n_valid_images": 12}))
+    rest = [frame[frame["part"] != "chexpert-valid"].reset_index(drop=True) for frame in (small, large)]
+    pd.testing.assert_frame_equal(*rest)
+    assert (large["part"] == "chexpert-valid").sum() == 12

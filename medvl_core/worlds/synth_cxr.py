@@ -6,7 +6,9 @@ real signal to learn and a known ground truth. One call writes, under `root`:
 - `files/p1x/p{subject}/s{study}/{dicom_id}.jpg` and `files/p1x/p{subject}/s{study}.txt` (FINDINGS/IMPRESSION)
 - `mimic-cxr-2.0.0-{metadata,chexpert,split}.csv` (read unchanged by the `mimic-cxr` loader)
 - `chexpert-test/test_labels.csv` + `chexpert-test/test/patient*/study1/view1_frontal.jpg`: a held-out,
-  CheXpert-style binary-labelled test set (no reports) for zero-shot evaluation (`chexpert` loader)
+  CheXpert-style binary-labelled test set (no reports) for zero-shot evaluation (`chexpert` loader), and
+  `chexpert-test/valid.csv` + `valid/...`: its validation set (CheXpert valid's 234 images by default), for
+  model selection as the papers select on CheXpert valid
 - `synth_truth.csv`: per image the rendered findings, severity, side, site, rare-stratum and noise flags
 - `world.json`: format version and every generation parameter (written last; its presence = complete)
 
@@ -36,12 +38,20 @@ from ..data.cxr import chexpert, mimic_cxr
 from ..data.labels import CHEXPERT_LABELS
 from ..errors import MedvlError
 from . import common
-from .synth_cxr_plan import UNCERTAIN_DRAWN, WorldParams, add_noise, chexpert_test_plan, source_rows, study_plan
+from .synth_cxr_plan import (
+    UNCERTAIN_DRAWN,
+    WorldParams,
+    add_noise,
+    chexpert_test_plan,
+    source_rows,
+    study_plan,
+    valid_rows,
+)
 from .synth_cxr_render import render_cxr
 from .synth_cxr_scene import sample_nuisance
 from .synth_cxr_write import CHEXPERT_TEST_DIR, mimic_paths, truth_frame, write_tables, write_test_table
 
-FORMAT_VERSION = 2  # bump whenever generated files change, so stale worlds are not reused
+FORMAT_VERSION = 3  # bump whenever generated files change, so stale worlds are not reused
 TRUTH_FILE, WORLD_FILE = "synth_truth.csv", common.WORLD_FILE
 TITLE = "SynthCXR"
 SPLITS = (("train", 0.8), ("validate", 0.1), ("test", 0.1))  # the split CSV's values (the loader's 'val' is validate)
@@ -66,18 +76,20 @@ def _build(tmp: Path, p: WorldParams, workers: int) -> dict:
     studies = study_plan(p, sources, rng)
     tests = chexpert_test_plan(p, test_rows, rng)
     noisy, flipped = add_noise(np.stack(studies["stated"]), p.label_noise, rng)
+    valids = chexpert_test_plan(p, valid_rows(p), np.random.default_rng([p.seed, 6]), split="valid")
     write_tables(tmp, studies, noisy, p.image_size)
     write_test_table(tmp, tests)
-    truth_frame(studies, tests, flipped).to_csv(tmp / TRUTH_FILE, index=False)
+    write_test_table(tmp, valids, "valid.csv")
+    truth_frame(studies, tests, flipped, valids).to_csv(tmp / TRUTH_FILE, index=False)
     jobs = [(str(tmp / mimic_paths(r.subject_id, r.study_id, r.dicom_id)[0]), r.findings, r.view, r.site, r.habitus,
              r.image_seed, p.image_size) for r in studies.itertuples()]
     jobs += [(str(tmp / CHEXPERT_TEST_DIR / r.path), r.findings, r.view, r.site, r.habitus, r.image_seed, p.image_size)
-             for r in tests.itertuples()]
+             for r in pd.concat([tests, valids]).itertuples()]
     for job in jobs:
         Path(job[0]).parent.mkdir(parents=True, exist_ok=True)
     common.run_jobs(_render_job, jobs, workers)
     counts = {"images": len(jobs), "studies": len(studies), "subjects": int(studies["subject_id"].nunique()),
-              "chexpert_test_images": len(tests), **{f"split_{s}": int((studies["split"] == s).sum()) for s, _ in SPLITS}}
+              "chexpert_test_images": len(tests), "chexpert_valid_images": len(valids), **{f"split_{s}": int((studies["split"] == s).sum()) for s, _ in SPLITS}}
     return {"name": "synth-cxr", "format_version": FORMAT_VERSION, "generator": __name__, "params": asdict(p),
             "constants": {"uncertain_drawn": UNCERTAIN_DRAWN, "rare_stratum_label": p.rare_label,
                           "splits": dict(SPLITS), "biased_site": 1},
@@ -104,7 +116,7 @@ def generate_synth_cxr(root, n_studies: int = 2500, n_test_images: int = 500, im
                        report_source: str = "openi", site_marker_strength: float = 0.0,
                        site_label: str = "Pleural Effusion", n_sites: int = 2, rare_stratum_fraction: float = 0.0,
                        label_noise: float = 0.0, rare_stratum: str = "drain", rare_stratum_test_fraction: float = -1.0,
-                       workers: int | None = None) -> Path:
+                       n_valid_images: int = 234, test_abnormal_fraction: float = -1.0, workers: int | None = None) -> Path:
     """Generate (or reuse) the SynthCXR world at `root`; returns `root`.
 
     Knobs: n_studies / n_test_images / image_size (size); seed; report_source "openi" (real Open-I
@@ -115,14 +127,16 @@ def generate_synth_cxr(root, n_studies: int = 2500, n_test_images: int = 500, im
     meniscus, its report saying "subpulmonic"); rare_stratum_fraction (share of that label's drawn cases;
     flagged `rare_stratum` in synth_truth.csv); rare_stratum_test_fraction (the share in the CheXpert-style
     test set; < 0 = the same); label_noise (flip rate of stated
-    1/0 labels in mimic-cxr-2.0.0-chexpert.csv; synth_truth.csv keeps the clean values).
+    1/0 labels in mimic-cxr-2.0.0-chexpert.csv; synth_truth.csv keeps the clean values); n_valid_images (the
+    CheXpert-style valid set, drawn from its own random stream); test_abnormal_fraction (share of that valid
+    and test set with a pathology; < 0 = as the CheXpert rows fall, about 0.87).
     `workers` (processes; default: CPU count, at most 4) does not change the files.
     The world is built in a temp folder beside `root` and renamed into place; an existing complete
     world is reused if its knobs match, else a MedvlError says to pass another root or delete it.
     """
     params = WorldParams(n_studies, n_test_images, image_size, seed, report_source, float(site_marker_strength),
                          site_label, n_sites, float(rare_stratum_fraction), float(label_noise), rare_stratum,
-                         float(rare_stratum_test_fraction)).check()
+                         float(rare_stratum_test_fraction), n_valid_images, float(test_abnormal_fraction)).check()
     return _ensure(Path(root).expanduser(), params, asdict(params), workers)
 
 
@@ -144,7 +158,7 @@ def synth_cxr(root: Path, split: str = "train", test_set: str = "mimic", workers
     Generator knobs among `options` (see `generate_synth_cxr`) are used when generating and checked
     against an existing world (knobs left out are taken from it). Other options go to the loader
     (`views`, `uncertain`, `images`, `text`, `mode`, `transform`). `test_set="chexpert"` with
-    split="test" serves the CheXpert-style held-out test set through the `chexpert` loader instead.
+    split="test" (or "val") serves the CheXpert-style held-out test (or valid) set through the `chexpert` loader.
     """
     knobs = {k: options.pop(k) for k in list(options) if k in KNOBS}
     unknown = sorted(set(options) - set(LOADER_OPTIONS))
@@ -155,7 +169,7 @@ def synth_cxr(root: Path, split: str = "train", test_set: str = "mimic", workers
         raise MedvlError(f"synth-cxr: test_set={test_set!r}; use 'mimic' (the MIMIC-layout test split) or 'chexpert'")
     params = WorldParams(**knobs).check()
     _ensure(Path(root).expanduser(), params, {k: asdict(params)[k] for k in knobs}, workers)
-    if test_set == "chexpert" and split == "test":  # no reports there: text/reports_root/labeler do not apply
+    if test_set == "chexpert" and split in ("val", "valid", "validate", "test"):  # no reports: text options do not apply
         kept = {k: v for k, v in options.items() if k in ("views", "uncertain", "images", "mode", "transform")}
-        return chexpert(Path(root).expanduser() / CHEXPERT_TEST_DIR, "test", **kept)
+        return chexpert(Path(root).expanduser() / CHEXPERT_TEST_DIR, "test" if split == "test" else "val", **kept)
     return mimic_cxr(Path(root).expanduser(), split, **options)

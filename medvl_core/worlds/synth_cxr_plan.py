@@ -46,6 +46,8 @@ class WorldParams:
     label_noise: float = 0.0  # probability of flipping each stated 1/0 label in the label CSV (truth kept)
     rare_stratum: str = "drain"  # "drain" (Pneumothorax + chest drain) | "subpulmonic" (Pleural Effusion, no meniscus)
     rare_stratum_test_fraction: float = -1.0  # its fraction in the CheXpert-style test set; < 0: rare_stratum_fraction
+    n_valid_images: int = 234  # images of the CheXpert-style validation set (CheXpert valid: 234 images)
+    test_abnormal_fraction: float = -1.0  # share of CheXpert-style valid/test rows with a stated pathology; < 0: as sampled
 
     @property
     def rare_label(self) -> str:
@@ -54,7 +56,8 @@ class WorldParams:
 
     def check(self) -> WorldParams:
         """Validate ranges and names; returns self."""
-        _require(self.n_studies >= 1 and self.n_test_images >= 0, "n_studies must be >= 1 and n_test_images >= 0")
+        _require(self.n_studies >= 1 and self.n_test_images >= 0 and self.n_valid_images >= 0,
+                 "n_studies must be >= 1, n_test_images and n_valid_images >= 0")
         _require(16 <= self.image_size <= 1024, f"image_size={self.image_size} must be in 16..1024")
         _require(self.report_source in ("openi", "template"), f"report_source={self.report_source!r}: use 'openi' or 'template'")
         _require(self.site_label in PATHOLOGIES + ("Support Devices",), f"site_label={self.site_label!r}: use a CheXpert observation other than 'No Finding'")
@@ -62,6 +65,7 @@ class WorldParams:
         for name in ("site_marker_strength", "rare_stratum_fraction", "label_noise"):
             _require(0.0 <= getattr(self, name) <= 1.0, f"{name}={getattr(self, name)} must be in [0, 1]")
         _require(self.rare_stratum in RARE_STRATA, f"rare_stratum={self.rare_stratum!r}: use one of {list(RARE_STRATA)}")
+        _require(self.test_abnormal_fraction <= 1.0, f"test_abnormal_fraction={self.test_abnormal_fraction} must be <= 1")
         _require(self.rare_stratum_test_fraction <= 1.0, f"rare_stratum_test_fraction={self.rare_stratum_test_fraction} must be <= 1")
         return self
 
@@ -134,6 +138,8 @@ def source_rows(p: WorldParams, rng) -> tuple[list[dict], pd.DataFrame]:
     total = p.n_test_images + (p.n_studies if p.report_source == "template" else 0)
     picks = rng.choice(len(table), size=total, replace=total > len(table))
     test_rows = table.iloc[picks[: p.n_test_images]]
+    if p.test_abnormal_fraction >= 0:
+        test_rows = chexpert_rows(table, p.n_test_images, p.test_abnormal_fraction, rng)
     if p.report_source == "template":
         rows = table.iloc[picks[p.n_test_images:]]
         labels, views = rows[list(CHEXPERT_LABELS)].to_numpy(dtype=np.float32), rows["AP/PA"].to_numpy()
@@ -141,6 +147,26 @@ def source_rows(p: WorldParams, rng) -> tuple[list[dict], pd.DataFrame]:
     pool = openi_pool()
     order = np.concatenate([rng.permutation(len(pool)) for _ in range(-(-p.n_studies // len(pool)))])[: p.n_studies]
     return [dict(pool[i]) for i in order], test_rows
+
+
+def chexpert_rows(table: pd.DataFrame, n: int, abnormal_fraction: float, rng) -> pd.DataFrame:
+    """`n` CheXpert label rows; with `abnormal_fraction` >= 0, that share states a pathology (1) and the rest
+    state none (neither 1 nor -1), so the drawn images are abnormal at exactly that share."""
+    if abnormal_fraction < 0:
+        return table.iloc[rng.choice(len(table), size=n, replace=n > len(table))]
+    values = table[list(PATHOLOGIES)].to_numpy(dtype=np.float32)
+    abnormal, normal = np.flatnonzero((values == 1).any(axis=1)), np.flatnonzero(~np.isin(values, (1, -1)).any(axis=1))
+    n_abnormal = int(round(abnormal_fraction * n))
+    picks = np.concatenate([rng.choice(abnormal, size=n_abnormal, replace=False),
+                            rng.choice(normal, size=n - n_abnormal, replace=False)])
+    return table.iloc[rng.permutation(picks)]
+
+
+def valid_rows(p: WorldParams) -> pd.DataFrame:
+    """CheXpert rows of the CheXpert-style validation set, from their own random stream (the rest of the
+    world does not depend on its size)."""
+    return chexpert_rows(chexpert_label_table(), p.n_valid_images, p.test_abnormal_fraction,
+                         np.random.default_rng([p.seed, 5]))
 
 
 def _ids(n_subjects: int, n_studies: int, rng) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -208,24 +234,26 @@ def _study_content(p: WorldParams, src: dict, stated: np.ndarray, rng) -> dict:
             "impression_text": impression, "indication": indication, "stated": stated, "findings": findings}
 
 
-def chexpert_test_plan(p: WorldParams, table_rows: pd.DataFrame, rng) -> pd.DataFrame:
-    """The CheXpert-style test set: binary labels equal to what is drawn (uncertain resolved by a coin)."""
+def chexpert_test_plan(p: WorldParams, table_rows: pd.DataFrame, rng, split: str = "test") -> pd.DataFrame:
+    """The CheXpert-style test (or valid) set: binary labels equal to what is drawn (uncertain resolved by a coin)."""
     rows = []
+    first_patient = 70001 if split == "test" else 64541  # CheXpert's valid patients are 64541-64740
     labels = table_rows[list(CHEXPERT_LABELS)].to_numpy(dtype=np.float32)
     meta = table_rows[["AP/PA", "Sex", "Age"]].to_numpy()
     for k, (source, (projection, sex, age), index) in enumerate(zip(labels, meta, table_rows.index, strict=True)):
         fraction = p.rare_stratum_test_fraction if p.rare_stratum_test_fraction >= 0 else None
         findings, rare = _findings_for(source, {}, rng, p, fraction)
         view = projection if projection in ("AP", "PA") else _view(findings, rng)
-        rows.append({"path": f"test/patient{70001 + k}/study1/view1_frontal.jpg", "view": view,
+        rows.append({"path": f"{split}/patient{first_patient + k}/study1/view1_frontal.jpg", "view": view,
                      "site": _site(p.site_label in findings, rng, p), "rare_stratum": int(rare),
                      "habitus": float(rng.uniform(-1, 1)), "image_seed": int(rng.integers(0, 2**62)),
                      "source_id": f"chexpert-row-{int(index)}", "stated": present_vector(findings),
-                     "findings": findings, "sex": sex, "age": int(age)})
+                     "findings": findings, "sex": sex, "age": int(age), "split": split})
     return pd.DataFrame(rows, columns=TEST_COLUMNS)
 
 
-TEST_COLUMNS = ["path", "view", "site", "rare_stratum", "habitus", "image_seed", "source_id", "stated", "findings", "sex", "age"]
+TEST_COLUMNS = ["path", "view", "site", "rare_stratum", "habitus", "image_seed", "source_id", "stated", "findings", "sex", "age",
+                "split"]
 
 
 def present_vector(findings: dict) -> np.ndarray:

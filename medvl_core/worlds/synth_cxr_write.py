@@ -13,7 +13,8 @@ from .synth_cxr_plan import present_vector
 from .synth_cxr_reports import report_text
 
 PREFIX = "mimic-cxr-2.0.0"
-CHEXPERT_TEST_DIR = "chexpert-test"
+CHEXPERT_TEST_DIR = "chexpert-test"  # the CheXpert-style part: test_labels.csv, valid.csv, test/ and valid/
+CHEXPERT_VALID_PART = "chexpert-valid"  # synth_truth.csv's part name of its valid set
 
 
 def mimic_paths(subject_id: int, study_id: int, dicom_id: str) -> tuple[str, str]:
@@ -51,21 +52,23 @@ def write_tables(tmp: Path, studies: pd.DataFrame, noisy: np.ndarray, size: int)
         path.write_text(report_text(row.findings_text, row.impression_text, row.indication, row.view), encoding="utf-8")
 
 
-def write_test_table(tmp: Path, tests: pd.DataFrame) -> None:
-    """chexpert-test/test_labels.csv: Path, Sex, Age, Frontal/Lateral, AP/PA + 14 binary labels."""
+def write_test_table(tmp: Path, tests: pd.DataFrame, name: str = "test_labels.csv") -> None:
+    """chexpert-test/test_labels.csv (or valid.csv): Path, Sex, Age, Frontal/Lateral, AP/PA + 14 binary labels."""
     if tests.empty:
         return
     head = pd.DataFrame({"Path": tests["path"], "Sex": tests["sex"], "Age": tests["age"], "Frontal/Lateral": "Frontal",
                          "AP/PA": tests["view"]})
     labels = pd.DataFrame(np.stack(tests["stated"]), columns=list(CHEXPERT_LABELS)).astype("float64")
     (tmp / CHEXPERT_TEST_DIR).mkdir(parents=True, exist_ok=True)
-    pd.concat([head, labels], axis=1).to_csv(tmp / CHEXPERT_TEST_DIR / "test_labels.csv", index=False)
+    pd.concat([head, labels], axis=1).to_csv(tmp / CHEXPERT_TEST_DIR / name, index=False)
 
 
-def truth_frame(studies: pd.DataFrame, tests: pd.DataFrame, flipped: np.ndarray) -> pd.DataFrame:
-    """The ground-truth table: one row per image of both parts."""
+def truth_frame(studies: pd.DataFrame, tests: pd.DataFrame, flipped: np.ndarray,
+                valids: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The ground-truth table: one row per image of the MIMIC part, the CheXpert-style test set and its valid set."""
     rows = []
-    for part, frame in (("mimic", studies), (CHEXPERT_TEST_DIR, tests)):
+    parts = [("mimic", studies), (CHEXPERT_TEST_DIR, tests), (CHEXPERT_VALID_PART, valids)]
+    for part, frame in [(name, f) for name, f in parts if f is not None]:
         for i, row in enumerate(frame.itertuples()):
             image = mimic_paths(row.subject_id, row.study_id, row.dicom_id)[0] if part == "mimic" else f"{CHEXPERT_TEST_DIR}/{row.path}"
             flips = [CHEXPERT_LABELS[j] for j in np.flatnonzero(flipped[i])] if part == "mimic" else []
@@ -77,7 +80,7 @@ def _truth_row(part: str, image: str, row, flips: list[str]) -> dict:
     """One truth-table row: ids, nuisance-relevant facts, and per observation drawn/stated/severity/side."""
     record = {"part": part, "image": image, "dicom_id": getattr(row, "dicom_id", ""),
               "subject_id": getattr(row, "subject_id", ""), "study_id": getattr(row, "study_id", ""),
-              "split": getattr(row, "split", "test"), "view": row.view, "site": row.site, "rare_stratum": row.rare_stratum,
+              "split": {"valid": "validate"}.get(getattr(row, "split", "test"), getattr(row, "split", "test")), "view": row.view, "site": row.site, "rare_stratum": row.rare_stratum,
               "image_seed": row.image_seed, "source_id": row.source_id, "n_flipped": len(flips),
               "flipped_labels": "|".join(flips)}
     present = present_vector(row.findings)
