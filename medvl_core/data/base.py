@@ -7,9 +7,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from torch.utils.data import Dataset
 
+from .splits import tag_split
+
 
 class RecordDataset(Dataset):
     """Items are record dicts; `load` turns a stored record into the item (e.g. opens its image)."""
+
+    split = ""  # set by `open_dataset`; a test split's label matrix is tagged so no selection can use it
 
     def __init__(self, records: Sequence[dict], label_names: Sequence[str] = (), load: Callable | None = None,
                  transform: Callable | None = None, name: str = ""):
@@ -34,7 +38,8 @@ class RecordDataset(Dataset):
         """All items' labels as an (N, L) float array (NaN = not stated), without decoding images."""
         if not self.label_names:
             return np.zeros((len(self.records), 0), dtype=np.float32)
-        return np.stack([np.asarray(r["labels"], dtype=np.float32) for r in self.records])
+        matrix = np.stack([np.asarray(r["labels"], dtype=np.float32) for r in self.records])
+        return tag_split(matrix, "test") if self.split == "test" else matrix
 
     def first_index_per(self, key: str = "class_name") -> list[int]:
         """Index of the first record for each distinct value of `key`, in order of appearance."""

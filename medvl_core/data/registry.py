@@ -62,4 +62,7 @@ def open_dataset(name: str, root=None, split: str = "train", **options):
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise MedvlError(f"unknown dataset {name!r}{hint}; choose one of: {', '.join(sorted(DATASETS))}")
     root = Path(root).expanduser() if root is not None else dataset_dir(name)
-    return DATASETS[name].factory(root, split, **options)
+    dataset = DATASETS[name].factory(root, split, **options)
+    if hasattr(dataset, "records"):
+        dataset.split = split
+    return dataset

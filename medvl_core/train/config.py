@@ -64,6 +64,7 @@ class TrainConfig:
                ">= 1 or None")
         _check("optimizer", self.optimizer in OPTIMIZERS, f"one of {OPTIMIZERS}")
         _check("monitor_mode", self.monitor_mode in MONITOR_MODES, f"one of {MONITOR_MODES}")
+        _check("monitor", not self.monitor.startswith("test"), "a validation or training key (epochs are never chosen on test data)")
         _check("lr", self.lr > 0, "> 0")
         _check("max_grad_norm", self.max_grad_norm is None or self.max_grad_norm > 0, "> 0 or None")
         _check("betas", len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "two values in [0, 1)")

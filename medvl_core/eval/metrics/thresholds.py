@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import ParameterError
+from ..selection import require_validation
 from .arrays import as_float_array, column_names, label_score_matrices
 from .confusion import confusion_scores
 
@@ -32,6 +33,7 @@ def choose_thresholds(Y_val, P_val, metric: str = "f1") -> np.ndarray:
     """Per-label threshold maximising F1 or MCC on validation data (0.5 for a label with no labels)."""
     if metric not in ("f1", "mcc"):
         raise ParameterError(f"metric: unknown threshold metric {metric!r}; use 'f1' or 'mcc'")
+    require_validation(Y_val, P_val, what="choose_thresholds")
     y, p = label_score_matrices(Y_val, P_val)
     return np.array([_best_threshold(y[:, j], p[:, j], metric) for j in range(y.shape[1])])
 
