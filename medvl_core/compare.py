@@ -21,7 +21,7 @@ from .errors import MedvlError
 from .eval.claims import NOT_RESOLVED, NOT_TESTABLE, Judgement, format_p, judge, resamples_for
 from .eval.claims import counts as claim_counts
 from .io import atomic_write_json
-from .papers import Table, get_paper, paper_claims, published, published_cell
+from .papers import Published, Table, get_paper, paper_claims, published, published_cell
 from .runs import current_run
 
 DASH = "—"
@@ -202,23 +202,64 @@ def judge_claims(paper_id: str, evidence: dict, n_resamples: int = 1000, seed: i
 
 
 def claims_frame(paper_id: str, judged: list[Judgement]) -> pd.DataFrame:
-    """One row per claim: the paper's words and numbers, ours, the difference [95% CI], p (Holm) and the verdict."""
+    """One row per claim: the paper's words, numbers and effect, ours, the difference [95% CI], the smallest effect
+    this run could detect, p (Holm) and the verdict."""
     pub = published(paper_id)
     rows = []
     for j in judged:
         c = j.claim
         paper = "; ".join(f"{_cell_name(ref)}: {published_cell(pub, ref).show()}" for ref in c.published) or DASH
         testable = j.verdict != NOT_TESTABLE
+        effect = paper_effect(pub, j)
         rows.append({
             "claim": f"“{c.quote}” ({c.section})" + (f" Note: {c.note}" if c.note else ""),
             "paper": paper,
+            "paper's effect": _claim_number(effect, True),
             "ours (a vs b)": f"{_claim_number(j.a)} vs {_claim_number(j.b)}" if testable else DASH,
             "difference [95% CI]": (f"{_claim_number(j.diff, True)} [{_claim_number(j.low, True)}, "
                                     f"{_claim_number(j.high, True)}]" + _boundary(c)) if testable else DASH,
+            "detectable here": _power_text(j.detectable, effect) if testable else DASH,
             "p (Holm)": f"{format_p(j)} ({format_p(j, holm_corrected=True)})" if testable else DASH,
             "verdict": _verdict_text(j),
         })
     return pd.DataFrame(rows)
+
+
+def paper_effect(pub: Published, j: Judgement) -> float | None:
+    """The paper's own a - b for a claim citing two numeric cells (or one cell and a numeric b), in our units:
+    a percent table's difference becomes a fraction when our a is a fraction."""
+    cells = [published_cell(pub, ref) for ref in j.claim.published]
+    values = [cell.value for cell in cells if cell.value is not None]
+    if len(values) == 2 and len(cells) == 2:
+        effect = float(values[0]) - float(values[1])
+    elif len(values) == 1 and len(cells) == 1 and isinstance(j.claim.b, int | float) and not isinstance(j.claim.b, bool):
+        effect = float(values[0]) - float(j.claim.b) * (100.0 if _is_percent(pub, j.claim.published[0]) else 1.0)
+    else:
+        return None
+    if _is_percent(pub, j.claim.published[0]) and (j.a is None or abs(j.a) <= 1.0):
+        effect /= 100.0
+    return effect
+
+
+def _is_percent(pub: Published, ref: str) -> bool:
+    """Whether the published cell `ref` is printed in percent."""
+    table_id, _, rest = ref.partition("/")
+    return pub.tables[table_id].unit_of(rest.rpartition("/")[2]) == "percent"
+
+
+def is_powered(detectable: float | None, effect: float | None) -> bool | None:
+    """Whether this run could detect the paper's effect (None when either is unknown)."""
+    if detectable is None or effect is None or not math.isfinite(detectable):
+        return None
+    return detectable <= abs(effect)
+
+
+def _power_text(detectable: float | None, effect: float | None) -> str:
+    """'±0.021', with a warning when the paper's own effect is smaller than what this run can detect."""
+    if detectable is None or not math.isfinite(detectable):
+        return DASH
+    shown = f"±{detectable:.2g}"
+    return shown + (" (paper's effect is smaller: underpowered)" if is_powered(detectable, effect) is False else "")
 
 
 def _claim_number(value: float | None, signed: bool = False) -> str:
@@ -231,10 +272,14 @@ def _claim_number(value: float | None, signed: bool = False) -> str:
 def claims_text(frame: pd.DataFrame) -> str:
     """The claims table for a terminal: one numbered block per claim, nothing cut."""
     blocks = []
-    for i, row in enumerate(frame.itertuples(index=False), 1):
-        numbers = (f"\n   paper: {row.paper}\n   ours: {row[2]}; difference {row[3]}; p {row[4]}"
-                   if row[2] != DASH else (f"\n   paper: {row.paper}" if row.paper != DASH else ""))
-        blocks.append(f"{i}. [{row.verdict}]\n   {row.claim}{numbers}")
+    for i, row in enumerate(frame.to_dict("records"), 1):
+        ours = row["ours (a vs b)"]
+        effect = row["paper's effect"]
+        effect = f" (effect {effect})" if effect != DASH else ""
+        numbers = (f"\n   paper: {row['paper']}{effect}\n   ours: {ours}; difference {row['difference [95% CI]']}; "
+                   f"detectable {row['detectable here']}; p {row['p (Holm)']}"
+                   if ours != DASH else (f"\n   paper: {row['paper']}{effect}" if row["paper"] != DASH else ""))
+        blocks.append(f"{i}. [{row['verdict']}]\n   {row['claim']}{numbers}")
     return "\n".join(blocks)
 
 
@@ -266,8 +311,10 @@ def claims_record(paper_id: str, judged: list[Judgement], produced_by: str, n_re
     """claims.json of a run folder: the scheme, every judgement and the verdict counts."""
     n = sum(j.verdict != NOT_TESTABLE for j in judged)
     resamples = resamples_for(n, n_resamples)
+    pub = published(paper_id)
+    claims = [{**j.as_dict(), "paper_effect": paper_effect(pub, j)} for j in judged]
     return {"paper": paper_id, "produced_by": produced_by, "scheme": SCHEME.format(resamples=resamples, seed=seed, n=n),
-            "counts": claim_counts(judged), "claims": [j.as_dict() for j in judged]}
+            "counts": claim_counts(judged), "claims": claims}
 
 
 def show_claims(paper_id: str, evidence: dict, produced_by: str, metrics: dict | None = None,
@@ -329,5 +376,5 @@ def recorded_claims(paper_id: str, run_dir) -> list[Judgement]:
         if s is None:
             out.append(Judgement(claim, NOT_TESTABLE, reason="not in this run's claims.json (added to claims.yaml later)"))
             continue
-        out.append(Judgement(claim, **{k: v for k, v in s.items() if k != "id"}))
+        out.append(Judgement(claim, **{k: v for k, v in s.items() if k not in ("id", "paper_effect")}))
     return out

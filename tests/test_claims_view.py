@@ -80,3 +80,20 @@ def test_text_form_keeps_every_quote_whole(judged):
     assert text.count("\n1. [") == 0 and text.startswith("1. [")
     assert all(c.quote in text for c in paper_claims(PAPER))  # nothing cut, unlike a wide DataFrame print
     assert "difference +" in text and "p " in text
+
+
+def test_paper_effect_is_in_our_units_and_power_is_flagged(judged):
+    from medvl_core.compare import is_powered, paper_effect
+    from medvl_core.papers import published
+
+    pub = published(PAPER)
+    by_id = {j.claim.id: j for j in judged}
+    effect = paper_effect(pub, by_id["abstract_outperforms_baselines"])  # Table IV: 49.00% vs 44.30% (percent)
+    assert effect == pytest.approx(0.047)  # ours are fractions, so the paper's points become a fraction
+    assert paper_effect(pub, by_id["intro_mednli"]) == pytest.approx(0.8579 - 0.8680)
+    assert is_powered(0.02, 0.047) is True and is_powered(0.06, -0.047) is False and is_powered(None, 0.1) is None
+    frame = claims_frame(PAPER, judged)
+    row = frame[frame["claim"].str.contains("outperforms strong baseline")].iloc[0]
+    assert row["paper's effect"] == "+0.047" and row["detectable here"].startswith("±")
+    record = claims_record(PAPER, judged, "x", n_resamples=200)
+    assert {c["id"]: c["paper_effect"] for c in record["claims"]}["abstract_outperforms_baselines"] == pytest.approx(0.047)
