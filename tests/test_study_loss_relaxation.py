@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from medvl_core.errors import MedvlError
-from medvl_core.eval.contrastive_fit import COMPETITION, Variant, ablation_variants, fit_variant
+from medvl_core.data.splits import split_of, tag_split
+from medvl_core.errors import MedvlError, ParameterError
+from medvl_core.eval.contrastive_fit import COMPETITION, Variant, ablation_variants, fit_variant, validation_scores
 from medvl_core.eval.metrics import macro_auroc
 from medvl_core.models.encoders import build_image_encoder, build_text_encoder
 from medvl_core.studies.loss_relaxation import prepare as lr_prepare
@@ -23,9 +24,12 @@ from medvl_core.studies.loss_relaxation.figures import sampled_example, training
 from medvl_core.studies.loss_relaxation.prepare import paper_test_labels, prepare_study, zero_shot_set
 from medvl_core.studies.loss_relaxation.tables import (
     ablation_table,
+    alignment_table,
+    best_with_ours,
     ensemble_ci_table,
     label_sharing,
     paper_metrics,
+    report_statistics,
     zero_shot_set_metrics,
     zero_shot_set_table,
 )
@@ -66,10 +70,22 @@ def test_ablation_runs_and_tables(tmp_path, towers, trainable):
     per_image = alignment["per_image"]  # the Table 5 values again, per image of the report test split
     assert per_image["report"].mean() == pytest.approx(alignment["report"], abs=1e-6)
     assert per_image["sentence_sum"].sum() / per_image["sentence_n"].sum() == pytest.approx(alignment["sentence"], abs=1e-6)
+    margins = alignment_table(result, ["clip"])
+    assert list(margins.index.get_level_values("arm")) == ["baseline", "+ both"]
+    assert margins.loc[("CLIP", "+ both"), "margin"] == pytest.approx(
+        np.mean([a["report"] - a["per_image"]["other_reports"].mean() for a in result.alignment["+ both"].values()]), abs=2e-3)
+
+
+def test_report_statistics_count_what_sampling_draws_from():
+    stats = report_statistics(["Heart normal. Lungs clear. Small left pleural effusion.", "Heart normal. Lungs clear."])
+    assert stats == {"reports": 2, "sentences_per_report": 2.5, "repeated_share": 0.8, "finding_share": 0.2}
 
 
 def test_profile_mismatch_is_reported(tmp_path, towers):
-    study = prepare_study(*towers, labels=LABELS, root=tmp_path / "w", cache=True, progress=False, **WORLD)
+    study = prepare_study(*towers, labels=LABELS, root=tmp_path / "w", cache=True, progress=False,
+                          validation_name="synth-cxr", **WORLD)
+    assert len(study.validate.dataset) == 234 and study.validate.dataset.split == "val"  # the CheXpert-style valid set
+    assert split_of(study.validate.labels) is None and split_of(study.test.labels) == "test"
     with pytest.raises(Exception, match="cache=False"):
         fit_variant(study, Variant("baseline"), 0, TrainConfig(epochs=1, progress=False), trainable="all")
 
@@ -80,6 +96,20 @@ def test_best_variant_is_chosen_on_validation_never_on_test():
     result = AblationResult(["x"], val_probs={"a": {0: bad}, "b": {0: good}},
                             test_probs={"a": {0: good}, "b": {0: bad}})  # the test set would pick "a"
     assert result.best_variant(Y_val) == "b"
+
+
+def test_selection_functions_refuse_test_split_labels():
+    from types import SimpleNamespace
+
+    result, study = _hand_built_run()
+    test_labels = tag_split(study.validate.labels, "test")
+    with pytest.raises(ParameterError, match="best_variant received test-split data"):
+        result.best_variant(test_labels)
+    with pytest.raises(ParameterError, match="best_with_ours received test-split data"):
+        best_with_ours(result, test_labels, ("clip", "uniclip"), ensemble=True)
+    with pytest.raises(ParameterError, match="validation_scores .* received test-split data"):
+        validation_scores(None, SimpleNamespace(validate=SimpleNamespace(labels=test_labels)))
+    assert best_with_ours(result, study.validate.labels, ("clip", "uniclip"), ensemble=False) in result.variants
 
 
 def test_slip_and_uniclip_arms_train_on_cached_views(tmp_path, towers):

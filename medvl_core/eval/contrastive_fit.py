@@ -25,6 +25,7 @@ from ..models.dual_encoder import DualEncoder
 from ..train import TrainConfig, train
 from .metrics import macro_auroc
 from .report_study import Split, StudyData
+from .selection import require_validation
 from .zeroshot import ZeroShotClassifier
 
 FRAMEWORK_NAMES = {"clip": "CLIP", "slip": "SLIP", "uniclip": "UniCLIP"}
@@ -103,6 +104,7 @@ def fit_variant(study: StudyData, variant: Variant, seed: int, config: TrainConf
 def validation_scores(model: DualEncoder, study: StudyData) -> dict:
     """Zero-shot macro AUROC on the validation split: over the 5 competition labels (the paper's model selection;
     those of them the study has, else all labels) and over all labels."""
+    require_validation(study.validate.labels, what="validation_scores (the epoch each run keeps)")
     probs = zero_shot_probabilities(model.eval(), study.validate, study)
     five = [study.label_names.index(c) for c in COMPETITION if c in study.label_names] or list(range(probs.shape[1]))
     return {"val_auroc_5": macro_auroc(study.validate.labels[:, five], probs[:, five]),

@@ -83,6 +83,7 @@ def image_split(name, options, bad_items: str, skipped: dict) -> Split:
 
 
 HELD_OUT_OPTIONS = {"synth-cxr": {"split": "test", "test_set": "chexpert"}}  # its CheXpert-style test set
+VALIDATION_OPTIONS = {"synth-cxr": {"split": "val", "test_set": "chexpert"}}  # its CheXpert-style valid set
 
 
 def prepare_report_study(image_encoder, text_encoder, labels=None, name: str = "synth-cxr",
@@ -93,14 +94,17 @@ def prepare_report_study(image_encoder, text_encoder, labels=None, name: str = "
 
     `test_name` defaults to `name`; SynthCXR's held-out set is its CheXpert-style test set, a real dataset's
     is its "test" split. Model selection uses `name`'s validation split, or `validation_name`'s (e.g. "chexpert":
-    its radiologist-labelled valid set). Frozen-tower features are cached when `cache`; `cached_views` > 0 also
+    its radiologist-labelled valid set; "synth-cxr": its CheXpert-style valid set, opened with `name`'s world knobs
+    when it is `name`). Frozen-tower features are cached when `cache`; `cached_views` > 0 also
     caches that many augmented views of each training image (`data.transforms.PaperAugmentation`).
     `bad_items="error"` fails listing all bad items, "skip" drops them (counted in `StudyData.skipped`).
     """
     skipped: dict[str, int] = {}
     splits = {s: report_split(name, s, options, bad_items, skipped) for s in ("train", "val", "test")}
     if validation_name:
-        splits["val"] = image_split(validation_name, {"split": "val"}, bad_items, skipped)
+        valid_options = {"split": "val", **VALIDATION_OPTIONS.get(validation_name, {})}
+        splits["val"] = image_split(validation_name, {**valid_options, **(options if validation_name == name else {})},
+                                    bad_items, skipped)
     test_name = test_name or name
     held_out_options = {"split": "test", **HELD_OUT_OPTIONS.get(test_name, {})}
     splits["held_out"] = image_split(test_name, {**held_out_options, **(options if test_name == name else {})},

@@ -20,15 +20,18 @@ from .figures import curves_without_and_with, sampled_example
 from .prepare import prepare_study
 from .tables import (
     ablation_table,
+    alignment_table,
     auroc_columns,
     ensemble_ci_table,
     label_sharing,
     paper_metrics,
+    positives_table,
+    report_statistics,
     sentences_table,
     zero_shot_set_table,
 )
 
-__all__ = ["FRAMEWORK_NAMES", "PAPER_CHOICE", "Sweep", "ablation_table", "ablation_variants", "arm_name",
-           "auroc_columns", "claim_evidence", "curves_without_and_with", "ensemble_ci_table", "label_sharing",
-           "paper_metrics", "prepare_study", "run_ablation", "sampled_example", "sentences_sweep", "sentences_table",
-           "threshold_sweep", "zero_shot_set_table"]
+__all__ = ["FRAMEWORK_NAMES", "PAPER_CHOICE", "Sweep", "ablation_table", "ablation_variants", "alignment_table",
+           "arm_name", "auroc_columns", "claim_evidence", "curves_without_and_with", "ensemble_ci_table",
+           "label_sharing", "paper_metrics", "positives_table", "prepare_study", "report_statistics", "run_ablation",
+           "sampled_example", "sentences_sweep", "sentences_table", "threshold_sweep", "zero_shot_set_table"]

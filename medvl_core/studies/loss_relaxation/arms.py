@@ -20,6 +20,7 @@ from ...eval.contrastive_fit import (
 )
 from ...eval.metrics import ensemble, macro_auroc
 from ...eval.report_study import Split, StudyData
+from ...eval.selection import require_validation
 from ...eval.zeroshot import report_alignment, sentence_alignment
 from ...models.cache import EpochTextFeatures
 from ...models.dual_encoder import DualEncoder
@@ -45,7 +46,8 @@ def sentence_embeddings(model: DualEncoder, split: Split, study: StudyData) -> t
 @torch.no_grad()
 def alignment_scores(model: DualEncoder, split: Split, study: StudyData) -> dict:
     """Sentence-level and report-level mean image-text cosine (Table 5 style) on a report split, and per image
-    (`per_image`: its report's cosine, the sum and number of its sentences' cosines) for the claims' bootstrap."""
+    (`per_image`: its report's cosine, its mean cosine with the other images' reports, the sum and number of its
+    sentences' cosines) for the claims' bootstrap and the alignment margin."""
     images = image_embeddings(model, split, study)
     owner = np.concatenate([[i] * len(o) for i, o in enumerate(split.owners)])
     flat = np.concatenate(split.owners)
@@ -56,7 +58,9 @@ def alignment_scores(model: DualEncoder, split: Split, study: StudyData) -> dict
     else:
         reports = model.encode_text([" ".join(split.sentences[i] for i in o) for o in split.owners])
     sentence_cos = (images[torch.as_tensor(owner, dtype=torch.long)] * sentences[flat]).sum(dim=1).double().cpu().numpy()
-    per_image = {"report": (images * reports).sum(dim=1).double().cpu().numpy(),
+    cosines = (images @ reports.T).double().cpu().numpy()
+    per_image = {"report": np.diag(cosines).copy(),
+                 "other_reports": (cosines.sum(axis=1) - np.diag(cosines)) / max(len(cosines) - 1, 1),
                  "sentence_sum": np.bincount(owner, weights=sentence_cos, minlength=len(split.owners)),
                  "sentence_n": np.bincount(owner, minlength=len(split.owners)).astype(float)}
     return {"sentence": sentence_alignment(images, sentences[flat], owner), "report": report_alignment(images, reports),
@@ -82,6 +86,7 @@ class AblationResult:
 
     def best_variant(self, Y_val: np.ndarray) -> str:
         """The variant whose seed ensemble has the highest validation macro AUROC (the test set is never looked at)."""
+        require_validation(Y_val, what="best_variant")
         return max(self.variants, key=lambda v: macro_auroc(Y_val, self.ensemble(v, "val")))
 
     def ensemble(self, variant: str, split: str = "test") -> np.ndarray:

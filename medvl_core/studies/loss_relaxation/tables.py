@@ -11,6 +11,7 @@ from ...errors import MedvlError
 from ...eval.contrastive_fit import COMPETITION, FRAMEWORK_NAMES
 from ...eval.metrics import binary_metrics, bootstrap_ci, choose_thresholds, macro_auroc, paired_bootstrap_pvalue
 from ...eval.report_study import StudyData
+from ...eval.selection import require_validation
 from .arms import ARMS, FRAMEWORKS, AblationResult, arm_name
 
 
@@ -74,6 +75,7 @@ def operating_points(result: AblationResult, variant: str, Y_val, Y, five) -> di
 
 def best_with_ours(result: AblationResult, Y_val: np.ndarray, frameworks, ensemble: bool) -> str:
     """The "w/ ours" arm with the highest validation Avg. 5 AUROC (seed mean, or of the seed ensemble)."""
+    require_validation(Y_val, what="best_with_ours")
     five = competition_columns(result.label_names)
 
     def score(variant):
@@ -201,3 +203,46 @@ def sentences_table(metrics: dict, frameworks, sentences_per_report: int) -> pd.
                          "n = all (whole report)": [metrics[f"t6_{fw}_relax_avg5"] for fw in frameworks]},
                         index=[FRAMEWORK_NAMES[fw] for fw in frameworks]).rename_axis(
         "validation Avg. 5 AUROC, with relaxation")
+
+
+def positives_table(study: StudyData) -> pd.DataFrame:
+    """Images and positives of each competition label in the validation (model selection) and held-out test sets."""
+    five = competition_columns(study.label_names)
+    rows = {name: {"images": len(split.labels), **dict(zip(COMPETITION, np.nansum(split.labels[:, five] == 1, axis=0)
+                                                                   .astype(int).tolist()))}
+            for name, split in (("validation", study.validate), ("test", study.test))}
+    return pd.DataFrame(rows).T.rename_axis("positives")
+
+
+def report_statistics(texts) -> dict[str, float]:
+    """What sentence sampling draws from: sentences per report, the share of sentence occurrences repeated verbatim
+    in another report, and the share stating a finding (positive or uncertain, `text.labeler`)."""
+    from collections import Counter
+
+    from ...data.labels import CHEXPERT_LABELS
+    from ...data.pairs import sentence_index
+    from ...text.labeler import label_reports
+
+    sentences, owners = sentence_index(texts)
+    reports_with = Counter(j for own in owners for j in own)
+    occurrences = np.array([j for own in owners for j in own])
+    labels = np.delete(label_reports(sentences), CHEXPERT_LABELS.index("No Finding"), axis=1)
+    finding = np.nan_to_num(np.abs(labels), nan=0.0).max(axis=1) > 0
+    return {"reports": len(texts), "sentences_per_report": float(np.mean([len(own) for own in owners])),
+            "repeated_share": float(np.mean([reports_with[j] > 1 for j in occurrences])),
+            "finding_share": float(finding[occurrences].mean())}
+
+
+def alignment_table(result: AblationResult, frameworks) -> pd.DataFrame:
+    """Table 5 per arm (seed means): sentence- and report-level cosine, each image's mean cosine with the other
+    images' reports, and the report-level margin (own report minus others)."""
+    rows = []
+    for fw in frameworks:
+        for arm in (a for a in ARMS if arm_name(fw, a) in result.alignment):
+            per_seed = result.alignment[arm_name(fw, arm)].values()
+            own = np.mean([a["report"] for a in per_seed])
+            other = np.mean([a["per_image"]["other_reports"].mean() for a in per_seed])
+            rows.append({"framework": FRAMEWORK_NAMES[fw], "arm": ARMS[arm],
+                         "sentence": np.mean([a["sentence"] for a in per_seed]), "report": own,
+                         "other reports": other, "margin": own - other})
+    return pd.DataFrame(rows).set_index(["framework", "arm"]).round(3)
