@@ -11,7 +11,6 @@ image tower a 2-layer open_clip ViT saved in the hub layout `open_clip:hf-hub:` 
 import json
 import shutil
 
-import pandas as pd
 import pytest
 
 from medvl_core.cli.run import execute, load_params_file
@@ -42,14 +41,11 @@ def official_trees(root):
     """$MEDVL_DATA/mimic-cxr (MIMIC-CXR-JPG layout) and $MEDVL_DATA/chexpert (CheXpert-v1.0-small layout)."""
     from medvl_core.worlds.synth_cxr import CHEXPERT_TEST_DIR, generate_synth_cxr
 
-    world = generate_synth_cxr(root / "world", n_studies=48, n_test_images=40, image_size=32, report_source="template")
+    world = generate_synth_cxr(root / "world", n_studies=48, n_test_images=40, n_valid_images=40, image_size=32,
+                               report_source="template")
     shutil.move(str(world), root / "mimic-cxr")
-    chexpert = root / "chexpert" / "CheXpert-v1.0-small"
+    chexpert = root / "chexpert" / "CheXpert-v1.0-small"  # its valid.csv + valid/ and test_labels.csv + test/
     shutil.move(str(root / "mimic-cxr" / CHEXPERT_TEST_DIR), chexpert)
-    table = pd.read_csv(chexpert / "test_labels.csv")
-    valid = table.assign(Path=table["Path"].str.replace("test/", "valid/", n=1))  # CheXpert's valid.csv form
-    shutil.copytree(chexpert / "test", chexpert / "valid")
-    valid.to_csv(chexpert / "valid.csv", index=False)
     return root
 
 
