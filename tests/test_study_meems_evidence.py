@@ -1,5 +1,5 @@
-"""MEEMS claim evidence: each key's point equals the run's own metric of the same quantity, silhouettes equal
-sklearn's on the resampled items, every testable claim of claims.yaml finds its keys, and the engine judges them."""
+"""MEEMS claim evidence: each key's point equals the run's own metric of the same quantity, every testable claim
+of claims.yaml finds its keys, and the engine judges them."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ from medvl_core.eval.metrics import single_label_confusion
 from medvl_core.papers import paper_claims
 from medvl_core.studies.meems.evidence import (
     MINORITY_BELOW,
-    SilhouetteStatistic,
     classification_evidence,
     embedding_evidence,
     evidence_metrics,
-    silhouettes,
 )
 from medvl_core.studies.meems.figures import primary_label
 from medvl_core.studies.meems.paper_metrics import paper_scores
@@ -85,25 +83,6 @@ def test_without_a_stratum_or_the_named_classes_those_keys_are_absent():
     ev = classification_evidence(probs, labels[:, keep], ["No Finding", "Cardiomegaly", "Fracture"],
                                  labels[:, keep].mean(0))
     assert not {"seeds_rare_stratum_auc_meems", "seeds_pneumothorax_auc_meems"} & set(ev)
-
-
-def test_silhouettes_equal_sklearn_on_the_repeated_items():
-    from sklearn.metrics import silhouette_samples
-
-    rng = np.random.default_rng(1)
-    x = np.r_[rng.normal(0, 1, (12, 3)), rng.normal(3, 1, (10, 3)), rng.normal((0, 4, 0), 1, (8, 3))]
-    groups = np.repeat([0, 1, 2], [12, 10, 8])
-    d = np.linalg.norm(x[:, None] - x[None], axis=2)
-    idx = rng.integers(0, len(x), len(x))
-    counts = np.bincount(idx, minlength=len(x)).astype(float)
-    ours = silhouettes(d, groups, counts[None])[0]
-    ref = silhouette_samples(x[idx], groups[idx])
-    drawn = np.flatnonzero(counts)
-    np.testing.assert_allclose(ours[drawn], [ref[idx == i][0] for i in drawn], atol=1e-9)
-    np.testing.assert_allclose(silhouettes(d, groups, np.ones((1, len(x))))[0], silhouette_samples(x, groups), atol=1e-9)
-    stat = SilhouetteStatistic(d, [groups], groups == 1)
-    assert stat.point() == pytest.approx(silhouette_samples(x, groups)[groups == 1].mean(), abs=1e-6)
-    assert np.isnan(silhouettes(d, groups, (groups == 0)[None].astype(float))).all()  # one cluster drawn
 
 
 def test_embedding_evidence_is_fig5s_space_and_colours():
