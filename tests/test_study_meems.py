@@ -16,6 +16,8 @@ from medvl_core.studies.meems.captions import (
     caption_scores,
     distinct_label_examples,
     fit_captioner,
+    rare_words,
+    word_rates,
 )
 from medvl_core.studies.meems.data import MeemsData, MeemsSplit, first_sentences, prepare_meems_data, world_root
 from medvl_core.studies.meems.evidence import claim_evidence, evidence_metrics, evidence_table
@@ -29,7 +31,9 @@ from medvl_core.studies.meems.tables import (
     minority_summary,
     paper_table,
     rare_stratum_table,
+    stratum_gaps,
     summary_metrics,
+    thresholds_by_model,
     training_summary,
 )
 from medvl_core.studies.meems.tasks import task_targets
@@ -38,10 +42,16 @@ from medvl_core.train import TrainConfig
 
 def test_first_sentences_keeps_whole_sentences_within_the_word_budget():
     report = "Heart size is normal. XXXX lungs are clear. No effusion or pneumothorax is seen today."
-    assert first_sentences(report, 8) == "heart size is normal ."
-    assert first_sentences(report, 10) == "heart size is normal . lungs are clear ."
+    assert first_sentences(report, 8, punctuation=True) == "heart size is normal ."
+    assert first_sentences(report, 10, punctuation=True) == "heart size is normal . lungs are clear ."
     assert first_sentences(report, 3) == "heart size is"  # the first sentence is cut, never dropped
     assert first_sentences("", 5) == ""
+
+
+def test_first_sentences_drops_punctuation_as_the_paper_does():
+    report = "No acute cardiopulmonary process. Lungs clear; no effusion, no pneumothorax."
+    assert first_sentences(report, 40) == "no acute cardiopulmonary process lungs clear no effusion no pneumothorax"
+    assert first_sentences(report, 7) == "no acute cardiopulmonary process"  # budget counts words only
 
 
 def test_world_root_is_stable_and_distinct_per_knobs(data_root):
@@ -84,6 +94,62 @@ def test_rare_stratum_table_scores_each_group_against_all_negatives():
     assert table.loc["rare stratum", "n positive"] == 1 and table.loc["rare stratum", "n negative"] == 3
     assert table.loc["all positives", "low M"] <= 6 / 9 <= table.loc["all positives", "high M"]
     assert rare_stratum_table(y, {"M": p}, None, names).empty
+
+
+def test_stratum_gaps_are_paired_differences_with_cis():
+    names = ["No Finding", "Pleural Effusion"]
+    rng = np.random.default_rng(0)
+    y = np.zeros((200, 2))
+    y[:80, 1] = 1
+    rare = np.zeros(200, dtype=bool)
+    rare[:30] = True  # positives 0-29 rare, 30-79 common
+    base = np.where(y[:, 1] == 1, 1.0, 0.0) + rng.normal(0, 0.5, 200)
+    base[:30] = rng.normal(0, 0.5, 30)  # the baseline cannot tell the rare form from a negative
+    meems = base.copy()
+    meems[:30] += 1.0  # MEEMS recovers it
+    probs = {"MEEMS": np.c_[np.zeros(200), meems], "baseline": np.c_[np.zeros(200), base]}
+    gaps = stratum_gaps(y, probs, rare, names, "Pleural Effusion", n_resamples=300)
+    table = rare_stratum_table(y, probs, rare, names, "Pleural Effusion", n_resamples=50)
+    drop = table.loc["common stratum", "AUC baseline"] - table.loc["rare stratum", "AUC baseline"]
+    assert gaps.loc["baseline: common - rare stratum", "difference"] == pytest.approx(drop)
+    assert gaps.loc["baseline: common - rare stratum", "low"] > 0.2
+    row = gaps.loc["rare stratum: MEEMS - baseline"]
+    assert row["low"] > 0 and row["low"] <= row["difference"] <= row["high"]
+    assert stratum_gaps(y, probs, None, names).empty
+
+
+def test_rare_words_and_their_rates_per_group():
+    captions = ["small subpulmonic left pleural effusion", "small left pleural effusion", "lungs clear", "subpulmonic effusion"]
+    rare = np.array([True, False, False, True])
+    assert rare_words(captions, rare) == ["subpulmonic"]
+    rates = word_rates(["subpulmonic effusion", "effusion", "clear", "clear"], {"rare": rare, "other": ~rare},
+                       ["subpulmonic"])
+    assert rates.loc["rare", "captions with the words"] == 1 and rates.loc["rare", "share"] == 0.5
+    assert rates.loc["other", "share"] == 0.0 and rates.loc["other", "n images"] == 2
+
+
+def test_selection_functions_refuse_test_split_labels():
+    from medvl_core.data.splits import tag_split
+
+    data = tiny_data()
+    config = TrainConfig(epochs=1, global_batch_size=16, lr=0.01, optimizer="adam", device="cpu", progress=False)
+    captioner, _ = fit_captioner(data, config, embed_dim=8, attention_dim=8, hidden_dim=16, n_sample=4)
+    inputs = head_inputs(data, captioner, 5)
+    heads = fit_heads(data, inputs, config, {"embed_hidden": 16, "embed_dim": 8, "classifier_hidden": 4}, tasks=("binary",))
+    assert set(thresholds_by_model(heads, data, "binary")) == {"MEEMS", "baseline"}
+    tagged = MeemsData(data.train, MeemsSplit("val", data.validate.paths, data.validate.grids,
+                                              tag_split(data.validate.labels, "test"), data.validate.captions),
+                       data.reports_test, data.test, data.vocab, data.label_names, data.max_words)
+    named = MeemsData(data.train, data.test, data.reports_test, data.test, data.vocab, data.label_names, data.max_words)
+    for bad in (tagged, named):
+        with pytest.raises(ParameterError, match="test-split"):
+            thresholds_by_model(heads, bad, "binary")
+        with pytest.raises(ParameterError, match="test-split"):
+            fit_captioner(bad, config, embed_dim=8, attention_dim=8, hidden_dim=16, n_sample=4)
+        with pytest.raises(ParameterError, match="test-split"):
+            fit_heads(bad, inputs, config, {"embed_hidden": 16, "embed_dim": 8, "classifier_hidden": 4}, tasks=("binary",))
+        with pytest.raises(ParameterError, match="test-split"):
+            fit_finetuned_baseline(bad, "tiny:cnn-32", "binary", config)
 
 
 def test_paper_auc_averages_the_binarised_columns_and_flattens_for_micro():

@@ -23,6 +23,8 @@ from .captions import (
     first_with_label,
     fit_captioner,
     generate_captions,
+    rare_words,
+    word_rates,
 )
 from .data import MeemsData, MeemsSplit, prepare_meems_data
 from .evidence import claim_evidence, evidence_metrics, evidence_table
@@ -46,6 +48,7 @@ from .tables import (
     paper_table,
     published_results,
     rare_stratum_table,
+    stratum_gaps,
     summary_metrics,
     thresholds_by_model,
     training_summary,
@@ -58,6 +61,6 @@ __all__ = [
     "caption_scores", "caption_training_figure", "claim_evidence", "confusion_pair",
     "distinct_label_examples", "embeddings", "evidence_metrics", "evidence_table", "first_with_label", "fit_captioner", "fit_head_seeds", "fit_heads",
     "fnr_fpr_table", "generate_captions", "head_inputs", "label_histogram", "minority_summary", "paper_table", "pca",
-    "pca_figure", "pca_per_class_figure", "prepare_meems_data", "primary_label", "published_results", "rare_stratum_table", "roc_pair",
-    "summary_metrics", "task_targets", "thresholds_by_model", "training_summary",
+    "pca_figure", "pca_per_class_figure", "prepare_meems_data", "primary_label", "published_results", "rare_stratum_table", "rare_words", "roc_pair",
+    "stratum_gaps", "summary_metrics", "task_targets", "thresholds_by_model", "training_summary", "word_rates",
 ]

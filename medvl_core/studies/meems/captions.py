@@ -20,7 +20,7 @@ from ...models.modules import device_of
 from ...text.vocab import Vocabulary
 from ...train import TrainConfig, train
 from .caption_quality import caption_bleu, mean_caption_iou
-from .data import MeemsData, MeemsSplit
+from .data import MeemsData, MeemsSplit, validation_split
 
 
 class _CaptionPairs(Dataset):
@@ -118,7 +118,8 @@ def fit_captioner(data: MeemsData, config: TrainConfig, embed_dim: int = 64, att
     objective = CaptionObjective(alpha_c, vocab.stoi["<pad>"])
     source = data.captioning
     pairs = _CaptionPairs(source.grids, caption_ids(vocab, source.captions, data.max_words))
-    validation = CaptionValidation(data.validate, vocab, data.max_words, objective, n_sample, source)
+    validation = CaptionValidation(validation_split(data, "fit_captioner (early stopping)"), vocab, data.max_words,
+                                   objective, n_sample, source)
     result = train(model, pairs, objective, config, val_fn=validation)
     return model.eval(), result
 
@@ -182,3 +183,23 @@ def caption_example_text(examples: pd.DataFrame, width: int = 100) -> str:
                                  textwrap.fill(f"generated:    {row[2]}", width, subsequent_indent=" " * 14),
                                  textwrap.fill(f"ground truth: {row.reference}", width, subsequent_indent=" " * 14)]))
     return "\n\n".join(blocks)
+
+
+def rare_words(captions, rare) -> list[str]:
+    """Words of the rare-stratum images' captions that no other caption uses (the stratum's own words), sorted."""
+    rare = np.asarray(rare, dtype=bool)
+    own = {w for c, r in zip(captions, rare) if r for w in c.split()}
+    other = {w for c, r in zip(captions, rare) if not r for w in c.split()}
+    return sorted(own - other)
+
+
+def word_rates(captions, groups: dict, words) -> pd.DataFrame:
+    """Per group of images (name -> boolean mask): n, and how many / what share of its captions use any of `words`."""
+    words = set(words)
+    uses = np.array([bool(words & set(c.split())) for c in captions])
+    rows = {}
+    for name, mask in groups.items():
+        mask = np.asarray(mask, dtype=bool)
+        n, k = int(mask.sum()), int(uses[mask].sum())
+        rows[name] = {"n images": n, "captions with the words": k, "share": k / n if n else float("nan")}
+    return pd.DataFrame(rows).T.rename_axis("images")

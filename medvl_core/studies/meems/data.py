@@ -20,14 +20,15 @@ from ...data import open_dataset
 from ...data.check import screen
 from ...data.labels import CHEXPERT_LABELS
 from ...errors import ParameterError
+from ...eval.selection import require_validation
 from ...models.cache import image_tower_grids
 from ...text.sentences import split_sentences
 from ...text.vocab import Vocabulary, build_vocabulary, word_tokens
 from ...train import TrainConfig
 from .pixels import pretrain_encoder
 
-DEMO_WORLD = {"n_studies": 700, "n_test_images": 400, "report_source": "template", "rare_stratum": "subpulmonic",
-              "rare_stratum_fraction": 0.03, "rare_stratum_test_fraction": 0.35}
+DEMO_WORLD = {"n_studies": 700, "n_test_images": 600, "report_source": "template", "rare_stratum": "subpulmonic",
+              "rare_stratum_fraction": 0.03, "rare_stratum_test_fraction": 0.35, "test_abnormal_fraction": 0.67}
 RARE_LABEL = "Pneumothorax"  # the rare stratum's label when the world does not say (SynthCXR's default "drain")
 
 
@@ -37,14 +38,15 @@ def world_root(knobs: dict) -> Path:
     return dataset_dir(f"synth-cxr-{digest}")
 
 
-def first_sentences(text: str, max_words: int = 30) -> str:
+def first_sentences(text: str, max_words: int = 30, punctuation: bool = False) -> str:
     """The caption target: a report's leading whole sentences within `max_words` word tokens, as lower-case tokens.
 
-    The first sentence is always kept (cut at `max_words`); de-identification runs (XXXX) are dropped.
+    The first sentence is always kept (cut at `max_words`); de-identification runs (XXXX) are dropped; punctuation
+    tokens are dropped unless `punctuation` (the paper's reports have "punctuation removed", Fig. 1 caption).
     """
     kept: list[str] = []
     for sentence in split_sentences(text or ""):
-        tokens = word_tokens(sentence)
+        tokens = [t for t in word_tokens(sentence) if punctuation or any(c.isalnum() for c in t)]
         if kept and len(kept) + len(tokens) > max_words:
             break
         kept += tokens
@@ -87,6 +89,13 @@ class MeemsData:
     def captioning(self) -> MeemsSplit:
         """The split the captioner (and its vocabulary) learns from."""
         return self.caption_train if self.caption_train is not None else self.train
+
+
+def validation_split(data: MeemsData, what: str) -> MeemsSplit:
+    """The split models, epochs and thresholds are selected on (`data.validate`); refuses a test split."""
+    split = data.validate
+    require_validation(split.labels, what=what, split="test" if "test" in split.name else split.name)
+    return split
 
 
 def _rare_flags(root: Path, paths: list[str]) -> np.ndarray | None:

@@ -19,7 +19,7 @@ from ...models.captioner import ShowAttendTell
 from ...models.modules import device_of
 from ...train import TrainConfig, train
 from .captions import generate_captions
-from .data import MeemsData
+from .data import MeemsData, validation_split
 from .networks import ImageOnlyClassifier, MeemsClassifier
 from .pixels import PixelObjective, PixelPairs, PixelValidation, predict_pixels
 from .tasks import MODELS, TASKS, head_loss, head_probabilities, task_targets
@@ -66,17 +66,19 @@ class HeadValidation:
 
 @dataclass
 class HeadInputs:
-    """Pooled image features and caption hidden states of train / val / test."""
+    """Pooled image features, caption hidden states and greedy captions of train / val / test."""
 
     features: dict
     hidden: dict
+    captions: dict | None = None
 
 
 def head_inputs(data: MeemsData, captioner: ShowAttendTell, max_length: int = 31) -> HeadInputs:
     """Pooled features and greedy-caption hidden states for the three classification splits."""
     splits = {"train": data.train, "val": data.validate, "test": data.test}
-    hidden = {k: generate_captions(captioner, s.grids, data.vocab, max_length)[1] for k, s in splits.items()}
-    return HeadInputs({k: s.pooled for k, s in splits.items()}, hidden)
+    generated = {k: generate_captions(captioner, s.grids, data.vocab, max_length) for k, s in splits.items()}
+    return HeadInputs({k: s.pooled for k, s in splits.items()}, {k: g[1] for k, g in generated.items()},
+                      {k: g[0] for k, g in generated.items()})
 
 
 def fit_head(data: MeemsData, inputs: HeadInputs, task: str, use_caption: bool, config: TrainConfig,
@@ -84,8 +86,9 @@ def fit_head(data: MeemsData, inputs: HeadInputs, task: str, use_caption: bool, 
     """Train MEEMS (use_caption) or the image-only baseline for `task`; returns (model in eval mode, TrainResult)."""
     seed_everything(config.seed)
     sizes = {"embed_hidden": 256, "embed_dim": 64, "classifier_hidden": 32, **(sizes or {})}
+    val = validation_split(data, "fit_head (early stopping)")
     y = {k: torch.as_tensor(task_targets(s.labels, task), dtype=torch.float32)
-         for k, s in (("train", data.train), ("val", data.validate))}
+         for k, s in (("train", data.train), ("val", val))}
     caption_dim = inputs.hidden["train"].shape[1] if use_caption else 0
     model = MeemsClassifier(inputs.features["train"].shape[1], caption_dim, y["train"].shape[1] + (task == "binary"),
                             dropout=dropout, **sizes)
@@ -118,12 +121,13 @@ def fit_finetuned_baseline(data: MeemsData, encoder_spec: str, task: str, config
     from ...models.encoders import build_image_encoder
 
     seed_everything(config.seed)
+    val = validation_split(data, "fit_finetuned_baseline (early stopping)")
     y = {k: torch.as_tensor(task_targets(s.labels, task), dtype=torch.float32)
-         for k, s in (("train", data.train), ("val", data.validate))}
+         for k, s in (("train", data.train), ("val", val))}
     encoder = build_image_encoder(encoder_spec).train()
     model = ImageOnlyClassifier(encoder, y["train"].shape[1] + (task == "binary"))
     pairs = PixelPairs(data.train.paths, y["train"], model.preprocess)
-    validation = PixelValidation(data.validate.paths, y["val"], task)
+    validation = PixelValidation(val.paths, y["val"], task)
     result = train(model, pairs, PixelObjective(task), config, val_fn=validation)
     return model.eval(), result
 

@@ -5,9 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ...eval.metrics import auroc_ci, auroc_per_label, choose_thresholds, confusion_counts, error_rates, micro_auroc
+from ...eval.metrics import (
+    LabelStatistic,
+    auroc_ci,
+    auroc_per_label,
+    choose_thresholds,
+    confusion_counts,
+    error_rates,
+    micro_auroc,
+    percentile_interval,
+    resample_chunks,
+)
 from ...papers import published
-from .data import RARE_LABEL, MeemsData
+from .data import RARE_LABEL, MeemsData, validation_split
 from .heads import HeadsResult
 from .paper_metrics import paper_scores, reference_scores
 from .tasks import MODELS, TASKS, task_targets
@@ -62,6 +72,34 @@ def rare_stratum_table(Y, probs: dict, rare: np.ndarray, label_names, label: str
     return pd.DataFrame(rows).T[columns].rename_axis("group")
 
 
+def stratum_gaps(Y, probs: dict, rare: np.ndarray, label_names, label: str = RARE_LABEL, n_resamples: int = 1000,
+                 seed: int = 0) -> pd.DataFrame:
+    """AUC differences with 95% paired bootstrap CIs (test images resampled): each model's common minus rare
+    stratum AUC (what the stratum costs it) and, on the rare stratum, MEEMS minus the baseline.
+
+    Each stratum's AUC is its positives against all negatives of `label`, as in `rare_stratum_table`.
+    """
+    if rare is None or label not in list(label_names):
+        return pd.DataFrame(columns=["difference", "low", "high"]).rename_axis("comparison")
+    y = np.asarray(Y, dtype=np.float64)[:, list(label_names).index(label)]
+    rare = np.asarray(rare, dtype=bool)
+    strata = {"common": np.where((y == 1) & rare, np.nan, y), "rare": np.where((y == 1) & ~rare, np.nan, y)}
+    j = list(label_names).index(label)
+    stat = {(m, k): LabelStatistic(v, np.asarray(P)[:, j], "auroc") for m, P in probs.items() for k, v in strata.items()}
+    pairs = {f"{m}: common - rare stratum": ((m, "common"), (m, "rare")) for m in probs}
+    if "MEEMS" in probs and "baseline" in probs:
+        pairs["rare stratum: MEEMS - baseline"] = (("MEEMS", "rare"), ("baseline", "rare"))
+    draws = {k: [] for k in pairs}
+    for chunk in resample_chunks(len(y), n_resamples, seed):
+        for k, (a, b) in pairs.items():
+            draws[k].append(stat[a].on(chunk) - stat[b].on(chunk))
+    rows = {}
+    for k, (a, b) in pairs.items():
+        low, high = percentile_interval(np.concatenate(draws[k]), 0.05)
+        rows[k] = {"difference": float(stat[a].point() - stat[b].point()), "low": low, "high": high}
+    return pd.DataFrame(rows).T.rename_axis("comparison")
+
+
 def fnr_fpr_table(Y, probs: dict, thresholds: dict | None = None) -> pd.DataFrame:
     """Binary FNR / FPR of each model at argmax (P >= 0.5) and at its validation threshold, plus the all-positive reference."""
     y = np.asarray(Y, dtype=np.float64)[:, 0]
@@ -87,7 +125,7 @@ def training_summary(result: HeadsResult) -> pd.DataFrame:
 
 def thresholds_by_model(result: HeadsResult, data: MeemsData, task: str) -> dict:
     """F1-optimal validation thresholds of each model for one task."""
-    y_val = task_targets(data.validate.labels, task)
+    y_val = task_targets(validation_split(data, "thresholds_by_model").labels, task)
     return {m: choose_thresholds(y_val, result.probs[(task, m, "val")], "f1") for m in MODELS}
 
 
@@ -138,6 +176,12 @@ def stratum_metrics(result: HeadsResult, data: MeemsData) -> dict:
                 out[f"{key}_auc{suffix}_{m.lower()}"] = round(float(table.loc[group, f"{col} {m}"]), 4)
         out[f"{key}_n_positive"] = int(table.loc[group, "n positive"])
     out["stratum_n_negative"] = int(table.loc["rare stratum", "n negative"])
+    gaps = stratum_gaps(y, result.test_probs("multilabel"), data.test.rare, data.label_names, data.rare_label)
+    keys = {"baseline: common - rare stratum": "stratum_drop_baseline", "MEEMS: common - rare stratum": "stratum_drop_meems",
+            "rare stratum: MEEMS - baseline": "rare_stratum_gap_meems_minus_baseline"}
+    for row, key in keys.items():
+        for col, suffix in (("difference", ""), ("low", "_low"), ("high", "_high")):
+            out[f"{key}{suffix}"] = round(float(gaps.loc[row, col]), 4)
     return out
 
 
