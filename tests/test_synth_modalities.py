@@ -208,3 +208,24 @@ def test_probe_dataset_entries(data_root, tmp_path):
     assert real.confounders == [] and real.classes == ["benign", "malignant"] and len(real) == 2
     with pytest.raises(ParameterError, match="image-folder:PATH"):
         open_probe_dataset("bogus:thing")
+
+
+def test_histology_subtypes_are_nested_per_slide_and_drawn(clean_root):
+    from sklearn.model_selection import cross_val_score
+    from sklearn.svm import LinearSVC
+
+    meta = M.read_metadata(clean_root, "histology")
+    spec = M.SYNTH_MODALITIES["histology"]
+    assert all(s in spec.subtypes[c] for c, s in zip(meta["class"], meta["subtype"]))  # nested in the class
+    assert meta.groupby("slide")["subtype"].nunique().max() == 1 and meta["subtype"].nunique() == 8  # one per slide
+    x, cls = _images(clean_root, "histology")
+    sub = np.asarray(meta.set_index("id").loc[[r["id"] for r in open_dataset(
+        "synth-modalities", root=clean_root, split="all", dataset="histology", **CLEAN).records], "subtype"])
+    grey = x.mean(-1)
+    stats = np.column_stack([(grey < t).mean((1, 2)) for t in (0.3, 0.45, 0.6)] + [(grey > 0.85).mean((1, 2)),
+                            np.abs(np.diff(grey, axis=1)).mean((1, 2)), np.abs(np.diff(grey, axis=2)).mean((1, 2))])
+    stats = (stats - stats.mean(0)) / (stats.std(0) + 1e-9)
+    for parent in ("benign", "malignant"):  # the subtype is drawn: decodable from pixel statistics within each class
+        keep = cls == parent
+        score = cross_val_score(LinearSVC(C=1.0), stats[keep], sub[keep], cv=3).mean()
+        assert score > 0.25 + 0.2

@@ -32,11 +32,11 @@ from ..data.splits import SPLITS, canonical_split
 from ..errors import DataFormatError, MedvlError
 from .common import ensure_world, read_world
 from .synth_modalities_draw import Scene
-from .synth_modalities_microscopy import CYTOLOGY_CLASSES, CYTOLOGY_LEVEL1
+from .synth_modalities_microscopy import CYTOLOGY_CLASSES, CYTOLOGY_LEVEL1, HISTOLOGY_SUBTYPES
 from .synth_modalities_photo import DERMOSCOPY_CLASSES, FUNDUS_CLASSES
 from .synth_modalities_render import RENDERERS
 
-FORMAT_VERSION = 2  # bump whenever generated files change (also when synth_cxr_render changes)
+FORMAT_VERSION = 3  # bump whenever generated files change (also when synth_cxr_render changes)
 TITLE = "synth-modalities"
 SPLIT_SHARE = 0.2  # share of each class's groups in val and in test (at least one group each)
 METADATA_FILE = "metadata.csv"
@@ -66,6 +66,7 @@ class Modality:
     confounders: tuple[Confounder, ...]
     card: str  # data card of the real dataset
     level1: dict | None = None  # fine class -> level-1 (parent) class, for hierarchical label sets
+    subtypes: dict | None = None  # class -> its subtypes (column `subtype`, one per patient/slide group)
 
     def parent(self, cls: str) -> str:
         """The level-1 class of `cls` (the class itself when the label set is flat)."""
@@ -110,7 +111,7 @@ SYNTH_MODALITIES: dict[str, Modality] = {m.name: m for m in (
                             "(haematoxylin-heavy), B pink (eosin-heavy)"),
                  Confounder("magnification", ("40X", "100X", "200X", "400X"), what="objective: nucleus size and "
                             "count per field"),
-             ), "breakhis.md"),
+             ), "breakhis.md", subtypes=HISTOLOGY_SUBTYPES),
     Modality("cytology", "Pap smear cells: 29 HiCervix-like classes under 4 level-1 groups (negative, ASC, AGC, "
              "microbe): N:C ratio, halo, crowding, glandular shape, organisms", "HiCervix", CYTOLOGY_CLASSES, "RGB",
              "slide", (
@@ -191,12 +192,24 @@ def plan_dataset(name: str, params: ModalityParams | None = None) -> pd.DataFram
         frame["level1"] = [spec.parent(c) for c in frame["class"]]
     frame["path"] = [f"{s}/{c}/{i}.png" for s, c, i in zip(frame["split"], frame["class"], ids)]
     frame[spec.group] = [f"{spec.group[0].upper()}{g:03d}" for g in group]
+    if spec.subtypes:
+        frame["subtype"] = _subtypes(spec, cls, group, np.random.default_rng([p.seed, NAMES.index(name), 7]))
     for conf in spec.confounders:
         frame[conf.name] = _draw(conf, cls, group, p.strength(name, conf.name) if conf.by_class else 0.0, rng)
     tone = rng.standard_normal((group.max() + 1, 3))[group]
     frame["class_index"], frame["seed"] = cls, rng.integers(0, 2**31 - 1, n)
     frame["tone"] = [tuple(float(v) for v in t) for t in tone]
     return frame
+
+
+def _subtypes(spec: Modality, cls: np.ndarray, group: np.ndarray, rng) -> np.ndarray:
+    """One subtype per patient/slide group, cycling through its class's subtypes in a random order (balanced)."""
+    names = np.empty(group.max() + 1, object)
+    for c in np.unique(cls):
+        groups = rng.permutation(np.unique(group[cls == c]))
+        options = spec.subtypes[spec.classes[c]]
+        names[groups] = np.asarray(options, object)[(np.arange(len(groups)) + rng.integers(len(options))) % len(options)]
+    return names[group]
 
 
 def _groups(cls: np.ndarray, group_size: int, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -237,7 +250,7 @@ def _build(tmp: Path, p: ModalityParams) -> dict:
     for name, spec in SYNTH_MODALITIES.items():
         frame = plan_dataset(name, p)
         for row in frame.to_dict("records"):
-            conf = {c.name: row[c.name] for c in spec.confounders}
+            conf = {c.name: row[c.name] for c in spec.confounders} | ({"subtype": row["subtype"]} if spec.subtypes else {})
             pixels = RENDERERS[name](Scene(row["class"], conf, row["tone"], int(row["seed"]), p.image_size))
             path = tmp / name / row["path"]
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -254,7 +267,7 @@ def _describe(spec: Modality, frame: pd.DataFrame, p: ModalityParams) -> dict:
                             "strength": p.strength(spec.name, c.name) if c.by_class else None}
                    for c in spec.confounders}
     return {"modality": spec.modality, "stands_for": spec.stands_for, "classes": list(spec.classes), "mode": spec.mode,
-            "group": spec.group, "level1": spec.level1, "confounders": confounders, "n_groups": int(frame[spec.group].nunique()),
+            "group": spec.group, "level1": spec.level1, "subtypes": spec.subtypes, "confounders": confounders, "n_groups": int(frame[spec.group].nunique()),
             "counts": {s: int((frame["split"] == s).sum()) for s in SPLITS}}
 
 
@@ -262,7 +275,8 @@ def metadata_columns(name: str) -> list[str]:
     """Columns of `<dataset>/metadata.csv`."""
     spec = SYNTH_MODALITIES[name]
     level1 = ["level1"] if spec.level1 else []
-    return ["id", "split", "class", *level1, "path", spec.group, *(c.name for c in spec.confounders)]
+    subtype = ["subtype"] if spec.subtypes else []
+    return ["id", "split", "class", *level1, *subtype, "path", spec.group, *(c.name for c in spec.confounders)]
 
 
 def generate_synth_modalities(root=None, **knobs) -> Path:

@@ -25,24 +25,31 @@ ZOOM = {"40X": 0.75, "100X": 0.9, "200X": 1.1, "400X": 1.3}
 LAB_STAIN = {"A": (1.25, 0.8), "B": (0.8, 1.25)}  # (haematoxylin, eosin) strength per lab
 
 
+# BreakHis's eight tumour subtypes, four under each class (the real set's names)
+HISTOLOGY_SUBTYPES = {
+    "benign": ("adenosis", "fibroadenoma", "phyllodes_tumor", "tubular_adenoma"),
+    "malignant": ("ductal_carcinoma", "lobular_carcinoma", "mucinous_carcinoma", "papillary_carcinoma"),
+}
+
+
 def histology(sc: Scene) -> np.ndarray:
-    """H&E breast tissue (Beer-Lambert stain mixing); malignant = crowded, enlarged, pleomorphic, dark nuclei."""
+    """H&E breast tissue (Beer-Lambert stain mixing); malignant = crowded, enlarged, pleomorphic, dark nuclei; the
+    subtype (confounder key `subtype`, default the first of the class) sets the architecture within the class."""
     rng = np.random.default_rng([sc.seed, 5])
     y, x = grid(sc.size)
     zoom = ZOOM[sc.conf["magnification"]]
+    subtype = sc.conf.get("subtype") or HISTOLOGY_SUBTYPES[sc.cls][0]
     eosin = 0.35 + 0.12 * texture(rng, sc.size, 0.01 * zoom, 0.04 * zoom)
     haem = np.full_like(y, 0.04)
     if sc.cls == "benign":
-        cy, cx, r, lumen = _glands(rng, zoom)
+        cy, cx, r, lumen = _glands(rng, zoom, subtype)
         eosin = eosin * (1 - lumen(y, x))
-        dark = 0.8
+        dark, aspect = 0.8, rng.uniform(0.75, 1, len(r))
     else:
-        n = int(min(45 / zoom ** 2, 120))
-        cy, cx = rng.uniform(-1.05, 1.05, (2, n))
-        r = 0.075 * zoom * rng.lognormal(0, 0.3, n)
+        cy, cx, r, aspect, pools = _carcinoma(rng, zoom, subtype)
+        eosin = eosin * (1 - 0.8 * pools(y, x))
         dark = 1.2
-    nuclei = spots(y, x, cy, cx, r, rng.uniform(0.5 if sc.cls == "malignant" else 0.75, 1, len(r)),
-                   rng.uniform(0, np.pi, len(r)), edge=0.15)
+    nuclei = spots(y, x, cy, cx, r, aspect, rng.uniform(0, np.pi, len(r)), edge=0.15)
     haem = haem + dark * nuclei * (0.85 + 0.15 * texture(rng, sc.size, 0.01))
     h_gain, e_gain = LAB_STAIN[sc.conf["lab"]]
     h_vec = H_OD * h_gain * (1 + 0.12 * np.asarray(sc.tone, np.float32))
@@ -52,23 +59,72 @@ def histology(sc: Scene) -> np.ndarray:
     return to_uint8(img)
 
 
-def _glands(rng, zoom):
-    """Benign architecture: nuclei ringing 1-3 gland lumens plus sparse stromal nuclei; (cy, cx, r, lumen mask fn)."""
-    k = int(rng.integers(1, 4))
+GLANDS = {  # benign subtype -> (gland count range, radius range, aspect (<1 = slit-like), stromal nuclei factor)
+    "adenosis": ((5, 8), (0.10, 0.15), 1.0, 1.0),
+    "fibroadenoma": ((2, 4), (0.20, 0.30), 0.3, 0.5),
+    "phyllodes_tumor": ((1, 2), (0.15, 0.22), 0.6, 5.0),
+    "tubular_adenoma": ((1, 4), (0.18, 0.28), 1.0, 1.0),
+}
+
+
+def _glands(rng, zoom, subtype: str = "tubular_adenoma"):
+    """Benign architecture: nuclei ringing gland lumens plus stromal nuclei, shaped by the subtype (`GLANDS`);
+    returns (cy, cx, r, lumen mask fn)."""
+    (k_lo, k_hi), (r_lo, r_hi), aspect, stroma = GLANDS[subtype]
+    k = int(rng.integers(k_lo, k_hi))
     gy, gx = rng.uniform(-0.6, 0.6, (2, k))
-    gr = rng.uniform(0.18, 0.28, k) * zoom
-    per = int(max(8, 22 * zoom))
+    gr = rng.uniform(r_lo, r_hi, k) * zoom
+    theta = rng.uniform(0, np.pi, k)
+    per = int(max(8, 22 * zoom * (r_lo + r_hi) / 0.46))
     ang = rng.uniform(0, 2 * np.pi, (k, per))
-    cy = (gy[:, None] + 1.15 * gr[:, None] * np.sin(ang)).ravel()
-    cx = (gx[:, None] + 1.15 * gr[:, None] * np.cos(ang)).ravel()
-    m = int(12 / zoom ** 2)
+    u, v = 1.15 * gr[:, None] * np.cos(ang), 1.15 * gr[:, None] * aspect * np.sin(ang)
+    cy = (gy[:, None] + u * np.sin(theta)[:, None] + v * np.cos(theta)[:, None]).ravel()
+    cx = (gx[:, None] + u * np.cos(theta)[:, None] - v * np.sin(theta)[:, None]).ravel()
+    m = int(12 * stroma / zoom ** 2)
     cy, cx = np.concatenate([cy, rng.uniform(-1, 1, m)]), np.concatenate([cx, rng.uniform(-1, 1, m)])
     r = 0.045 * zoom * rng.lognormal(0, 0.08, len(cy))
+    if stroma > 1:  # phyllodes: the stromal nuclei are small and spindle-shaped
+        r[-m:] *= 0.7
 
     def lumen(y, x):
-        return spots(y, x, gy, gx, gr, edge=0.08)
+        return shape(y, x, gy[:, None, None], gx[:, None, None], (gr * aspect)[:, None, None], gr[:, None, None],
+                     theta[:, None, None], edge=0.08).max(0)
 
     return cy, cx, r, lumen
+
+
+def _carcinoma(rng, zoom, subtype: str = "ductal_carcinoma"):
+    """Malignant architecture by subtype: ductal = crowded pleomorphic sheet; lobular = small uniform nuclei in
+    single files; mucinous = nuclear clusters floating in pale mucin pools; papillary = nuclei lining radiating
+    fronds. Returns (cy, cx, r, aspect, mucin pool mask fn)."""
+    pools = np.zeros((0, 3))
+    if subtype == "lobular_carcinoma":
+        rows = int(rng.integers(4, 7))
+        slope, offset = rng.uniform(-0.4, 0.4), rng.uniform(-1, 1, rows)
+        t = rng.uniform(-1.1, 1.1, (rows, int(18 / zoom)))
+        cy, cx = (offset[:, None] + slope * t).ravel(), t.ravel()
+        r, aspect = 0.05 * zoom * rng.lognormal(0, 0.05, len(cy)), rng.uniform(0.85, 1, len(cy))
+    elif subtype == "mucinous_carcinoma":
+        pools = np.column_stack([rng.uniform(-0.5, 0.5, (2, 2)).T, rng.uniform(0.35, 0.5, 2)])
+        centre = pools[rng.integers(0, 2, 10)]
+        cy = np.repeat(centre[:, 0] + rng.normal(0, 0.15, 10), 4) + rng.normal(0, 0.05, 40)
+        cx = np.repeat(centre[:, 1] + rng.normal(0, 0.15, 10), 4) + rng.normal(0, 0.05, 40)
+        r, aspect = 0.07 * zoom * rng.lognormal(0, 0.2, 40), rng.uniform(0.6, 1, 40)
+    elif subtype == "papillary_carcinoma":
+        ang = rng.uniform(0, 2 * np.pi) + np.arange(5) * 2 * np.pi / 5
+        t = rng.uniform(0.05, 1.1, (5, int(14 / zoom)))
+        cy, cx = (np.sin(ang)[:, None] * t).ravel(), (np.cos(ang)[:, None] * t).ravel()
+        cy, cx = cy + rng.normal(0, 0.04, len(cy)), cx + rng.normal(0, 0.04, len(cx))
+        r, aspect = 0.07 * zoom * rng.lognormal(0, 0.25, len(cy)), rng.uniform(0.4, 0.7, len(cy))
+    else:  # ductal carcinoma
+        n = int(min(45 / zoom ** 2, 120))
+        cy, cx = rng.uniform(-1.05, 1.05, (2, n))
+        r, aspect = 0.075 * zoom * rng.lognormal(0, 0.3, n), rng.uniform(0.5, 1, n)
+
+    def mucin(y, x):
+        return spots(y, x, pools[:, 0], pools[:, 1], pools[:, 2], edge=0.1) if len(pools) else np.zeros_like(y)
+
+    return cy, cx, r, aspect, mucin
 
 
 # ------------------------------------------------------------------ cytology (HiCervix stand-in)

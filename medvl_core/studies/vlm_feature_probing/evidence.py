@@ -63,7 +63,8 @@ def claim_evidence(features: dict, data: dict, models: dict[str, str], results: 
     `oof_malignancy_accuracy_medical` / `majority_malignancy` (BrainMR, read off the 4-class probe);
     `plane_r2_<tag>` / `malignancy_r2_<tag>` (BrainMR, where the plane is recorded); `oof_word_accuracy_medical`
     / `majority_word` and `oof_calipers_accuracy_medical` / `majority_calipers` (BreastUS confounder probes);
-    `oof_microbe_subclass_accuracy_medical` / `majority_microbe_subclass` (HiCervix microbe subclass probe). A
+    `oof_microbe_subclass_accuracy_medical` / `majority_microbe_subclass` (HiCervix microbe subclass probe);
+    `oof_subtype_accuracy_medical` / `majority_subtype` (BreakHis subtype probes within benign and malignant). A
     key whose model, dataset, factor or probe the run lacks is left out (its claim is then not testable here).
     """
     by_slug = {slug(name): name for name in data}
@@ -84,6 +85,10 @@ def claim_evidence(features: dict, data: dict, models: dict[str, str], results: 
     for factor in ("word", "calipers"):
         if medical and (medical, by_slug.get("breastus"), factor) in factor_probes:
             evidence.update(_factor_probe(factor_probes[(medical, by_slug["breastus"], factor)], factor))
+    fits = [subclass_probes[(medical, by_slug.get("breakhis"), p)] for p in ("benign", "malignant")
+            if (medical, by_slug.get("breakhis"), p) in subclass_probes]
+    if fits:
+        evidence.update(_subtype_probes(fits))
     if medical and (medical, by_slug.get("hicervix"), "microbe") in subclass_probes:
         fit = subclass_probes[(medical, by_slug["hicervix"], "microbe")]
         evidence.update({
@@ -141,3 +146,12 @@ def _factor_probe(fit: ProbeResult, factor: str) -> dict[str, Evidence]:
     same items."""
     return {f"oof_{factor}_accuracy_medical": Evidence.values([fit.cv_correct()], f"{factor} probe (medical)"),
             f"majority_{factor}": Evidence.constant(majority_rate(fit.cv_true), "majority rate")}
+
+
+def _subtype_probes(fits: list[ProbeResult]) -> dict[str, Evidence]:
+    """Subtype probes within each class pooled (BreakHis): out-of-fold correctness of every CV item beside the
+    item-weighted majority rate of the subtypes within its class."""
+    majority = sum(majority_rate(fit.cv_true) * len(fit.cv_true) for fit in fits) / sum(len(f.cv_true) for f in fits)
+    return {"oof_subtype_accuracy_medical": Evidence.values([np.concatenate([f.cv_correct() for f in fits])],
+                                                            "subtype within class (medical)"),
+            "majority_subtype": Evidence.constant(float(majority), "majority rate")}

@@ -77,21 +77,61 @@ def confounder_results(features: dict, datasets: dict, seed: int = 0) -> pd.Data
     return _with_probes(frame, probes)
 
 
+def _hierarchy(dataset, y, parent_keys) -> tuple[np.ndarray, np.ndarray] | None:
+    """(parent, fine) labels of a hierarchical dataset: level-1 group and class (HiCervix), or class and recorded
+    `subtype` (BreakHis); None for a flat one."""
+    record = dataset.records[0]
+    key = next((k for k in parent_keys if k in record), None)
+    if key:
+        return np.asarray(dataset.column(key)).astype(str), np.asarray(y).astype(str)
+    if "subtype" in record:
+        return np.asarray(y).astype(str), np.asarray(dataset.column("subtype")).astype(str)
+    return None
+
+
 def subclass_results(features: dict, datasets: dict, parent_keys=("level1", "level_1"), seed: int = 0) -> pd.DataFrame:
-    """Within each level-1 class of a hierarchical dataset, the probe predicting the fine class (poster: HiCervix's
-    microbe subclass). One row per (model, dataset, parent) with CV accuracy, chance and lift; parents with one fine
-    class or too few images are skipped. The ProbeResults: `fitted_probes(frame)[(model, dataset, parent)]`."""
+    """Within each parent class of a hierarchical dataset, the probe predicting the fine class (poster: HiCervix's
+    microbe subclass within its level-1 group; BreakHis's tumour subtypes within benign / malignant). One row per
+    (model, dataset, parent) with CV accuracy, chance and lift; parents with one fine class or too few images are
+    skipped. The ProbeResults: `fitted_probes(frame)[(model, dataset, parent)]`."""
     rows, probes = [], {}
     for (model, name), (x, y) in features.items():
-        key = next((k for k in parent_keys if k in datasets[name].records[0]), None)
-        parents = np.asarray(datasets[name].column(key)) if key else np.array([])
+        levels = _hierarchy(datasets[name], y, parent_keys)
+        if levels is None:
+            continue
+        parents, fine = levels
         for parent in sorted(set(parents)):
             keep = parents == parent
             try:
-                result = linear_probe(np.asarray(x)[keep], np.asarray(y)[keep], seed)
+                result = linear_probe(np.asarray(x)[keep], fine[keep], seed)
             except ValueError:  # one fine class, or fewer images than folds
                 continue
-            probes[(model, name, parent)], row = result, probe_row(result, np.asarray(y)[keep])
+            probes[(model, name, parent)], row = result, probe_row(result, fine[keep])
             rows.append({"model": model, "dataset": name, "parent": parent, **row,
                          "lift over chance": row["cv_accuracy_mean"] - row["chance_accuracy"]})
     return _with_probes(pd.DataFrame(rows), probes)
+
+
+def pixel_features(dataset, size: int = 32) -> np.ndarray:
+    """Raw pixels of every image (grey, `size` px square, flattened): the reference that shows how strongly each
+    factor is drawn into the images themselves."""
+    return np.stack([np.asarray(dataset[i]["image"].convert("L").resize((size, size)), np.float32).ravel() / 255
+                     for i in range(len(dataset))])
+
+
+def factor_silhouettes(features: dict, datasets: dict, factors: dict[str, list[str]]) -> pd.DataFrame:
+    """Cosine silhouette of the images grouped by each factor, per (model, dataset): which factor the feature
+    space's neighbourhoods follow (1 = tight separate clusters, 0 = none, the UMAP's cosine geometry).
+
+    `factors` {dataset: [column, ...]} ("class_name" = the class); `features[(model, dataset)]` = (X, classes).
+    Columns model, dataset, factor, levels, silhouette.
+    """
+    from sklearn.metrics import silhouette_score
+
+    rows = []
+    for (model, name), (x, _) in features.items():
+        for factor in factors.get(name, []):
+            labels = np.asarray(datasets[name].column(factor)).astype(str)
+            rows.append({"model": model, "dataset": name, "factor": factor, "levels": len(set(labels)),
+                         "silhouette": float(silhouette_score(np.asarray(x, np.float64), labels, metric="cosine"))})
+    return pd.DataFrame(rows, columns=["model", "dataset", "factor", "levels", "silhouette"])
