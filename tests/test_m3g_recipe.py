@@ -12,12 +12,17 @@ from test_m3g_clip import _write_dermavqa
 from medvl_core.data.monai_augment import AUGMENTATIONS, MonaiAugment, view_seed
 from medvl_core.errors import ParameterError
 from medvl_core.studies.m3g_answer_generation.claude import answer_sentence, diagnosis_of
-from medvl_core.studies.m3g_answer_generation.claude_arm import claude_dry_run, claude_postprocessing_table
+from medvl_core.studies.m3g_answer_generation.claude_arm import (
+    TABLE1_POSTPROCESSING,
+    claude_dry_run,
+    claude_postprocessing_table,
+    claude_rows,
+)
 from medvl_core.studies.m3g_answer_generation.clip import ViewFeaturePairs, fit_label_clip, make_augment, tower_features
 from medvl_core.studies.m3g_answer_generation.embedding_maps import closeness, label_pca, modality_pca, similar_pairs
 from medvl_core.studies.m3g_answer_generation.knn import KnnSetting, predict_labels, table2_setting, table3_settings
 from medvl_core.studies.m3g_answer_generation.prepare import prepare_m3g
-from medvl_core.studies.m3g_answer_generation.scores import knn_metric_keys, length_metrics, post_metric_keys
+from medvl_core.studies.m3g_answer_generation.scores import knn_metric_keys, length_metrics, post_metric_keys, score
 from medvl_core.studies.m3g_answer_generation.tables import knn_table, next_best_team, table4_panels
 from medvl_core.train import TrainConfig
 
@@ -157,6 +162,19 @@ def test_claude_row_of_table4_recovers_the_diagnoses(toy):
     assert len(claude_postprocessing_table(toy, "val", {"img 2-calls": answers["img 2-calls"][:2]}, max_cases=2)) == 4
 
 
+def test_table1_scores_a_fixed_claude_answer_with_both_postprocessing_steps(toy):
+    """Table 1 as the paper scored it (its Table 4 "Both" column repeats Table 1's 10.415): template + query matching."""
+    valid = toy.split("val")
+    fixed = {"img 2-calls": ["It is vitiligo."] * valid.n_cases}  # what run_scenario returns for a reply "vitiligo"
+    assert valid.queries[0].endswith("Is this psoriasis?")  # the one query that names a dictionary disease
+    row = claude_rows(fixed, valid, toy.dictionary)[0]
+    both = ["It is psoriasis."] + ["It is vitiligo."] * (valid.n_cases - 1)
+    assert TABLE1_POSTPROCESSING == "It is [label]. + query matching" and row["postprocessing"] == TABLE1_POSTPROCESSING
+    assert row["dBLEU"] == score(both, valid)["dBLEU"] != score(fixed["img 2-calls"], valid)["dBLEU"]
+    template_only = claude_rows(fixed, valid, toy.dictionary, post="It is [label].")[0]
+    assert template_only["dBLEU"] == score(fixed["img 2-calls"], valid)["dBLEU"]
+
+
 def test_dry_run_prints_only_the_chosen_requests_but_prices_all(toy, monkeypatch):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     plan = claude_dry_run(toy, "val", "claude-3-opus-20240229", show=["img 2-calls"])
@@ -164,6 +182,8 @@ def test_dry_run_prints_only_the_chosen_requests_but_prices_all(toy, monkeypatch
     assert len(plan.table()) == 5  # four scenarios and the total
     with pytest.raises(ParameterError, match="claude_shown_requests"):
         claude_dry_run(toy, "val", "claude-3-opus-20240229", show=["img 3-calls"])
+    hot = claude_dry_run(toy, "val", "claude-3-opus-20240229", show=["img 2-calls"], temperature=0.7, max_tokens=64)
+    assert {(body["temperature"], body["max_tokens"]) for body in hot.requests["img 2-calls"]} == {(0.7, 64)}
 
 
 def test_label_pca_closeness_and_look_alike_pairs():

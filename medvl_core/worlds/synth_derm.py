@@ -29,9 +29,16 @@ from ..io import atomic_write_text
 from .common import default_workers, ensure_world, run_jobs
 from .synth_derm_conditions import CONDITIONS, Condition
 from .synth_derm_render import SKIN_TONES, render_derm, sample_nuisance
-from .synth_derm_text import annotate, compose_query, compose_response, draw_context, responder_accuracy
+from .synth_derm_text import (
+    DEFAULT_RESPONSE_MIX,
+    annotate,
+    compose_query,
+    compose_response,
+    draw_context,
+    responder_accuracy,
+)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: DermaVQA-like response mix (mix_* knobs), lower-case starts, 3-11 responses
 NAME = "synth-derm"
 SPLIT_FILES = {"train": "train.json", "valid": "valid_ht.json", "test": "test_ht.json"}  # official names (the loader's 'val')
 TRUTH_FILE, USERINFO_FILE = "truth.csv", "df_userinfo.csv"
@@ -59,8 +66,17 @@ class WorldParams:
     p_wrong_self_diagnosis: float = 0.6  # ... and that the named condition is wrong (a confuser)
     p_vague_query: float = 0.4  # probability that the query does not describe the lesions ("a rash")
     responder_accuracy: float = 0.9  # scales every responder's probability of naming the true condition
-    min_responses: int = 2  # responses per encounter (train); valid/test get 2 more at both ends
-    max_responses: int = 6
+    min_responses: int = 3  # responses per encounter (train); valid/test get 2 more at both ends (DermaVQA: 7.0 per
+    max_responses: int = 11  # train case, 9.3 per test case: 5,871 / 842 and 926 / 100 responses)
+    mix_bare: float = DEFAULT_RESPONSE_MIX[0]  # share of bare condition names ("eczema."; synth_derm_text has the sources)
+    mix_short: float = DEFAULT_RESPONSE_MIX[1]  # short sentences naming one condition ("Looks like X.")
+    mix_discussion: float = DEFAULT_RESPONSE_MIX[2]  # longer discussions: name, advice and a general sentence
+    mix_differential: float = DEFAULT_RESPONSE_MIX[3]  # "X or Y."
+    mix_negation: float = DEFAULT_RESPONSE_MIX[4]  # "not [condition]" answers (the self-diagnosis or a look-alike)
+    mix_no_diagnosis: float = DEFAULT_RESPONSE_MIX[5]  # advice or a general remark without a diagnosis
+    p_lowercase: float = 0.3  # answers starting in lower case (DermaVQA test: 29.5 %; the scorer lowercases only answers)
+    p_variant: float = 0.3  # a named condition qualified ("chronic X", "X with infection"; ours: DermaVQA's answers name
+    # subtypes and stages, e.g. "Psoriasis Vulgaris", "asteatotic eczema"; 270 label phrases recur in its training answers)
     n_responders: int = 300  # size of the responder pool
     nuisance: float = 1.0  # strength of lighting / blur / rotation / zoom / noise (0 = none)
 
@@ -73,10 +89,18 @@ class WorldParams:
         _require(1 <= self.max_images <= 3, f"max_images={self.max_images} must be 1, 2 or 3")
         _require(1 <= self.min_responses <= self.max_responses <= 30, "need 1 <= min_responses <= max_responses <= 30")
         _require(self.n_responders >= self.max_responses + 2, "n_responders must be >= max_responses + 2")
-        for name in ("p_self_diagnosis", "p_wrong_self_diagnosis", "p_vague_query", "responder_accuracy", "nuisance"):
+        _require(min(self.response_mix()) >= 0 and sum(self.response_mix()) > 0,
+                 "the mix_* shares must be >= 0 with a positive sum")
+        for name in ("p_self_diagnosis", "p_wrong_self_diagnosis", "p_vague_query", "responder_accuracy", "nuisance",
+                     "p_lowercase", "p_variant"):
             _require(0.0 <= getattr(self, name) <= 1.0, f"{name}={getattr(self, name)} must be in [0, 1]")
         _require(0.0 <= self.imbalance <= 3.0, f"imbalance={self.imbalance} must be in [0, 3]")
         return self
+
+    def response_mix(self) -> tuple[float, ...]:
+        """The shares of synth_derm_text.RESPONSE_KINDS."""
+        return (self.mix_bare, self.mix_short, self.mix_discussion, self.mix_differential, self.mix_negation,
+                self.mix_no_diagnosis)
 
 
 def _require(ok: bool, message: str) -> None:
@@ -158,7 +182,7 @@ def _responses(cond: Condition, ctx, split: str, users: pd.DataFrame, p: WorldPa
     for author in who:
         level, rank = users["validation_level"].iloc[author], users["rank_level"].iloc[author]
         right = bool(rng.random() < responder_accuracy(level, rank, p.responder_accuracy))
-        drafts.append(compose_response(cond, ctx, right, rng))
+        drafts.append(compose_response(cond, ctx, right, rng, p.response_mix(), p.p_lowercase, p.p_variant))
     kinds, texts, mentions = (list(column) for column in zip(*drafts))
     completeness, freq, frequent = annotate(kinds, mentions, ctx.asks_treatment)
     out = []

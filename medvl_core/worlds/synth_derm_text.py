@@ -19,14 +19,26 @@ TRIED = ("I used a steroid cream but it did not help.", "I tried an antifungal c
 ASK_TREAT = ("What is it and how do I treat it?", "What medicine should I use?", "How should it be treated?")
 ASK_DX = ("What is it?", "Is it serious?", "What disease is this?")
 VAGUE = ("a rash", "some spots", "a skin problem", "something strange", "a few marks")
-SHORT = ("It is {x}.", "{x}.", "Typical {x}.", "Looks like {x}.", "Consider {x}.", "This is {x}.")
-DIFFERENTIAL = ("Could be {x} or {y}.", "{x} or {y}; a biopsy would help.", "Consider {x}; differential diagnosis {y}.")
-NEGATION = ("Not {s}, it is {x}.", "This is not {s}. Looks like {x}.")
-GENERAL = ("Please see a dermatologist in person.", "A biopsy is needed to confirm.", "Need more history and a clearer photo.")
-RESPONSE_KINDS = ("short", "advice", "differential", "negation", "advice_only", "general")
-RESPONSE_P = (0.3, 0.25, 0.15, 0.12, 0.1, 0.08)
-PIECES = {"short": (1, 0), "advice": (1, 1), "differential": (1, 0), "negation": (1, 0), "advice_only": (0, 1),
-          "general": (0, 0)}  # kind -> (states a diagnosis, gives treatment)
+SHORT = ("It is {x}.", "Typical {x}.", "Looks like {x}.", "Consider {x}.", "This is {x}.",
+         "Should be {x} based on the picture.", "It is probable to be {x}.", "Suspect it is {x}.",
+         "Looks like it is {x}.")
+DIFFERENTIAL = ("{x} or {y}.", "Could be {x} or {y}.", "{x} or {y}; a biopsy would help.",
+                "Consider {x}; differential diagnosis {y}.")
+NEGATION = ("Not {s}.", "Not {s}, it is {x}.", "This is not {s}. Looks like {x}.", "It is not {s}.")
+VARIANTS = ("chronic {x}", "acute {x}", "localized {x}", "early {x}", "{x} with infection", "{x} on the skin",
+            "atypical {x}")
+GENERAL = ("Please see a dermatologist in person.", "A biopsy is needed to confirm.",
+           "Need more history and a clearer photo.", "Treatment is relatively easy.",
+           "Should keep a close eye on that.", "Avoid scratching and hot water.")
+# Kinds of answer and their default shares (WorldParams.mix_*), after the English responses of the real DermaVQA
+# iiyi test split (test_ht.json, github.com/wyim/DermaVQA commit 686a570; 926 responses, measured with the dermavqa
+# loader): 49.8 % have 1-3 words (mostly a bare condition name), 28.7 % 4-10 words, 21.5 % more than 10 words (4.2 %
+# more than 30); 9.6 % contain a negation word; 29.5 % start in lower case. The M3G paper (Xie et al. 2024, Secs. 4, 6):
+# answers are "in many cases merely the skin condition", and professionals respond with "not [disease label]".
+RESPONSE_KINDS = ("bare", "short", "discussion", "differential", "negation", "no_diagnosis")
+DEFAULT_RESPONSE_MIX = (0.45, 0.22, 0.18, 0.05, 0.05, 0.05)  # shares of RESPONSE_KINDS (sources above)
+PIECES = {"bare": (1, 0), "short": (1, 0), "discussion": (1, 1), "differential": (1, 0), "negation": (1, 0),
+          "negation_only": (0, 0), "advice_only": (0, 1), "general": (0, 0)}  # written kind -> (states a diagnosis, gives treatment)
 
 
 @dataclass(frozen=True)
@@ -60,9 +72,13 @@ def duration_text(days: int) -> str:
     return f"{days} day{'s' if days != 1 else ''}"
 
 
-def spoken_name(cond: Condition, rng: np.random.Generator, p_alias: float = 0.25) -> str:
-    """The canonical name, or with probability `p_alias` one of its aliases."""
-    return _pick(rng, cond.aliases) if cond.aliases and rng.random() < p_alias else cond.name
+def spoken_name(cond: Condition, rng: np.random.Generator, p_alias: float = 0.25, p_variant: float = 0.0) -> str:
+    """The canonical name, or with probability `p_alias` one of its aliases; with probability `p_variant` qualified
+    ("chronic psoriasis", "psoriasis with infection"), as DermaVQA's responders name subtypes and stages."""
+    name = _pick(rng, cond.aliases) if cond.aliases and rng.random() < p_alias else cond.name
+    if rng.random() < p_variant:
+        name = _pick(rng, VARIANTS).format(x=name)
+    return name
 
 
 # ------------------------------------------------------------------ queries
@@ -114,27 +130,44 @@ def _other(cond: Condition, rng: np.random.Generator, exclude: set) -> Condition
     return _pick(rng, pool)
 
 
-def compose_response(truth: Condition, ctx: Context, correct: bool, rng: np.random.Generator) -> tuple[str, str, list[str]]:
-    """(kind, English text, canonical names mentioned) of one answer."""
+def compose_response(truth: Condition, ctx: Context, correct: bool, rng: np.random.Generator, mix=None,
+                     p_lowercase: float = 0.0, p_variant: float = 0.0) -> tuple[str, str, list[str]]:
+    """(kind, English text, canonical names mentioned) of one answer; `mix`: the shares of RESPONSE_KINDS."""
     named = truth if correct else _other(truth, rng, {truth.name})
-    kind = str(rng.choice(RESPONSE_KINDS, p=RESPONSE_P))
-    x = spoken_name(named, rng)
-    if kind == "negation" and not (ctx.self_dx and ctx.self_dx != named.name):
-        kind = "short"
+    mix = _shares(mix)
+    kind = str(rng.choice(RESPONSE_KINDS, p=mix))
+    x = spoken_name(named, rng, p_variant=p_variant)
+    kind, text, names = _compose(kind, named, truth, ctx, correct, x, rng)
+    lower = rng.random() < p_lowercase
+    return kind, (text[:1].lower() + text[1:]) if lower else _cap(text), names
+
+
+def _shares(mix) -> np.ndarray:
+    """Response-kind probabilities (default: the DermaVQA-like mix), normalised."""
+    mix = np.asarray(DEFAULT_RESPONSE_MIX if mix is None else mix, dtype=float)
+    return mix / mix.sum()
+
+
+def _compose(kind: str, named: Condition, truth: Condition, ctx: Context, correct: bool, x: str, rng):
+    """(written kind, text, names) of one answer of `kind` naming `named` (spoken as `x`)."""
+    if kind == "bare":
+        return kind, x + _pick(rng, ("", ".")), [named.name]
     if kind == "short":
-        return kind, _cap(_pick(rng, SHORT).format(x=x)), [named.name]
-    if kind == "advice":
-        return kind, f"{_cap(_pick(rng, SHORT).format(x=x))} {named.advice}", [named.name]
+        return kind, _pick(rng, SHORT).format(x=x), [named.name]
+    if kind == "discussion":
+        opener = _pick(rng, (x + ".", *SHORT)).format(x=x)
+        return kind, f"{_cap(opener)} {named.advice} {_pick(rng, GENERAL)}", [named.name]
     if kind == "differential":
         second = truth if not correct and rng.random() < 0.5 else _other(named, rng, {named.name})
-        text = _pick(rng, DIFFERENTIAL).format(x=x, y=spoken_name(second, rng))
-        return kind, _cap(text), [named.name, second.name]
+        return kind, _pick(rng, DIFFERENTIAL).format(x=x, y=spoken_name(second, rng)), [named.name, second.name]
     if kind == "negation":
-        text = _pick(rng, NEGATION).format(s=spoken_name(BY_NAME[ctx.self_dx], rng), x=x)
-        return kind, _cap(text), [named.name]
-    if kind == "advice_only":
-        return kind, named.advice, []
-    return kind, _pick(rng, GENERAL), []
+        negated = BY_NAME[ctx.self_dx] if ctx.self_dx and ctx.self_dx != named.name else _other(named, rng, {named.name})
+        template = _pick(rng, NEGATION)
+        text = template.format(s=spoken_name(negated, rng), x=x)
+        return (kind, text, [named.name]) if "{x}" in template else ("negation_only", text, [])
+    if rng.random() < 0.5:
+        return "advice_only", named.advice, []
+    return "general", _pick(rng, GENERAL), []
 
 
 def annotate(kinds: list[str], mentions: list[list[str]], asks_treatment: bool) -> tuple[list[float], list[float], str]:

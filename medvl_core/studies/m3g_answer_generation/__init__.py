@@ -9,7 +9,8 @@ Two solutions of the paper, each with offline stand-ins:
   or `llm_labels`, the paper's LLM step), the splits with cached tower features (`prepare`), label-CLIP training with
   Table 5's recipe (`clip`), the k=5 kNN label vote over a case's images (`knn`), the answer post-processing
   ("It is <label>.", query word-matching: `derm_labels.answer_text`) and deltaBLEU rows (`scores`), the tables
-  (`tables`), Fig. S2 and the embedding clusters (`embedding_maps`) and the run's evidence for the paper's claims
+  (`tables`), the tables over several training seeds and Sec. 6's instability (`seeds`), the paper's claims about
+  deltaBLEU itself (`metric_checks`), Fig. S2 and the embedding clusters (`embedding_maps`) and the run's evidence for the paper's claims
   (`evidence`; the claims are papers/m3g_answer_generation/claims.yaml, judged by `compare.show_claims`).
 
 The headline "dBLEU" is the official competition scorer's deltaBLEU; `official_scorer` scores a submission file as
@@ -17,7 +18,14 @@ that scorer does.
 """
 
 from .claude import check_claude_run
-from .claude_arm import CLAUDE_METRICS, claude_arm, claude_postprocessing_table, claude_table
+from .claude_arm import (
+    CLAUDE_METRICS,
+    TABLE1_POSTPROCESSING,
+    claude_arm,
+    claude_postprocessing_table,
+    claude_rows,
+    claude_table,
+)
 from .clip import fit_label_clip, make_augment
 from .embedding_maps import closeness, label_pca, modality_pca, similar_pairs
 from .evidence import (
@@ -28,8 +36,11 @@ from .evidence import (
     clip_best,
     label_change,
     per_case_values,
+    seed_answer_sets,
+    seed_per_case,
     wrong_labels,
 )
+from .metric_checks import metric_check_answers, metric_check_table
 from .knn import KnnSetting, neighbour_disagreement, predict_labels, table2_setting, table3_settings
 from .official_scorer import score_submission
 from .prepare import (
@@ -58,10 +69,15 @@ from .tables import (
     next_best_team,
     postprocessing_table,
     reference_table,
+    scale_table,
     table4_panels,
 )
+from .seeds import instability_table, label_disagreement, mean_sd_view, mean_table, sd_table, seed_runs
 
-__all__ = ["CLAUDE_METRICS", "POSTPROCESSING", "REFERENCE_METRICS", "KnnSetting", "answers", "batch_size_sweep",
+__all__ = ["CLAUDE_METRICS", "POSTPROCESSING", "REFERENCE_METRICS", "TABLE1_POSTPROCESSING", "KnnSetting",
+           "claude_rows", "instability_table", "label_disagreement", "mean_sd_view", "mean_table",
+           "metric_check_answers", "metric_check_table", "scale_table", "sd_table", "seed_answer_sets",
+           "seed_per_case", "seed_runs", "answers", "batch_size_sweep",
            "best_row", "built_dictionary_accuracy", "case_means", "check_claude_run", "choose_dictionary",
            "claim_evidence", "claude_answer_sets", "claude_arm", "claude_postprocessing_table", "claude_table",
            "clip_answer_sets", "clip_best", "closeness", "control_rows", "dbleu_metrics", "example_table",

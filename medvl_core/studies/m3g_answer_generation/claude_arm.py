@@ -20,6 +20,7 @@ from .scores import POSTPROCESSING, answers, score_row
 CLAUDE_METRICS = {"img 1-call": "dbleu_claude_img_1_call", "img 2-calls": "dbleu_claude_img_2_calls",
                   "img-then-text": "dbleu_claude_img_then_text", "img+text": "dbleu_claude_img_plus_text"}
 CLAUDE_TABLE4_SCENARIO = "img 2-calls"  # the winning Claude solution (Table 4's "Claude Solution" row)
+TABLE1_POSTPROCESSING = "It is [label]. + query matching"  # Table 4's "Both" column repeats Table 1's 10.415
 
 
 def claude_cases(data: M3GData, split: str, max_cases: int = 0) -> tuple[M3GSplit, list]:
@@ -28,16 +29,31 @@ def claude_cases(data: M3GData, split: str, max_cases: int = 0) -> tuple[M3GSpli
     return target, [case_from_item(record) for record in target.dataset.records]
 
 
-def claude_table(client, data: M3GData, split: str, scenarios=None, max_cases: int = 0) -> tuple[pd.DataFrame, dict]:
+def claude_texts(claude_answers, target: M3GSplit, dictionary: dict, post: str = TABLE1_POSTPROCESSING) -> list[str]:
+    """The scored answers of one scenario: its diagnoses (answers without "It is ... .") through the `post` arm."""
+    names = [diagnosis_of(answer) for answer in claude_answers]
+    return answers(names, target, dictionary, *POSTPROCESSING[post])
+
+
+def claude_rows(claude_answers: dict, target: M3GSplit, dictionary: dict, post: str = TABLE1_POSTPROCESSING,
+                **extra) -> list[dict]:
+    """Table 1's rows from each scenario's answers, scored as the paper did (both post-processing steps by default);
+    `extra`: scenario -> extra columns (model, parse fallbacks)."""
+    return [score_row(scenario, claude_texts(texts, target, dictionary, post), target, postprocessing=post,
+                      **extra.get(scenario, {})) for scenario, texts in claude_answers.items()]
+
+
+def claude_table(client, data: M3GData, split: str, scenarios=None, max_cases: int = 0,
+                 post: str = TABLE1_POSTPROCESSING) -> tuple[pd.DataFrame, dict]:
     """Table 1: the Claude pipeline's scenarios (`claude`, Appendix A prompts) scored on `split`; (rows, answers)."""
     target, cases = claude_cases(data, split, max_cases)
-    rows, out = [], {}
+    out, extra = {}, {}
     for scenario in scenarios or SCENARIOS:
         traces = run_scenario(client, cases, scenario)
         out[scenario] = [trace.answer for trace in traces]
         fallbacks = sum(trace.parsed_by.startswith("fallback") for trace in traces)
-        rows.append(score_row(scenario, out[scenario], target, model=client.model, **{"parse fallbacks": fallbacks}))
-    return pd.DataFrame(rows), out
+        extra[scenario] = {"model": client.model, "parse fallbacks": fallbacks}
+    return pd.DataFrame(claude_rows(out, target, data.dictionary, post, **extra)), out
 
 
 def sdk_token_counter(model: str, count_tokens: bool):
@@ -51,32 +67,39 @@ def sdk_token_counter(model: str, count_tokens: bool):
 
 
 def claude_arm(data: M3GData, split: str, model: str, claude_run: bool, *, max_cases: int = 0, concurrency: int = 4,
-               count_tokens: bool = False, show=None) -> tuple[pd.DataFrame, dict, str, object]:
+               count_tokens: bool = False, show=None, temperature: float | None = 0.0, max_tokens: int = 1024,
+               post: str = TABLE1_POSTPROCESSING) -> tuple[pd.DataFrame, dict, str, object]:
     """Table 1's Claude arm: the dry run unless `claude_run`; (rows, answers, outcome, plan or usage).
 
-    The outcome is "dry run", "ran" or "failed": a real run that fails (API errors after retries) fails alone, so
-    Tables 2-4 still run; the returned object is then the error message.
+    `temperature` and `max_tokens` are the sampling settings of every call (the paper states neither); `post` the
+    post-processing of the scored answers (the paper's Table 1: both steps). The outcome is "dry run", "ran" or
+    "failed": a real run that fails (API errors after retries) fails alone, so Tables 2-4 still run; the returned
+    object is then the error message.
     """
+    if post not in POSTPROCESSING:
+        raise ParameterError(f"claude post-processing {post!r} is not one of {list(POSTPROCESSING)}")
     if not claude_run:
         counter = sdk_token_counter(model, count_tokens)
         return pd.DataFrame(), {}, "dry run", claude_dry_run(data, split, model, max_cases=max_cases, counter=counter,
-                                                             show=show)
-    client = ClaudeClient(model, cache_dir("claude"), max_concurrency=concurrency, progress=False)
+                                                             show=show, temperature=temperature, max_tokens=max_tokens)
+    client = ClaudeClient(model, cache_dir("claude"), max_concurrency=concurrency, progress=False,
+                          temperature=temperature, max_tokens=max_tokens)
     try:
-        table, answers = claude_table(client, data, split, max_cases=max_cases)
+        table, answers = claude_table(client, data, split, max_cases=max_cases, post=post)
     except MedvlError as exc:
         return pd.DataFrame(), {}, "failed", f"The Claude arm failed, alone (Tables 2-4 below do not need it): {exc}"
     return table, answers, "ran", client.usage().as_dict()
 
 
 def claude_dry_run(data: M3GData, split: str, model: str, scenarios=None, max_cases: int = 0, counter=None,
-                   show=None):
+                   show=None, temperature: float | None = 0.0, max_tokens: int = 1024):
     """Table 1 before any call: the first case's requests, and the calls, input tokens and cost on `split` (dry_run.DryRun).
 
     `show` names the scenarios whose requests are kept for printing (None: all); every scenario is priced.
     """
     _, cases = claude_cases(data, split, max_cases)
-    plan = dry_run(cases, model, scenarios, split=split, counter=counter)
+    plan = dry_run(cases, model, scenarios, split=split, counter=counter, max_tokens=max_tokens,
+                   temperature=temperature)
     if show is None:
         return plan
     unknown = [name for name in show if name not in plan.requests]

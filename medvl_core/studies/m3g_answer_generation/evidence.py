@@ -17,11 +17,13 @@ import pandas as pd
 from ...errors import ParameterError
 from ...eval.claims import Evidence
 from ...eval.deltableu import bleu_from_stats, delta_bleu
+from ...eval.metrics.silhouette import distance_matrix, silhouettes
 from .claude import diagnosis_of
-from .claude_arm import CLAUDE_METRICS, CLAUDE_TABLE4_SCENARIO
+from .claude_arm import CLAUDE_METRICS, CLAUDE_TABLE4_SCENARIO, claude_texts
 from .clip import ClipFit
 from .knn import KnnSetting, neighbour_disagreement, predict_labels
-from .prepare import M3GData, M3GSplit
+from .prepare import M3GData, M3GSplit, take
+from .seeds import label_disagreement
 from .scores import POSTPROCESSING, answers, knn_metric_keys, post_metric_keys, split_language
 
 MAX_ORDER = 4
@@ -47,10 +49,19 @@ def corpus_dbleu(stats: np.ndarray) -> float:
                            stats[2 * MAX_ORDER + 1]).score
 
 
-def dbleu_evidence(hypotheses, split: M3GSplit, label: str = "") -> Evidence:
-    """The official dBLEU of the answers as a statistic of the cases (rounded to 2 decimals, as recorded)."""
-    stats = case_stats(hypotheses, split)
-    return Evidence.function([lambda idx: round(corpus_dbleu(stats[idx].sum(0)), 2)], len(stats), label)
+def dbleu_evidence(hypotheses, split: M3GSplit, label: str = "", cases=None) -> Evidence:
+    """The official dBLEU of the answers as a statistic of the cases (rounded to 2 decimals, as recorded).
+
+    `hypotheses`: one answer per case, or one such list per training seed; `cases`: the indices of the split's
+    cases they answer (None: all)."""
+    per_seed = [hypotheses] if len(hypotheses) and isinstance(hypotheses[0], str) else list(hypotheses)
+    target = split if cases is None else take(split, cases)
+    return Evidence.function([_corpus_score(case_stats(h, target)) for h in per_seed], target.n_cases, label)
+
+
+def _corpus_score(stats: np.ndarray):
+    """fn(case indices) -> the official dBLEU of those cases' summed statistics, 2 decimals."""
+    return lambda idx: round(corpus_dbleu(stats[idx].sum(0)), 2)
 
 
 def clip_best(metrics: dict, keys) -> float:
@@ -86,6 +97,16 @@ def per_case_values(fit: ClipFit, data: M3GData, split: str, knn: KnnSetting, la
     return out
 
 
+def seed_per_case(runs, data: M3GData, split: str, knn: KnnSetting, truth=None) -> dict[str, np.ndarray]:
+    """Per-case values of Sec. 6's claims over the seed runs: one row per seed of neighbours that disagree with the
+    vote and wrong labels (when `truth` is known), and the share of seed pairs whose labels differ (one row)."""
+    rows = [per_case_values(r.fits[r.batch_size], data, split, knn, r.clip_labels[split], r.seed, truth) for r in runs]
+    out = {key: np.stack([row[key] for row in rows]) for key in rows[0]}
+    if len(runs) > 1:
+        out["knn_label_change_seeds"] = label_disagreement([r.clip_labels[split] for r in runs])
+    return out
+
+
 def case_means(per_case: dict) -> dict[str, float]:
     """The recorded metric of each per-case quantity: its mean over the cases that have one (NaN left out)."""
     return {key: float(np.nanmean(np.asarray(values, dtype=float))) for key, values in per_case.items()}
@@ -94,25 +115,18 @@ def case_means(per_case: dict) -> dict[str, float]:
 def silhouette_evidence(points: pd.DataFrame, label: str = "modality_silhouette_pca") -> Evidence:
     """The silhouette of the image / label-text split in `modality_pca`'s plane, resampling the points (3 decimals).
 
-    With repeated points it is sklearn's `silhouette_score` of the resampled rows (each copy of a point is a row)."""
-    plane = points[["pc1", "pc2"]].to_numpy(dtype=float)
-    kind = points["kind"].to_numpy()
-    dist = np.linalg.norm(plane[:, None] - plane[None], axis=-1)
-    same = kind[:, None] == kind[None]
-    intra, inter = np.where(same, dist, 0.0), np.where(same, 0.0, dist)
+    With repeated points it is sklearn's `silhouette_score` of the resampled rows (`eval.metrics.silhouette`)."""
+    d = distance_matrix(points[["pc1", "pc2"]].to_numpy(dtype=float))
+    kind = pd.factorize(points["kind"])[0]
 
     def silhouette(idx):
-        counts = np.bincount(idx, minlength=len(plane)).astype(float)
-        n_same, n_other = same @ counts, (~same) @ counts
-        if np.any((counts > 0) & (n_other == 0)):
+        counts = np.bincount(idx, minlength=len(kind)).astype(float)
+        s = silhouettes(d, kind, counts[None])[0]
+        if np.isnan(s).all():
             return float("nan")  # one kind only: undefined
-        with np.errstate(invalid="ignore", divide="ignore"):
-            a = (intra @ counts) / (n_same - 1)
-            b = (inter @ counts) / n_other
-            s = np.where(n_same > 1, (b - a) / np.maximum(a, b), 0.0)
-        return round(float(np.sum(counts * np.nan_to_num(s)) / counts.sum()), 3)
+        return round(float(np.sum(np.where(counts > 0, counts * s, 0.0)) / counts.sum()), 3)
 
-    return Evidence.function([silhouette], len(plane), label)
+    return Evidence.function([silhouette], len(kind), label)
 
 
 def label_distance_evidence(labels_2d: pd.DataFrame, pairs) -> dict[str, Evidence]:
@@ -158,7 +172,8 @@ def claude_answer_sets(data: M3GData, split: str, claude_split: str, claude_answ
     target = data.split(split)
     if not claude_answers or claude_split != split or 0 < max_cases < target.n_cases:
         return {}
-    out = {key: list(claude_answers[scenario]) for scenario, key in CLAUDE_METRICS.items() if scenario in claude_answers}
+    out = {key: claude_texts(claude_answers[scenario], target, data.dictionary)  # scored as Table 1 (both steps)
+           for scenario, key in CLAUDE_METRICS.items() if scenario in claude_answers}
     if CLAUDE_TABLE4_SCENARIO in claude_answers:
         names = [diagnosis_of(a) for a in claude_answers[CLAUDE_TABLE4_SCENARIO]]
         out |= {key: answers(names, target, data.dictionary, *POSTPROCESSING[arm])
@@ -166,24 +181,34 @@ def claude_answer_sets(data: M3GData, split: str, claude_split: str, claude_answ
     return out
 
 
-def claim_evidence(data: M3GData, split: str, answer_sets: dict[str, list[str]], *, clip_best_keys=(),
+def seed_answer_sets(data: M3GData, split: str, runs, *, table2_knn: KnnSetting, settings, post) -> dict[str, list]:
+    """metric key -> one answer list per training seed (`seeds.SeedRun`s), as `clip_answer_sets` builds them."""
+    per_run = [clip_answer_sets(data, split, fits=r.fits, table2_knn=table2_knn, fit=r.fits[r.batch_size],
+                                settings=settings, clip_labels=r.clip_labels[split],
+                                competition_labels=r.competition_labels[split], post=post, seed=r.seed) for r in runs]
+    return {key: [sets[key] for sets in per_run] for key in per_run[0]}
+
+
+def claim_evidence(data: M3GData, split: str, answer_sets: dict[str, list], *, clip_best_keys=(),
                    per_case: dict | None = None, modality_2d: pd.DataFrame | None = None,
-                   labels_2d: pd.DataFrame | None = None, pairs=()) -> dict[str, Evidence]:
+                   labels_2d: pd.DataFrame | None = None, pairs=(), cases: dict | None = None) -> dict[str, Evidence]:
     """One Evidence per metric key the claims name, on the cases of `split`.
 
-    `answer_sets`: metric key -> answers (`clip_answer_sets`, `claude_answer_sets`); `clip_best_keys`: the keys among
+    `answer_sets`: metric key -> answers, or one answer list per seed (`clip_answer_sets`, `seed_answer_sets`,
+    `claude_answer_sets`); `cases`: metric key -> the case indices its answers cover (default all); `clip_best_keys`: the keys among
     them whose best is `dbleu_clip_best` (the highest point, first on ties); `per_case`: metric key -> per-case values
     (NaN: the case has none, left out); `modality_2d` (`modality_pca`) and `labels_2d` with look-alike `pairs`
     (`label_pca`, `similar_pairs`) add the silhouette and Fig. S2's distances.
     """
-    target = data.split(split)
-    evidence = {key: dbleu_evidence(texts, target, key) for key, texts in answer_sets.items()}
+    target, cases = data.split(split), cases or {}
+    evidence = {key: dbleu_evidence(texts, target, key, cases.get(key)) for key, texts in answer_sets.items()}
     best = [k for k in clip_best_keys if k in evidence]
     if best:
         evidence["dbleu_clip_best"] = evidence[max(best, key=lambda k: evidence[k].point())]
     for key, values in (per_case or {}).items():
         values = np.asarray(values, dtype=float)
-        evidence[key] = Evidence.values([values[np.isfinite(values)]], key)
+        per_seed = values if values.ndim == 2 else values[None]  # one row per seed
+        evidence[key] = Evidence.values([v[np.isfinite(v)] for v in per_seed], key)
     if modality_2d is not None:
         evidence["modality_silhouette_pca"] = silhouette_evidence(modality_2d)
     if labels_2d is not None and len(pairs):

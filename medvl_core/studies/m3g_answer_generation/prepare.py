@@ -229,3 +229,15 @@ def head(split: M3GSplit, n: int) -> M3GSplit:
     rows = split.owner < n
     return M3GSplit(split.name, dataset, split.image_features[torch.from_numpy(rows)], split.owner[rows],
                     split.labels[:n])
+
+
+def take(split: M3GSplit, idx) -> M3GSplit:
+    """The cases `idx` (in that order) of a split, their images and labels with them."""
+    idx = [int(i) for i in idx]
+    dataset = copy.copy(split.dataset)
+    dataset.records = [split.dataset.records[i] for i in idx]
+    rows = [np.flatnonzero(split.owner == i) for i in idx]
+    owner = np.concatenate([np.full(len(r), k) for k, r in enumerate(rows)]) if rows else np.zeros(0, dtype=int)
+    flat = np.concatenate(rows) if rows else np.zeros(0, dtype=int)
+    return M3GSplit(split.name, dataset, split.image_features[torch.from_numpy(flat)], owner,
+                    [split.labels[i] for i in idx])

@@ -12,6 +12,7 @@ import pandas as pd
 from ...errors import ParameterError
 from ...eval.deltableu import delta_bleu
 from ...eval.metrics import accuracy
+from ...eval.selection import require_validation
 from .derm_labels import answer_text
 from .prepare import M3GData, M3GSplit
 
@@ -115,7 +116,8 @@ def _metric_key(key: str, infix: str) -> str:
 
 
 def best_row(table: pd.DataFrame, split: str = "val") -> str:
-    """The setting with the highest dBLEU on `split` (ties -> first)."""
+    """The setting with the highest dBLEU on `split` (ties -> first); a selection, so never on the test split."""
+    require_validation(what="best_row (choosing a setting)", split=split)
     scores = dbleu_by_setting(table, split)
     if not scores:
         raise ParameterError(f"no rows for split {split!r}; score it first (eval_splits)")

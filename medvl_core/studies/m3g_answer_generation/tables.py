@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ...papers import published
+from ...papers import get_paper, published, read_paper_yaml
 from ...train import TrainConfig
 from .clip import ClipFit, fit_label_clip
 from .derm_labels import answer_text
@@ -106,6 +106,28 @@ def reference_table(data: M3GData, splits=("val", "test")) -> pd.DataFrame:
     """deltaBLEU rows of the scale markers on each split."""
     return pd.DataFrame([score_row(name, texts, data.split(split))
                          for split in splits for name, texts in reference_answers(data, split).items()])
+
+
+def dermavqa_scale() -> dict:
+    """The scale markers measured on the real DermaVQA test split (papers/m3g_answer_generation/dermavqa_scale.yaml)."""
+    return read_paper_yaml(get_paper(PAPER_ID).folder / "dermavqa_scale.yaml")
+
+
+def scale_table(metrics: dict, dataset: str, split: str = "test") -> pd.DataFrame:
+    """Constant answer, label oracle and our best CLIP row on this run beside the paper's scale (real DermaVQA test:
+    our measurement of the markers, the paper's best CLIP and Claude scores), with ours / paper."""
+    real = dermavqa_scale()["markers"]
+    paper = published(PAPER_ID).tables
+    best_clip = paper["table3"].cell("Aug No / PCA No / Image-Image", "dBLEU").value
+    claude = paper["table1"].cell("Img (2 Calls)", "dBLEU").value
+    rows = [("constant: It is [most frequent training label].", "dbleu_constant_label", real["constant"]["dbleu"]),
+            ("oracle: It is [label of the case's answers].", "dbleu_it_is_label_oracle", real["label_oracle"]["dbleu"]),
+            ("ours: best CLIP row (Tables 2-3)", "dbleu_clip_best", best_clip)]
+    out = pd.DataFrame([{"answer": name, f"this run ({dataset} {split})": metrics.get(key, np.nan),
+                         "DermaVQA test (paper's scale)": ref} for name, key, ref in rows])
+    out["this run / DermaVQA"] = (out.iloc[:, 1] / out.iloc[:, 2]).round(2)
+    out["DermaVQA source"] = ["measured (dermavqa_scale.yaml)"] * 2 + ["paper, Table 3 (Claude, Table 1: %.3f)" % claude]
+    return out
 
 
 def example_table(split: M3GSplit, labels, hypotheses, n: int = 4, width: int = 90) -> pd.DataFrame:
