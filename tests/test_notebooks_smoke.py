@@ -99,7 +99,7 @@ def test_perturbed_report_discrimination(metrics_of):
 def test_meems(metrics_of):
     m = metrics_of("meems")
     assert m["grid_channels"] == 1280 and m["grid_cells"] == 49
-    assert 500 < m["captioner_vocab_size"] < 5000
+    assert 500 < m["openi_vocab_size"] < 5000 and 10 < m["captioner_vocab_size"] < m["openi_vocab_size"]
     assert 0.0 < m["unk_rate"] < 0.05 and m["median_caption_tokens"] > 10
     for model in ("meems", "baseline"):
         assert 0.6 < m[f"binary_auc_{model}"] <= 1.0 and 0.6 < m[f"multilabel_auc_{model}"] <= 1.0
