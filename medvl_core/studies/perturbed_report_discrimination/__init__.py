@@ -18,15 +18,15 @@ Modules: `prepare` (splits and perturbations), `arms` (variants, training pairs,
 all of it through this package; the bootstrap CI and the constant-guess accuracies are the shared `eval.metrics`.
 """
 
-from .arms import VARIANTS, loss_history, metric_name, train_variants, use_threads, variant_weights
+from .arms import VARIANTS, local_gamma3, loss_history, metric_name, train_variants, use_threads, variant_weights
 from .discrimination import discrimination_table, table_iv, variant_agreement
 from .evidence import claim_evidence
 from .figures import loss_terms_figure
 from .prepare import dataset_options, prepare_perturbed_study
 from .seeds import seed_metrics, seed_results, seed_summary
-from .tables import nli_table, study_metrics, table_i, table_ii
+from .tables import accuracy_thresholds, nli_table, study_metrics, table_i, table_ii
 
-__all__ = ["VARIANTS", "claim_evidence", "dataset_options", "discrimination_table", "loss_history",
+__all__ = ["VARIANTS", "accuracy_thresholds", "claim_evidence", "dataset_options", "discrimination_table", "local_gamma3", "loss_history",
            "loss_terms_figure", "metric_name", "nli_table", "prepare_perturbed_study", "seed_metrics",
            "seed_results", "seed_summary", "study_metrics", "table_i", "table_ii", "table_iv", "train_variants",
            "use_threads", "variant_agreement", "variant_weights"]

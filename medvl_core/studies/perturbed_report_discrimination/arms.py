@@ -92,16 +92,28 @@ def new_model(study: PerturbedStudy, seed: int, embed_dim: int = 128, text_dim: 
                             features=study.features)
 
 
+def local_gamma3(local_temperature: float | None, temperature: float) -> float:
+    """The local loss's logit scale: 1 / tau of the paper's L_local (its printed tau, the global one, when None);
+    GLoRIA's own scale is gamma3 = 10 (local_temperature = 0.1)."""
+    tau = float(temperature if local_temperature is None else local_temperature)
+    if tau <= 0:
+        raise ParameterError(f"local_temperature must be > 0, got {tau}")
+    return 1.0 / tau
+
+
 def fit_variant(study: PerturbedStudy, variant: str, config: TrainConfig, alpha: float = 0.1, beta: float = 0.1,
-                n_perturbations: int = 9, temperature: float = 0.07, **model_options):
-    """Train one variant from a model seeded with config.seed; returns (model in eval mode, TrainResult)."""
+                n_perturbations: int = 9, temperature: float = 0.07, local_temperature: float | None = None,
+                **model_options):
+    """Train one variant from a model seeded with config.seed; returns (model in eval mode, TrainResult).
+    `local_temperature`: tau of L_local (None: `temperature`, as the paper prints one tau)."""
     weights = variant_weights(variant, alpha, beta)
     model = new_model(study, config.seed, **model_options)
     k = n_perturbations if weights.perturbation else 0  # no perturbed texts to encode when they are not used
     pairs = PerturbedPairs(study.train, model.tokenize, k, config.seed)
     if not study.cached and len(pairs) > config.global_batch_size:  # trained towers: no 1-image batch for BatchNorm
         config = dataclasses.replace(config, drop_last=True)
-    result = train(model, pairs, MultiScaleObjective(weights, temperature), config, collate_fn=pairs.collate)
+    objective = MultiScaleObjective(weights, temperature, gamma3=local_gamma3(local_temperature, temperature))
+    result = train(model, pairs, objective, config, collate_fn=pairs.collate)
     return model.eval(), result
 
 

@@ -16,7 +16,7 @@ import torch
 from ...config import cache_dir, dataset_dir
 from ...data import open_dataset
 from ...errors import DataFormatError, ParameterError
-from ...eval.report_study import HELD_OUT_OPTIONS
+from ...eval.report_study import HELD_OUT_OPTIONS, VALIDATION_OPTIONS
 from ...io import atomic_write_json
 from ...models.multiscale import FrozenTokenFeatures, image_grid_features
 from ...text import perturb as perturb_module
@@ -77,8 +77,9 @@ class ReportSplit:
 
 @dataclass
 class PerturbedStudy:
-    """Towers, the training and held-out report splits, the labelled classification test set and, in the cached
-    profile, the frozen text features shared by every model."""
+    """Towers, the training and held-out report splits, the labelled classification test set (and its validation
+    set, where the dataset has one: Table II's thresholds are chosen on it) and, in the cached profile, the frozen
+    text features shared by every model."""
 
     image_tower: torch.nn.Module
     text_tower: torch.nn.Module
@@ -87,6 +88,7 @@ class PerturbedStudy:
     classify_test: ReportSplit
     cached: bool
     features: FrozenTokenFeatures | None = None
+    classify_val: ReportSplit | None = None
 
 
 def dataset_options(name: str, options) -> dict:
@@ -172,17 +174,24 @@ def prepare_perturbed_study(image_tower, text_tower, name: str = "synth-cxr", ca
         test_set, test_reports = _with_reports(name, "test", **options)
     train_split = _split(dataset, reports, image_tower, cached, seed, max_train, max_words)
     test_split = _split(test_set, test_reports, image_tower, cached, seed, max_test, max_words)
+    classify_val = None
     if n_held_out:  # the held-out pairs' own labels (Open-I: MeSH) serve Table II
         classify = ReportSplit(test_split.images, [], [], test_split.labels, test_split.label_names)
     else:
-        held_out = open_dataset(name, **{"split": "test", **HELD_OUT_OPTIONS.get(name, {})}, **options)
-        classify = ReportSplit(_images(held_out, image_tower, cached), [], [], held_out.label_matrix(),
-                               list(held_out.label_names))
+        classify = _labelled(name, image_tower, cached, {"split": "test", **HELD_OUT_OPTIONS.get(name, {})}, options)
+        if name in VALIDATION_OPTIONS:  # its labelled validation set: Table II's thresholds are chosen there
+            classify_val = _labelled(name, image_tower, cached, VALIDATION_OPTIONS[name], options)
     features = None
     if cached:
         features = FrozenTokenFeatures(text_tower, min(int(max_length), int(text_tower.max_length)))
         features.precompute([t for split in (train_split, test_split) for t in _all_texts(split)])
-    return PerturbedStudy(image_tower, text_tower, train_split, test_split, classify, cached, features)
+    return PerturbedStudy(image_tower, text_tower, train_split, test_split, classify, cached, features, classify_val)
+
+
+def _labelled(name: str, image_tower, cached: bool, split_options: dict, options: dict) -> ReportSplit:
+    """A labelled image set without reports (Table II's test or validation set); labels keep their split tag."""
+    dataset = open_dataset(name, **split_options, **options)
+    return ReportSplit(_images(dataset, image_tower, cached), [], [], dataset.label_matrix(), list(dataset.label_names))
 
 
 def _all_texts(split: ReportSplit) -> list[str]:

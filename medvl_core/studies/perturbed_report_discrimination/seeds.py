@@ -13,24 +13,22 @@ from ...train import TrainConfig
 from .arms import metric_name, train_variants
 from .discrimination import discrimination_scores, original_credit
 from .prepare import PerturbedStudy
-from .tables import average_accuracy, classification_arrays, correct_at_threshold, table_ii_scores
+from .tables import average_accuracy, table_ii_results
 
 
 def seed_results(study: PerturbedStudy, config: TrainConfig, finetune_config: TrainConfig, labels: Sequence[str],
                  seeds: Sequence[int], fits: dict | None = None, **options) -> dict:
     """{seed: {variant: {"table_iv": credit per held-out image (N,), "table_ii": correctness per labelled image and
-    label (N, L), 1 / 0 and NaN where not stated}}}: pre-training and the Table II fine-tunes rerun per seed on the
-    same test items; `fits` (trained with config.seed) are reused for that seed."""
-    Y_test = classification_arrays(study.classify_test, labels)[1]
+    label (N, L) at thresholds chosen on the validation set, 1 / 0 and NaN where not stated}}}: pre-training and
+    the Table II fine-tunes rerun per seed on the same test items; `fits` (trained with config.seed) are reused."""
     by_seed = {}
     for seed in seeds:
         seeded = dataclasses.replace(config, seed=int(seed))
         trained = fits if fits is not None and int(seed) == config.seed else train_variants(study, seeded, **options)
         credit = {v: original_credit(discrimination_scores(model, study.test)).sort_index().to_numpy(dtype=float)
                   for v, (model, _) in trained.items()}  # Table IV first (it puts the models in eval mode), as before
-        scores = table_ii_scores(trained, study, labels, dataclasses.replace(finetune_config, seed=int(seed)))
-        by_seed[int(seed)] = {v: {"table_iv": credit[v], "table_ii": correct_at_threshold(Y_test, scores[v])}
-                              for v in trained}
+        table2 = table_ii_results(trained, study, labels, dataclasses.replace(finetune_config, seed=int(seed)))
+        by_seed[int(seed)] = {v: {"table_iv": credit[v], "table_ii": table2[v]["correct"]} for v in trained}
     return by_seed
 
 

@@ -10,8 +10,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ...data.splits import split_of, tag_split
 from ...errors import ParameterError
 from ...eval.metrics import constant_accuracy
+from ...eval.metrics.roc import auroc
+from ...eval.selection import require_validation
 from ...text.perturb import PERTURBATIONS
 from ...train import TrainConfig
 from .arms import VARIANTS, metric_name
@@ -21,7 +24,8 @@ from .prepare import PerturbedStudy, ReportSplit
 
 def classification_arrays(split: ReportSplit, labels: Sequence[str]) -> tuple[torch.Tensor, np.ndarray]:
     """(image inputs as one tensor, (N, L) targets) of a split for `labels`: uncertain (-1) -> 1 (CheXpert's
-    U-Ones), 0/1 kept, not stated stays NaN (left out of fine-tuning losses and metrics)."""
+    U-Ones), 0/1 kept, not stated stays NaN (left out of fine-tuning losses and metrics); a test split's targets keep
+    their split tag, so selection functions refuse them."""
     missing = [label for label in labels if label not in split.label_names]
     if missing:
         raise ParameterError(f"labels {missing} are not in this dataset's labels {split.label_names}")
@@ -29,7 +33,8 @@ def classification_arrays(split: ReportSplit, labels: Sequence[str]) -> tuple[to
     images = split.images
     if not torch.is_tensor(images):
         images = torch.stack([images[i] for i in range(len(images))])
-    return images, np.where(columns == -1, 1.0, columns).astype(np.float32)
+    targets = np.where(columns == -1, 1.0, columns).astype(np.float32)
+    return images, (tag_split(targets, split_of(split.labels)) if split_of(split.labels) else targets)
 
 
 def nli_table(results: dict) -> pd.DataFrame:
@@ -47,7 +52,9 @@ def classification_table(results: dict, Y_test: np.ndarray | None = None, labels
         indexed = frame.set_index("label")
         accuracy = {f"{label} accuracy": indexed.loc[label, "accuracy"] for label in indexed.index}
         rows[variant] = {**accuracy, "Average accuracy": float(np.mean(list(accuracy.values()))),
-                         **{f"{label} AUROC": indexed.loc[label, "auroc"] for label in indexed.index}}
+                         **{f"{label} AUROC": indexed.loc[label, "auroc"] for label in indexed.index},
+                         **({f"{label} threshold": indexed.loc[label, "threshold"] for label in indexed.index}
+                            if "threshold" in indexed else {})}
     if Y_test is not None:
         for name, guess in (("all-negative", 0.0), ("all-positive", 1.0)):
             accuracy = {f"{label} accuracy": constant_accuracy(Y_test[:, j], guess) for j, label in enumerate(labels)}
@@ -86,22 +93,60 @@ def study_metrics(table4: pd.DataFrame, nli: pd.DataFrame | None = None,
 
 
 def table_ii_scores(fits: dict, study: PerturbedStudy, labels: Sequence[str], config: TrainConfig) -> dict:
-    """{variant: sigmoid scores (N, L) on the labelled held-out set}: each variant's image side fine-tuned (copy +
-    linear head) on the training labels."""
+    """{variant: {"test": sigmoid scores (N, L) on the labelled held-out set, "val": on its validation set (None
+    without one)}}: each variant's image side fine-tuned once (copy + linear head) on the training labels."""
     from ...eval.finetune import image_classifier_scores
     from ...models.multiscale import ImageEmbedder
 
     X_train, Y_train = classification_arrays(study.train, labels)
     X_test, _ = classification_arrays(study.classify_test, labels)
-    return {variant: image_classifier_scores(ImageEmbedder(model), X_train, Y_train, X_test, labels, config)
-            for variant, (model, _) in fits.items()}
+    X_val = classification_arrays(study.classify_val, labels)[0] if study.classify_val is not None else X_test[:0]
+    out = {}
+    for variant, (model, _) in fits.items():
+        scores = image_classifier_scores(ImageEmbedder(model), X_train, Y_train, torch.cat([X_val, X_test]), labels,
+                                         config)
+        out[variant] = {"val": scores[:len(X_val)] if len(X_val) else None, "test": scores[len(X_val):]}
+    return out
 
 
-def correct_at_threshold(Y: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Per image and label: 1.0 when the score at 0.5 gives the label, 0.0 when not, NaN where the label is not stated."""
-    from ...eval.finetune import THRESHOLD
+def accuracy_thresholds(Y_val: np.ndarray, scores_val: np.ndarray | None, n_labels: int) -> np.ndarray:
+    """Per label, the threshold that maximises accuracy on VALIDATION data (the midpoint between adjacent distinct
+    scores; 0.5 without validation data or stated labels); refuses test-split data."""
+    if scores_val is None:
+        return np.full(n_labels, 0.5)
+    require_validation(Y_val, scores_val, what="accuracy_thresholds")
+    return np.array([_best_accuracy_threshold(np.asarray(Y_val)[:, j], np.asarray(scores_val)[:, j])
+                     for j in range(n_labels)])
 
-    return np.where(np.isnan(Y), np.nan, ((scores >= THRESHOLD) == Y).astype(float))
+
+def _best_accuracy_threshold(y: np.ndarray, s: np.ndarray) -> float:
+    """The accuracy-maximising cut of one label's stated scores (ties: the lowest such cut)."""
+    stated = ~np.isnan(y)
+    y, s = y[stated], s[stated]
+    if not len(y):
+        return 0.5
+    values = np.unique(s)
+    cuts = np.concatenate([[values[0] - 1e-6], (values[1:] + values[:-1]) / 2, [values[-1] + 1e-6]])
+    accuracy = [((s >= c) == y).mean() for c in cuts]
+    return float(cuts[int(np.argmax(accuracy))])
+
+
+def correct_at_threshold(Y: np.ndarray, scores: np.ndarray, thresholds=0.5) -> np.ndarray:
+    """Per image and label: 1.0 when the score at the label's threshold (chosen on validation data) gives the label,
+    0.0 when not, NaN where the label is not stated."""
+    return np.where(np.isnan(Y), np.nan, ((scores >= np.asarray(thresholds)) == Y).astype(float))
+
+
+def table_ii_results(fits: dict, study: PerturbedStudy, labels: Sequence[str], config: TrainConfig) -> dict:
+    """{variant: {"thresholds": per label (chosen on validation), "correct": (N, L) on the test set, "test": scores}}."""
+    Y_test = classification_arrays(study.classify_test, labels)[1]
+    Y_val = classification_arrays(study.classify_val, labels)[1] if study.classify_val is not None else None
+    out = {}
+    for variant, scores in table_ii_scores(fits, study, labels, config).items():
+        thresholds = accuracy_thresholds(Y_val, scores["val"], len(labels))
+        out[variant] = {"thresholds": thresholds, "correct": correct_at_threshold(Y_test, scores["test"], thresholds),
+                        "test": scores["test"]}
+    return out
 
 
 def average_accuracy(correct: np.ndarray) -> float:
@@ -112,13 +157,24 @@ def average_accuracy(correct: np.ndarray) -> float:
 
 
 def table_ii(fits: dict, study: PerturbedStudy, labels: Sequence[str], config: TrainConfig) -> pd.DataFrame:
-    """Table II: each variant's image side fine-tuned (copy + linear head) on the training labels, tested on the
-    labelled held-out set; with the Average column and the all-negative / all-positive references."""
-    from ...eval.finetune import label_table
-
+    """Table II: each variant's image side fine-tuned (copy + linear head) on the training labels, thresholds chosen
+    on the validation set, tested on the labelled held-out set; with the Average column, each label's threshold and
+    the all-negative / all-positive references."""
     Y_test = classification_arrays(study.classify_test, labels)[1]
-    scores = table_ii_scores(fits, study, labels, config)
-    return classification_table({v: label_table(Y_test, s, labels) for v, s in scores.items()}, Y_test, labels)
+    results = table_ii_results(fits, study, labels, config)
+    frames = {v: _label_frame(Y_test, r, labels) for v, r in results.items()}
+    return classification_table(frames, Y_test, labels)
+
+
+def _label_frame(Y: np.ndarray, result: dict, labels: Sequence[str]) -> pd.DataFrame:
+    """Per label: accuracy at the validation-chosen threshold, AUROC, the threshold."""
+    rows = []
+    for j, name in enumerate(labels):
+        stated = ~np.isnan(Y[:, j])
+        rows.append({"label": name, "accuracy": float(np.nanmean(result["correct"][:, j])),
+                     "auroc": auroc(np.asarray(Y[stated, j]), result["test"][stated, j]),
+                     "threshold": float(result["thresholds"][j])})
+    return pd.DataFrame(rows)
 
 
 def table_i(seed: int = 0) -> pd.DataFrame:
