@@ -96,13 +96,18 @@ HEART_SCALE = {0: 1.0, 1: 1.22, 2: 1.36, 3: 1.5}
 MEDIASTINUM_SCALE = {0: 1.0, 1: 1.55, 2: 1.85, 3: 2.2}
 
 
-def render_findings(findings: Mapping[str, Finding], nuisance: Nuisance, seed: int, size: int = 128) -> np.ndarray:
-    """Attenuation image (float32, before exposure and noise) for `findings` (label name -> Finding)."""
+def render_findings(findings: Mapping[str, Finding], nuisance: Nuisance, seed: int, size: int = 128,
+                    subpulmonic_raise: float = 1.0) -> np.ndarray:
+    """Attenuation image (float32, before exposure and noise) for `findings` (label name -> Finding).
+
+    `subpulmonic_raise` scales a subpulmonic effusion's hemidiaphragm raise (see `_elevation`).
+    """
     unknown = set(findings) - set(CHEXPERT_LABELS)
     if unknown:
         raise ValueError(f"unknown observation(s) {sorted(unknown)}; use names from CHEXPERT_LABELS")
     rngs = {name: np.random.default_rng([seed, 1 + i]) for i, name in enumerate(CHEXPERT_LABELS)}
-    scene = Scene(size, nuisance, _elevation(findings.get("Atelectasis"), findings.get("Pleural Effusion")))
+    scene = Scene(size, nuisance, _elevation(findings.get("Atelectasis"), findings.get("Pleural Effusion"),
+                                         subpulmonic_raise))
     anat_rng = np.random.default_rng([seed, ANATOMY_STREAM])
     heart = HEART_SCALE[_sev(findings, "Cardiomegaly")] * float(anat_rng.uniform(0.95, 1.05))
     mediastinum = MEDIASTINUM_SCALE[_sev(findings, "Enlarged Cardiomediastinum")]
@@ -114,12 +119,16 @@ def render_findings(findings: Mapping[str, Finding], nuisance: Nuisance, seed: i
     return base + markings * scene.markings_gain + scene.density
 
 
-def _elevation(f: Finding | None, effusion: Finding | None = None) -> dict:
-    """Hemidiaphragm raise per side sign for atelectasis (volume loss) plus a subpulmonic effusion's fluid."""
+def _elevation(f: Finding | None, effusion: Finding | None = None, subpulmonic_raise: float = 1.0) -> dict:
+    """Hemidiaphragm raise per side sign for atelectasis (volume loss) plus a subpulmonic effusion's fluid.
+
+    The subpulmonic raise is `subpulmonic_raise` x (0.03 + 0.03 x severity): at 1 about atelectasis's raise; below 1
+    within the range of a normal hemidiaphragm's height, the form radiologists miss on a frontal film.
+    """
     raise_by = {} if f is None else {s: 0.03 + 0.025 * f.severity for s in SIDE_SIGNS.get(f.side or "bilateral", ())}
     if effusion is not None and effusion.variant == "subpulmonic":
         for s in SIDE_SIGNS.get(effusion.side or "bilateral", ()):
-            raise_by[s] = raise_by.get(s, 0.0) + 0.03 + 0.03 * effusion.severity  # about atelectasis's raise: a mimic
+            raise_by[s] = raise_by.get(s, 0.0) + subpulmonic_raise * (0.03 + 0.03 * effusion.severity)  # at 1: about atelectasis's raise: a mimic
     return raise_by
 
 
@@ -175,7 +184,7 @@ def burn_marker(img: np.ndarray, site: int, jitter=(0, 0)) -> np.ndarray:
 
 
 def render_cxr(findings: Mapping[str, Finding], nuisance: Nuisance, seed: int, size: int = 128,
-               marker: bool = True) -> np.ndarray:
-    """Render one frontal chest radiograph (uint8, size x size) showing `findings`."""
-    img = expose(render_findings(findings, nuisance, seed, size), nuisance, seed)
+               marker: bool = True, subpulmonic_raise: float = 1.0) -> np.ndarray:
+    """Render one frontal chest radiograph (uint8, size x size) showing `findings` (`subpulmonic_raise`: see `render_findings`)."""
+    img = expose(render_findings(findings, nuisance, seed, size, subpulmonic_raise), nuisance, seed)
     return burn_marker(img, nuisance.site, nuisance.marker_jitter) if marker else img
