@@ -13,7 +13,6 @@ import torch
 from ...data.splits import split_of, tag_split
 from ...errors import ParameterError
 from ...eval.metrics import constant_accuracy
-from ...eval.metrics.roc import auroc
 from ...eval.selection import require_validation
 from ...text.perturb import PERTURBATIONS
 from ...train import TrainConfig
@@ -167,14 +166,12 @@ def table_ii(fits: dict, study: PerturbedStudy, labels: Sequence[str], config: T
 
 
 def _label_frame(Y: np.ndarray, result: dict, labels: Sequence[str]) -> pd.DataFrame:
-    """Per label: accuracy at the validation-chosen threshold, AUROC, the threshold."""
-    rows = []
-    for j, name in enumerate(labels):
-        stated = ~np.isnan(Y[:, j])
-        rows.append({"label": name, "accuracy": float(np.nanmean(result["correct"][:, j])),
-                     "auroc": auroc(np.asarray(Y[stated, j]), result["test"][stated, j]),
-                     "threshold": float(result["thresholds"][j])})
-    return pd.DataFrame(rows)
+    """Per label (`eval.finetune.label_table`: AUROC, counts): accuracy at the validation-chosen threshold, the threshold."""
+    from ...eval.finetune import label_table
+
+    frame = label_table(Y, result["test"], labels)
+    frame["accuracy"] = [float(np.nanmean(result["correct"][:, j])) for j in range(len(labels))]
+    return frame.assign(threshold=[float(t) for t in result["thresholds"]])
 
 
 def table_i(seed: int = 0) -> pd.DataFrame:
