@@ -28,6 +28,8 @@ from medvl_core.studies.loss_relaxation.tables import (
     best_with_ours,
     ensemble_ci_table,
     label_sharing,
+    label_sharing_table,
+    paper_label_sharing,
     paper_metrics,
     report_statistics,
     zero_shot_set_metrics,
@@ -77,8 +79,9 @@ def test_ablation_runs_and_tables(tmp_path, towers, trainable):
 
 
 def test_report_statistics_count_what_sampling_draws_from():
-    stats = report_statistics(["Heart normal. Lungs clear. Small left pleural effusion.", "Heart normal. Lungs clear."])
-    assert stats == {"reports": 2, "sentences_per_report": 2.5, "repeated_share": 0.8, "finding_share": 0.2}
+    stats = report_statistics(["Heart normal. Lungs clear. Small left pleural effusion.", "Heart normal. Lungs clear."], n=2)
+    assert stats == {"reports": 2, "sentences_per_report": 2.5, "more_than_n_share": 0.5, "repeated_share": 0.8,
+                     "finding_share": 0.2}
 
 
 def test_profile_mismatch_is_reported(tmp_path, towers):
@@ -205,6 +208,17 @@ def test_label_sharing_counts_reports_per_label_combination():
     shared = label_sharing(labels, max_n=3)
     # n=1: label0 in 3 reports, label1 in 2, label2 in 2 -> 7/3; n=2: (0,1) x2, (0,2) x1, (1,2) x1 -> 4/3; n=3: 1
     assert shared[1] == pytest.approx(7 / 3) and shared[2] == pytest.approx(4 / 3) and shared[3] == 1.0
+    table = label_sharing_table({"ours": (shared, 4), "paper": paper_label_sharing()})
+    assert table.loc[("ours", "per 1,000 reports"), "n = 1"] == pytest.approx(1000 * 7 / 3 / 4, abs=0.01)
+    assert table.loc[("paper", "avg. # of reports"), "n = 1"] == 8433.86  # published.yaml's Table 7
+
+
+def test_world_options_keep_the_default_world():
+    assert lr_prepare.world_options("synth-cxr", {"extra_normal_sentences": 0.0}) == {}
+    options = lr_prepare.world_options("synth-cxr", {"extra_normal_sentences": 1.3})
+    assert options["extra_normal_sentences"] == 1.3 and options["root"].name.startswith("synth-cxr-")
+    with pytest.raises(MedvlError, match="synth-cxr only"):
+        lr_prepare.world_options("mimic-cxr", {"extra_normal_sentences": 1.3})
 
 
 def test_sampled_example_on_a_real_report():

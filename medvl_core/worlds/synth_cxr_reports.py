@@ -49,6 +49,55 @@ def openi_pool() -> tuple[dict, ...]:
     return tuple(r for r in bundled_openi_reports() if (r["findings"] or r["impression"]).strip())
 
 
+@functools.lru_cache(maxsize=1)
+def normal_sentences() -> tuple[tuple[str, ...], np.ndarray]:
+    """Sentences of the bundled Open-I reports (Findings and Impression) that are normal on their own (the labeler
+    says "No Finding": no positive or uncertain observation, nor other abnormal wording), one entry per occurrence,
+    so a sentence written in many reports is drawn as often; second value: (K, 14) which observations each one
+    mentions (any value the labeler gives)."""
+    from ..text.labeler import label_reports
+    from ..text.sentences import split_sentences
+
+    occurrences = [s for r in openi_pool() for s in split_sentences(f"{r['findings']} {r['impression']}")]
+    distinct = list(dict.fromkeys(occurrences))
+    labels = label_reports(distinct)
+    normal = (labels[:, 0] == 1) & ~np.isin(labels[:, 1:], (1.0, -1.0)).any(axis=1)
+    kept = {s: ~np.isnan(row) for s, row, ok in zip(distinct, labels, normal, strict=True) if ok}
+    chosen = tuple(s for s in occurrences if s in kept)
+    return chosen, np.stack([kept[s] for s in chosen])
+
+
+def with_normal_sentences(src: dict, count: int, rng, tries: int = 50) -> dict:
+    """A copy of an Open-I record whose Findings gain `count` normal sentences (`normal_sentences`) at random
+    places: never one the report already has, nor one mentioning an observation the report states positive or
+    uncertain (no "No pleural effusion." beside an effusion), nor one that changes any positive or uncertain
+    label of the whole report (`text.labeler`): the stated findings, and so the drawn image, stay the same."""
+    from ..text.labeler import label_report
+    from ..text.sentences import split_sentences
+
+    if count <= 0:
+        return dict(src)
+    pool, mentions = normal_sentences()
+    findings = split_sentences(src["findings"])
+    have = {s.lower() for s in findings + split_sentences(src["impression"])}
+    labels = label_report(f"{src['findings']} {src['impression']}")
+    stated = np.isin(labels, (1.0, -1.0))
+    mentioned = stated.copy()
+    mentioned[0] = False  # "No Finding" is what a normal sentence says
+    for _ in range(count):
+        for _ in range(tries):
+            k = int(rng.integers(0, len(pool)))
+            if pool[k].lower() in have or (mentions[k] & mentioned).any():
+                continue
+            at = int(rng.integers(0, len(findings) + 1))
+            trial = findings[:at] + [pool[k]] + findings[at:]
+            if (np.isin(label_report(f"{' '.join(trial)} {src['impression']}"), (1.0, -1.0)) == stated).all():
+                findings = trial
+                have.add(pool[k].lower())
+                break
+    return {**src, "findings": " ".join(findings)}
+
+
 SIDE_RE = re.compile(r"\b(bilateral(?:ly)?|both|bibasilar|bibasal|biapical|left|right)\b")
 SEVERITY_WORDS = {
     1: ("small", "minimal", "trace", "tiny", "mild", "mildly", "minor", "slight", "slightly", "subtle"),

@@ -17,13 +17,15 @@ from ...eval.contrastive_fit import FRAMEWORK_NAMES, ablation_variants
 from .arms import Sweep, arm_name, run_ablation, sentences_sweep, threshold_sweep
 from .evidence import PAPER_CHOICE, claim_evidence
 from .figures import curves_without_and_with, sampled_example
-from .prepare import prepare_study
+from .prepare import prepare_study, world_options
 from .tables import (
     ablation_table,
     alignment_table,
     auroc_columns,
     ensemble_ci_table,
     label_sharing,
+    label_sharing_table,
+    paper_label_sharing,
     paper_metrics,
     positives_table,
     report_statistics,
@@ -33,5 +35,6 @@ from .tables import (
 
 __all__ = ["FRAMEWORK_NAMES", "PAPER_CHOICE", "Sweep", "ablation_table", "ablation_variants", "alignment_table",
            "arm_name", "auroc_columns", "claim_evidence", "curves_without_and_with", "ensemble_ci_table",
-           "label_sharing", "paper_metrics", "positives_table", "prepare_study", "report_statistics", "run_ablation",
+           "label_sharing", "label_sharing_table", "paper_label_sharing", "paper_metrics", "positives_table",
+           "prepare_study", "report_statistics", "run_ablation", "world_options",
            "sampled_example", "sentences_sweep", "sentences_table", "threshold_sweep", "zero_shot_set_table"]

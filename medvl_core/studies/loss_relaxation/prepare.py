@@ -87,6 +87,25 @@ def zero_shot_set(name: str, image_encoder=None, progress: bool = False, bad_ite
                        {t: int(c) for t, c, k in zip(table9, counts, keep) if not k}, spec["rule"], spec["n_images"])
 
 
+def world_options(name: str, knobs: dict) -> dict:
+    """Options opening `name` with SynthCXR generator knobs (`worlds.synth_cxr_plan.WorldParams`): none when every
+    knob is at its default (the default world), else the changed knobs and a world folder of their own."""
+    import hashlib
+    import json
+
+    from ...data.registry import dataset_dir
+    from ...worlds.synth_cxr_plan import WorldParams
+
+    defaults = WorldParams()
+    changed = {k: v for k, v in knobs.items() if getattr(defaults, k) != v}
+    if not changed:
+        return {}
+    if name != "synth-cxr":
+        raise MedvlError(f"world knobs {sorted(changed)} apply to synth-cxr only, not to {name!r}")
+    digest = hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]
+    return {"root": dataset_dir(f"synth-cxr-{digest}"), **changed}
+
+
 def prepare_study(image_encoder, text_encoder, labels=None, name: str = "synth-cxr", test_name: str | None = None,
                   cache: bool = True, progress: bool = True, cached_views: int = 0, sampling_rounds: int = 2,
                   validation_name: str | None = None, zero_shot_sets=(), bad_items: str = "error",

@@ -196,6 +196,27 @@ def label_sharing(labels: np.ndarray, max_n: int = 5) -> dict[int, float]:
     return shared
 
 
+def paper_label_sharing() -> tuple[dict[int, float], int]:
+    """The paper's Table 7 (n -> average number of MIMIC-CXR reports per combination of n labels) and the number of
+    MIMIC-CXR reports it counts (Table 8), both from published.yaml."""
+    from ...papers import published, published_cell
+
+    pub = published("loss_relaxation")
+    shared = {n: published_cell(pub, f"table_7/Avg. # of report/n = {n}").value for n in range(1, 6)}
+    return shared, int(published_cell(pub, "table_8/MIMIC-CXR/# of Reports").value)
+
+
+def label_sharing_table(sources: dict) -> pd.DataFrame:
+    """Table 7 for several report sets (name -> (`label_sharing` result, number of reports)): the average number of
+    reports per combination of n positive labels, and the same per 1,000 reports (the count grows with the corpus;
+    per 1,000 reports sets of different sizes compare)."""
+    rows = {}
+    for name, (shared, n_reports) in sources.items():
+        rows[(name, "avg. # of reports")] = {f"n = {n}": v for n, v in shared.items()}
+        rows[(name, "per 1,000 reports")] = {f"n = {n}": 1000 * v / n_reports for n, v in shared.items()}
+    return pd.DataFrame(rows).T.rename_axis(["reports", "statistic"]).round(2)
+
+
 def sentences_table(metrics: dict, frameworks, sentences_per_report: int) -> pd.DataFrame:
     """Fig. 4 (right) from the trained arms: validation Avg. 5 AUROC with relaxation, n sampled sentences vs the
     whole report (`paper_metrics` keys t6_<framework>_both/relax_avg5)."""
@@ -214,9 +235,10 @@ def positives_table(study: StudyData) -> pd.DataFrame:
     return pd.DataFrame(rows).T.rename_axis("positives")
 
 
-def report_statistics(texts) -> dict[str, float]:
-    """What sentence sampling draws from: sentences per report, the share of sentence occurrences repeated verbatim
-    in another report, and the share stating a finding (positive or uncertain, `text.labeler`)."""
+def report_statistics(texts, n: int = 3) -> dict[str, float]:
+    """What sentence sampling draws from: sentences per report, the share of reports with more than `n` (those
+    whose text drawing n sentences changes), the share of sentence occurrences repeated verbatim in another report, and the
+    share stating a finding (positive or uncertain, `text.labeler`)."""
     from collections import Counter
 
     from ...data.labels import CHEXPERT_LABELS
@@ -228,7 +250,9 @@ def report_statistics(texts) -> dict[str, float]:
     occurrences = np.array([j for own in owners for j in own])
     labels = np.delete(label_reports(sentences), CHEXPERT_LABELS.index("No Finding"), axis=1)
     finding = np.nan_to_num(np.abs(labels), nan=0.0).max(axis=1) > 0
-    return {"reports": len(texts), "sentences_per_report": float(np.mean([len(own) for own in owners])),
+    counts = np.array([len(own) for own in owners])
+    return {"reports": len(texts), "sentences_per_report": float(counts.mean()),
+            "more_than_n_share": float(np.mean(counts > n)),
             "repeated_share": float(np.mean([reports_with[j] > 1 for j in occurrences])),
             "finding_share": float(finding[occurrences].mean())}
 
