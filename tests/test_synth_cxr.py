@@ -265,3 +265,41 @@ def test_valid_set_size_leaves_the_rest_of_the_world_unchanged(tmp_path):
     rest = [frame[frame["part"] != "chexpert-valid"].reset_index(drop=True) for frame in (small, large)]
     pd.testing.assert_frame_equal(*rest)
     assert (large["part"] == "chexpert-valid").sum() == 12
+
+
+def test_extra_normal_sentences_lengthen_reports_without_touching_stated_findings():
+    from medvl_core.text.labeler import label_report
+    from medvl_core.text.sentences import split_sentences
+    from medvl_core.worlds.synth_cxr_plan import WorldParams, source_rows
+    from medvl_core.worlds.synth_cxr_reports import with_normal_sentences
+
+    src = {"uid": "x", "findings": "Small left pleural effusion. Heart size is normal.", "impression": "Effusion."}
+    longer = with_normal_sentences(src, 3, np.random.default_rng(0))
+    added = [s for s in split_sentences(longer["findings"]) if s not in split_sentences(src["findings"])]
+    assert len(added) == 3 and longer["impression"] == src["impression"]
+    effusion = CHEXPERT_LABELS.index("Pleural Effusion")
+    assert all(np.isnan(label_report(s)[effusion]) for s in added)  # no "no effusion" beside an effusion
+    before, after = (label_report(f"{r['findings']} {r['impression']}") for r in (src, longer))
+    np.testing.assert_array_equal(np.isin(before, (1, -1)), np.isin(after, (1, -1)))
+    p = WorldParams(n_studies=30, n_test_images=0, extra_normal_sentences=2.0).check()
+    plain, _ = source_rows(WorldParams(n_studies=30, n_test_images=0), np.random.default_rng(1))
+    extra, _ = source_rows(p, np.random.default_rng(1))
+    assert [r["uid"] for r in plain] == [r["uid"] for r in extra]  # the same reports, only longer
+    gained = [len(split_sentences(b["findings"])) - len(split_sentences(a["findings"])) for a, b in zip(plain, extra)]
+    assert min(gained) >= 0 and np.mean(gained) > 1
+    with pytest.raises(MedvlError, match="extra_normal_sentences"):
+        WorldParams(extra_normal_sentences=-1).check()
+
+
+def test_subpulmonic_raise_scales_the_raised_hemidiaphragm():
+    from medvl_core.worlds.synth_cxr_plan import WorldParams
+    from medvl_core.worlds.synth_cxr_render import _elevation
+
+    effusion = Finding(2, "left", "subpulmonic")
+    assert _elevation(None, effusion) == {1.0: pytest.approx(0.09)}  # default: the raise as before the knob
+    assert _elevation(None, effusion, 0.5) == {1.0: pytest.approx(0.045)}
+    base = render_findings({}, Nuisance(), 3, 64)
+    full, half = (np.abs(render_findings({"Pleural Effusion": effusion}, Nuisance(), 3, 64, s) - base).sum() for s in (1.0, 0.5))
+    assert 0 < half < full
+    with pytest.raises(MedvlError, match="subpulmonic_raise"):
+        WorldParams(subpulmonic_raise=0.0).check()

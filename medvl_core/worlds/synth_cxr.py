@@ -18,7 +18,7 @@ combinations sampled from the real CheXpert label table torchxrayvision ships. K
 (burned-in site markers correlated with `site_label`), `rare_stratum` + `rare_stratum_fraction` (which
 rare stratum and how often: "drain" = Pneumothorax drawn treated, chest drain + small rim, the default;
 "subpulmonic" = Pleural Effusion drawn subpulmonic, an elevated hemidiaphragm without a meniscus,
-reported in its own words), `rare_stratum_test_fraction` (its share in the held-out test set),
+reported in its own words; `subpulmonic_raise` scales its raise), `rare_stratum_test_fraction` (its share in the held-out test set),
 `label_noise` (flips stated 1/0 labels in the label CSV), size.
 
 This module builds, reuses and opens the world; the knobs and the drawn plan are in `synth_cxr_plan`, the
@@ -61,11 +61,11 @@ SPLITS = (("train", 0.8), ("validate", 0.1), ("test", 0.1))  # the split CSV's v
 
 def _render_job(job: tuple) -> None:
     """Render and save one image (runs in a worker process)."""
-    path, findings, view, site, habitus, seed, size = job
+    path, findings, view, site, habitus, seed, size, subpulmonic_raise = job
     from PIL import Image
 
     nuisance = sample_nuisance(np.random.default_rng([seed, 7]), view=view, site=site, habitus=habitus)
-    pixels = render_cxr(findings, nuisance, seed, size)
+    pixels = render_cxr(findings, nuisance, seed, size, subpulmonic_raise=subpulmonic_raise)
     Image.fromarray(pixels, mode="L").save(path, format="JPEG", quality=95)
 
 
@@ -82,8 +82,8 @@ def _build(tmp: Path, p: WorldParams, workers: int) -> dict:
     write_test_table(tmp, valids, "valid.csv")
     truth_frame(studies, tests, flipped, valids).to_csv(tmp / TRUTH_FILE, index=False)
     jobs = [(str(tmp / mimic_paths(r.subject_id, r.study_id, r.dicom_id)[0]), r.findings, r.view, r.site, r.habitus,
-             r.image_seed, p.image_size) for r in studies.itertuples()]
-    jobs += [(str(tmp / CHEXPERT_TEST_DIR / r.path), r.findings, r.view, r.site, r.habitus, r.image_seed, p.image_size)
+             r.image_seed, p.image_size, p.subpulmonic_raise) for r in studies.itertuples()]
+    jobs += [(str(tmp / CHEXPERT_TEST_DIR / r.path), r.findings, r.view, r.site, r.habitus, r.image_seed, p.image_size, p.subpulmonic_raise)
              for r in pd.concat([tests, valids]).itertuples()]
     for job in jobs:
         Path(job[0]).parent.mkdir(parents=True, exist_ok=True)
@@ -116,7 +116,9 @@ def generate_synth_cxr(root, n_studies: int = 2500, n_test_images: int = 500, im
                        report_source: str = "openi", site_marker_strength: float = 0.0,
                        site_label: str = "Pleural Effusion", n_sites: int = 2, rare_stratum_fraction: float = 0.0,
                        label_noise: float = 0.0, rare_stratum: str = "drain", rare_stratum_test_fraction: float = -1.0,
-                       n_valid_images: int = 234, test_abnormal_fraction: float = -1.0, workers: int | None = None) -> Path:
+                       n_valid_images: int = 234, test_abnormal_fraction: float = -1.0,
+                       extra_normal_sentences: float = 0.0, subpulmonic_raise: float = 1.0,
+                       workers: int | None = None) -> Path:
     """Generate (or reuse) the SynthCXR world at `root`; returns `root`.
 
     Knobs: n_studies / n_test_images / image_size (size); seed; report_source "openi" (real Open-I
@@ -129,15 +131,29 @@ def generate_synth_cxr(root, n_studies: int = 2500, n_test_images: int = 500, im
     test set; < 0 = the same); label_noise (flip rate of stated
     1/0 labels in mimic-cxr-2.0.0-chexpert.csv; synth_truth.csv keeps the clean values); n_valid_images (the
     CheXpert-style valid set, drawn from its own random stream); test_abnormal_fraction (share of that valid
-    and test set with a pathology; < 0 = as the CheXpert rows fall, about 0.87).
+    and test set with a pathology; < 0 = as the CheXpert rows fall, about 0.87); extra_normal_sentences (mean,
+    Poisson, of real Open-I normal sentences added to each Open-I report's Findings: longer reports with more
+    repeated normal sentences, as MIMIC-CXR's, about seven sentences a report, against Open-I's 5.7); subpulmonic_raise (scale of the subpulmonic form's
+    hemidiaphragm raise: 1 = 0.03 + 0.03 x severity, about atelectasis's; 0.5 stays within a normal hemidiaphragm's
+    height range, the form missed on frontal films).
     `workers` (processes; default: CPU count, at most 4) does not change the files.
     The world is built in a temp folder beside `root` and renamed into place; an existing complete
     world is reused if its knobs match, else a MedvlError says to pass another root or delete it.
     """
     params = WorldParams(n_studies, n_test_images, image_size, seed, report_source, float(site_marker_strength),
                          site_label, n_sites, float(rare_stratum_fraction), float(label_noise), rare_stratum,
-                         float(rare_stratum_test_fraction), n_valid_images, float(test_abnormal_fraction)).check()
-    return _ensure(Path(root).expanduser(), params, asdict(params), workers)
+                         float(rare_stratum_test_fraction), n_valid_images, float(test_abnormal_fraction),
+                         extra_normal_sentences=float(extra_normal_sentences),
+                         subpulmonic_raise=float(subpulmonic_raise)).check()
+    return _ensure(Path(root).expanduser(), params, _checked_knobs(params), workers)
+
+
+LATER_KNOBS = {"extra_normal_sentences": 0.0, "subpulmonic_raise": 1.0}  # knobs newer than worlds on disk: checked only when set off default
+
+
+def _checked_knobs(params: WorldParams) -> dict:
+    """The knobs an existing world must match: all, except a later knob left at its default (older worlds lack it)."""
+    return {k: v for k, v in asdict(params).items() if not (k in LATER_KNOBS and v == LATER_KNOBS[k])}
 
 
 def _ensure(root: Path, params: WorldParams, wanted: dict, workers: int | None) -> Path:
@@ -168,7 +184,7 @@ def synth_cxr(root: Path, split: str = "train", test_set: str = "mimic", workers
     if test_set not in ("mimic", "chexpert"):
         raise MedvlError(f"synth-cxr: test_set={test_set!r}; use 'mimic' (the MIMIC-layout test split) or 'chexpert'")
     params = WorldParams(**knobs).check()
-    _ensure(Path(root).expanduser(), params, {k: asdict(params)[k] for k in knobs}, workers)
+    _ensure(Path(root).expanduser(), params, {k: v for k, v in _checked_knobs(params).items() if k in knobs}, workers)
     if test_set == "chexpert" and split in ("val", "valid", "validate", "test"):  # no reports: text options do not apply
         kept = {k: v for k, v in options.items() if k in ("views", "uncertain", "images", "mode", "transform")}
         return chexpert(Path(root).expanduser() / CHEXPERT_TEST_DIR, "test" if split == "test" else "val", **kept)

@@ -21,6 +21,7 @@ from .synth_cxr_reports import (
     openi_pool,
     parse_attributes,
     subpulmonic_sentence,
+    with_normal_sentences,
 )
 from .synth_cxr_scene import LOBES, Finding
 
@@ -48,6 +49,8 @@ class WorldParams:
     rare_stratum_test_fraction: float = -1.0  # its fraction in the CheXpert-style test set; < 0: rare_stratum_fraction
     n_valid_images: int = 234  # images of the CheXpert-style validation set (CheXpert valid: 234 images)
     test_abnormal_fraction: float = -1.0  # share of CheXpert-style valid/test rows with a stated pathology; < 0: as sampled
+    subpulmonic_raise: float = 1.0  # scale of the "subpulmonic" form's hemidiaphragm raise (1: 0.03 + 0.03 x severity)
+    extra_normal_sentences: float = 0.0  # mean (Poisson) number of real Open-I normal sentences added to each report
 
     @property
     def rare_label(self) -> str:
@@ -66,7 +69,10 @@ class WorldParams:
             _require(0.0 <= getattr(self, name) <= 1.0, f"{name}={getattr(self, name)} must be in [0, 1]")
         _require(self.rare_stratum in RARE_STRATA, f"rare_stratum={self.rare_stratum!r}: use one of {list(RARE_STRATA)}")
         _require(self.test_abnormal_fraction <= 1.0, f"test_abnormal_fraction={self.test_abnormal_fraction} must be <= 1")
+        _require(0.0 < self.subpulmonic_raise <= 2.0, f"subpulmonic_raise={self.subpulmonic_raise} must be in (0, 2]")
         _require(self.rare_stratum_test_fraction <= 1.0, f"rare_stratum_test_fraction={self.rare_stratum_test_fraction} must be <= 1")
+        _require(0.0 <= self.extra_normal_sentences <= 10.0,
+                 f"extra_normal_sentences={self.extra_normal_sentences} must be in [0, 10]")
         return self
 
 
@@ -146,6 +152,9 @@ def source_rows(p: WorldParams, rng) -> tuple[list[dict], pd.DataFrame]:
         return [{"uid": f"chexpert-row-{i}", "labels": labels[k], "view": views[k]} for k, i in enumerate(rows.index)], test_rows
     pool = openi_pool()
     order = np.concatenate([rng.permutation(len(pool)) for _ in range(-(-p.n_studies // len(pool)))])[: p.n_studies]
+    if p.extra_normal_sentences > 0:  # a stream of its own: the rest of the world is drawn as without it
+        extra = np.random.default_rng([p.seed, 11])
+        return [with_normal_sentences(pool[i], int(extra.poisson(p.extra_normal_sentences)), extra) for i in order], test_rows
     return [dict(pool[i]) for i in order], test_rows
 
 
