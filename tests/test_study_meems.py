@@ -356,3 +356,21 @@ def test_published_results_line_is_read_from_published_yaml():
 
     assert published_results("table_1") == "baseline AUC 0.76, F1 0.815; MEEMS AUC 0.79, micro 0.89, F1 0.817"
     assert published_results("table_2") == "baseline AUC 0.82, F1 0.364; MEEMS AUC 0.85, F1 0.378"
+
+
+def test_stratum_word_use_counts_the_rare_words_per_group_and_is_none_without_a_stratum():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from medvl_core.studies.meems import stratum_word_use
+
+    train = SimpleNamespace(captions=["subpulmonic effusion", "left effusion", "clear lungs"],
+                            rare=np.array([True, False, False]))
+    labels = np.array([[1.0], [1.0], [0.0], [0.0]])
+    test = SimpleNamespace(labels=labels, rare=np.array([True, False, False, False]))
+    data = SimpleNamespace(rare_label="Pleural Effusion", label_names=["Pleural Effusion"], train=train, test=test)
+    words, table = stratum_word_use(data, ["subpulmonic effusion", "effusion", "subpulmonic", "clear"])
+    assert words == ["subpulmonic"]
+    assert table["captions with the words"].tolist() == [1, 0, 1] and table["n images"].tolist() == [1, 1, 2]
+    assert stratum_word_use(SimpleNamespace(rare_label=None, train=train, test=test), []) is None

@@ -24,6 +24,7 @@ from .captions import (
     fit_captioner,
     generate_captions,
     rare_words,
+    stratum_word_use,
     word_rates,
 )
 from .data import MeemsData, MeemsSplit, prepare_meems_data
@@ -62,5 +63,5 @@ __all__ = [
     "distinct_label_examples", "embeddings", "evidence_metrics", "evidence_table", "first_with_label", "fit_captioner", "fit_head_seeds", "fit_heads",
     "fnr_fpr_table", "generate_captions", "head_inputs", "label_histogram", "minority_summary", "paper_table", "pca",
     "pca_figure", "pca_per_class_figure", "prepare_meems_data", "primary_label", "published_results", "rare_stratum_table", "rare_words", "roc_pair",
-    "stratum_gaps", "summary_metrics", "task_targets", "thresholds_by_model", "training_summary", "word_rates",
+    "stratum_gaps", "stratum_word_use", "summary_metrics", "task_targets", "thresholds_by_model", "training_summary", "word_rates",
 ]

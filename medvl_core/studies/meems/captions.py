@@ -203,3 +203,15 @@ def word_rates(captions, groups: dict, words) -> pd.DataFrame:
         n, k = int(mask.sum()), int(uses[mask].sum())
         rows[name] = {"n images": n, "captions with the words": k, "share": k / n if n else float("nan")}
     return pd.DataFrame(rows).T.rename_axis("images")
+
+
+def stratum_word_use(data, test_captions) -> tuple[list[str], pd.DataFrame] | None:
+    """The rare stratum's own words (training captions) and how often the test captions of rare-stratum, common-form
+    and label-negative images use them; None for a dataset without a known stratum (real MIMIC-CXR)."""
+    if data.rare_label is None or data.test.rare is None or data.train.rare is None:
+        return None
+    words = rare_words(data.train.captions, data.train.rare)
+    positive = data.test.labels[:, data.label_names.index(data.rare_label)] == 1
+    groups = {"rare stratum": positive & data.test.rare, "common stratum": positive & ~data.test.rare,
+              f"no {data.rare_label}": ~positive}
+    return words, word_rates(test_captions, groups, words)
