@@ -355,12 +355,19 @@ def claims_summary(recorded: dict[str, dict]) -> pd.DataFrame:
 
 
 def check_evidence(evidence: dict, metrics: dict, rel: float = 1e-6) -> None:
-    """Each evidence's point value equals the recorded metric of the same key (where one is recorded)."""
+    """Each evidence's point value equals the recorded metric of the same key (where one is recorded), to the
+    precision the metric is recorded at (a mean of values rounded to d decimals may differ by one unit in the last)."""
     for key, ev in evidence.items():
         value = metrics.get(key)
-        if _number(value) and not math.isclose(ev.point(), value, rel_tol=rel, abs_tol=1e-9):
-            raise MedvlError(f"claims evidence {key!r} is {ev.point():.6g} but the run records {value:.6g}; build "
+        if _number(value) and not math.isclose(ev.point(), value, rel_tol=rel, abs_tol=_last_unit(value)):
+            raise MedvlError(f"claims evidence {key!r} is {ev.point():.8g} but the run records {value:.8g}; build "
                              "the evidence from the same predictions as the metric")
+
+
+def _last_unit(value: float) -> float:
+    """1.5 units of the last decimal of a number recorded rounded to 3-6 decimals, else 1e-9 (0.7 or 0.75 may be exact)."""
+    decimals = len(repr(float(value)).split(".")[1].rstrip("0")) if "e" not in repr(float(value)) else 99
+    return 1.5 * 10.0 ** -decimals if 3 <= decimals <= 6 else 1e-9
 
 
 def recorded_claims(paper_id: str, run_dir) -> list[Judgement]:

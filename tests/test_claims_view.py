@@ -70,6 +70,10 @@ def test_evidence_must_equal_the_recorded_metric():
     check_evidence(ev, {"k": 0.75, "other": 1.0})
     with pytest.raises(MedvlError, match="'k' is 0.75 but the run records 0.7"):
         check_evidence(ev, {"k": 0.7})
+    mean_of_rounded = {"k": Evidence.values([np.array([29.99331, 29.99331])])}  # a table's mean of rounded seed rows
+    check_evidence(mean_of_rounded, {"k": 29.9933})
+    with pytest.raises(MedvlError, match="29.99331 but the run records 29.996"):
+        check_evidence(mean_of_rounded, {"k": 29.996})
 
 
 def test_text_form_keeps_every_quote_whole(judged):

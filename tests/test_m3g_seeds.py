@@ -114,3 +114,13 @@ def test_take_keeps_each_cases_images_and_best_row_refuses_the_test_split(data):
     with pytest.raises(ParameterError, match="validation split only"):
         best_row(table, "test")
     assert NAMES[0] in data.label_names
+
+
+def test_seed_accuracy_is_the_mean_over_seeds_and_none_without_truth(runs):
+    from medvl_core.eval.metrics import accuracy
+    from medvl_core.studies.m3g_answer_generation import seed_accuracy
+
+    truth = runs[0].clip_labels["test"]  # seed 0's labels as the "truth": its accuracy is 1
+    expected = (1.0 + accuracy(runs[1].clip_labels["test"], truth)) / 2
+    assert seed_accuracy(runs, "test", truth) == pytest.approx(expected)
+    assert seed_accuracy(runs, "test", None) is None

@@ -359,7 +359,9 @@ def test_seed_results_keep_per_item_results_that_reproduce_tables_ii_and_iv(cach
         assert average_accuracy(result["table_ii"]) == pytest.approx(table2.loc[variant, "Average accuracy"])
     direct = label_table(Y_test, image_classifier_scores(ImageEmbedder(fits["ours"][0]), X_train, Y_train, X_test, labels,
                                                          finetune), labels)
-    assert classification_table({"ours": direct}).loc["ours", "Average accuracy"] == table2.loc["ours", "Average accuracy"]
+    direct_row = classification_table({"ours": direct}).loc["ours"]  # the same scores (thresholds aside: table_ii's
+    for label in labels:                                              # are chosen on validation)
+        assert direct_row[f"{label} AUROC"] == pytest.approx(table2.loc["ours", f"{label} AUROC"])
 
 
 def test_table_i_matches_the_paper_where_deterministic():

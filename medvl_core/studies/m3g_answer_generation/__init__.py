@@ -72,12 +72,12 @@ from .tables import (
     scale_table,
     table4_panels,
 )
-from .seeds import instability_table, label_disagreement, mean_sd_view, mean_table, sd_table, seed_runs
+from .seeds import instability_table, label_disagreement, mean_sd_view, mean_table, sd_table, seed_accuracy, seed_runs
 
 __all__ = ["CLAUDE_METRICS", "POSTPROCESSING", "REFERENCE_METRICS", "TABLE1_POSTPROCESSING", "KnnSetting",
            "claude_rows", "instability_table", "label_disagreement", "mean_sd_view", "mean_table",
            "metric_check_answers", "metric_check_table", "scale_table", "sd_table", "seed_answer_sets",
-           "seed_per_case", "seed_runs", "answers", "batch_size_sweep",
+           "seed_accuracy", "seed_per_case", "seed_runs", "answers", "batch_size_sweep",
            "best_row", "built_dictionary_accuracy", "case_means", "check_claude_run", "choose_dictionary",
            "claim_evidence", "claude_answer_sets", "claude_arm", "claude_postprocessing_table", "claude_table",
            "clip_answer_sets", "clip_best", "closeness", "control_rows", "dbleu_metrics", "example_table",

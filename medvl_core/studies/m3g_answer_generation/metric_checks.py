@@ -56,12 +56,15 @@ def _labels_by_frequency(data: M3GData) -> list[str]:
 
 
 def metric_check_answers(data: M3GData, split: str, labels) -> dict[str, tuple[list[str], np.ndarray | None]]:
-    """metric key -> (answers, case indices or None for all cases) of the two metric claims."""
+    """metric key -> (answers, case indices or None for all cases) of the two metric claims (the second only where
+    some case's query names a disease other than its answers' label)."""
     target = data.split(split)
     idx, named, unnamed = wrong_query_cases(data, split)
-    return {SHORT_KEY: (answers(labels, target, data.dictionary), None),
-            LONG_KEY: (long_answers(labels, target, data.dictionary), None),
-            NAMED_KEY: ([answer_text(s) for s in named], idx), UNNAMED_KEY: ([answer_text(w) for w in unnamed], idx)}
+    sets = {SHORT_KEY: (answers(labels, target, data.dictionary), None),
+            LONG_KEY: (long_answers(labels, target, data.dictionary), None)}
+    if len(idx):
+        sets |= {NAMED_KEY: ([answer_text(s) for s in named], idx), UNNAMED_KEY: ([answer_text(w) for w in unnamed], idx)}
+    return sets
 
 
 def metric_check_table(data: M3GData, split: str, labels) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import ParameterError
+from ...eval.metrics import accuracy
 from ...train import TrainConfig
 from .knn import KnnSetting, predict_labels
 from .prepare import M3GData
@@ -116,3 +117,10 @@ def instability_table(labels_by_seed, truth=None) -> pd.DataFrame:
         right = np.array([[a == t for a, t in zip(x, truth)] for x in labels_by_seed], dtype=float)
         row["label = truth (mean over seeds)"] = round(float(right.mean()), 3)
     return pd.DataFrame([row])
+
+
+def seed_accuracy(runs: list[SeedRun], split: str, truth) -> float | None:
+    """Mean over seeds of the CLIP labels' accuracy on `split`; None without true labels (real data)."""
+    if truth is None:
+        return None
+    return float(np.mean([accuracy(r.clip_labels[split], truth) for r in runs]))
