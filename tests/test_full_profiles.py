@@ -58,6 +58,7 @@ def test_loss_relaxation_full_yaml_at_toy_size(tmp_path, monkeypatch):
     toy = {"image_encoder": f"open_clip:local-dir:{tiny_open_clip(tmp_path / 'clip')}",
            "text_encoder": f"hf:{tiny_bert(tmp_path / 'bert')}", "image_size": 32,
            "seeds": [0], "epochs": 1, "global_batch_size": 8, "warmup_steps": 1, "sweep_thresholds": [0.5],
+           "sweep_sentences": [1, 3],
            "n_bootstrap": 20, "n_reports": 20, "device": "cpu", "save_model": False}
     assert set(toy) - {"save_model"} <= set(full)  # only sizes, devices and the two towers change
     out = tmp_path / "run"
@@ -158,7 +159,7 @@ def test_m3g_full_yaml_at_toy_size(tmp_path, monkeypatch):
         "llm", "gpt-4-turbo", "openai:text-embedding-3-large")
     assert (full["image_encoder"], full["train_image_tower"], full["embed_dim"], full["global_batch_size"]) == (
         "timm:resnet50.a1_in1k", True, 256, 256)
-    toy = {"image_size": 32, "embed_dim": 8, "global_batch_sizes": [4, 8], "global_batch_size": 8, "epochs": 1,
+    toy = {"image_size": 32, "embed_dim": 8, "global_batch_sizes": [4, 8], "global_batch_size": 8, "epochs": 1, "seeds": [0, 1],
            "pca_components": 2, "claude_max_cases": 2, "claude_run": False, "device": "cpu"}
     assert full["claude_run"] is True and set(toy) <= set(full)  # sizes, epochs, device; Claude's dry run (no paid call)
     out = tmp_path / "run"

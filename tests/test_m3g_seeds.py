@@ -29,7 +29,6 @@ from medvl_core.studies.m3g_answer_generation.metric_checks import LONG_DISCUSSI
 from medvl_core.studies.m3g_answer_generation.prepare import take
 from medvl_core.studies.m3g_answer_generation.scores import POSTPROCESSING, best_row, score
 
-
 SETTINGS = table3_settings(3, 4)[1:]  # without the augmented competition row (the toy fits have no augmentation)
 
 

@@ -40,8 +40,8 @@ from .evidence import (
     seed_per_case,
     wrong_labels,
 )
-from .metric_checks import metric_check_answers, metric_check_table
 from .knn import KnnSetting, neighbour_disagreement, predict_labels, table2_setting, table3_settings
+from .metric_checks import metric_check_answers, metric_check_table
 from .official_scorer import score_submission
 from .prepare import (
     built_dictionary_accuracy,
@@ -61,6 +61,7 @@ from .scores import (
     length_metrics,
     post_metric_keys,
 )
+from .seeds import instability_table, label_disagreement, mean_sd_view, mean_table, sd_table, seed_accuracy, seed_runs
 from .tables import (
     REFERENCE_METRICS,
     batch_size_sweep,
@@ -72,7 +73,6 @@ from .tables import (
     scale_table,
     table4_panels,
 )
-from .seeds import instability_table, label_disagreement, mean_sd_view, mean_table, sd_table, seed_accuracy, seed_runs
 
 __all__ = ["CLAUDE_METRICS", "POSTPROCESSING", "REFERENCE_METRICS", "TABLE1_POSTPROCESSING", "KnnSetting",
            "claude_rows", "instability_table", "label_disagreement", "mean_sd_view", "mean_table",

@@ -23,8 +23,8 @@ from .claude_arm import CLAUDE_METRICS, CLAUDE_TABLE4_SCENARIO, claude_texts
 from .clip import ClipFit
 from .knn import KnnSetting, neighbour_disagreement, predict_labels
 from .prepare import M3GData, M3GSplit, take
-from .seeds import label_disagreement
 from .scores import POSTPROCESSING, answers, knn_metric_keys, post_metric_keys, split_language
+from .seeds import label_disagreement
 
 MAX_ORDER = 4
 

@@ -126,7 +126,7 @@ def scale_table(metrics: dict, dataset: str, split: str = "test") -> pd.DataFram
     out = pd.DataFrame([{"answer": name, f"this run ({dataset} {split})": metrics.get(key, np.nan),
                          "DermaVQA test (paper's scale)": ref} for name, key, ref in rows])
     out["this run / DermaVQA"] = (out.iloc[:, 1] / out.iloc[:, 2]).round(2)
-    out["DermaVQA source"] = ["measured (dermavqa_scale.yaml)"] * 2 + ["paper, Table 3 (Claude, Table 1: %.3f)" % claude]
+    out["DermaVQA source"] = ["measured (dermavqa_scale.yaml)"] * 2 + [f"paper, Table 3 (Claude, Table 1: {claude:.3f})"]
     return out
 
 

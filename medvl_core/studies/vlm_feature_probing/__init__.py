@@ -11,8 +11,15 @@ package.
 from .evidence import claim_evidence, explained_variance
 from .medical_vlm import MEDICAL_VLM, SMALL_SYNTH_CXR, medical_vlm_label, train_medical_vlm
 from .poster import POSTER_COLUMNS, POSTER_N, dataset_table, poster_column, slug
-from .probes import (CONFOUNDER_COLUMNS, confounder_results, factor_silhouettes, fitted_probes, pixel_features,
-                     probe_results, subclass_results)
+from .probes import (
+                     CONFOUNDER_COLUMNS,
+                     confounder_results,
+                     factor_silhouettes,
+                     fitted_probes,
+                     pixel_features,
+                     probe_results,
+                     subclass_results,
+)
 from .tables import model_summary, per_dataset_metrics, probe_table
 
 __all__ = ["CONFOUNDER_COLUMNS", "MEDICAL_VLM", "POSTER_COLUMNS", "POSTER_N", "SMALL_SYNTH_CXR", "claim_evidence",
