@@ -92,3 +92,43 @@ def recorded_metrics(path: Path) -> dict:
     except json.JSONDecodeError as exc:
         raise MedvlError(f"{path}: the runs.record cell's output is not the JSON of runs.print_metrics ({exc}); "
                          "refresh the notebook with `make notebooks`") from exc
+
+
+def show_source(*objects, equation: str = "", source: str = ""):
+    """Markdown of the paper's equation and each object's qualified name, file, first line and source code."""
+    from IPython.display import Markdown
+
+    if not objects:
+        raise TypeError("show_source needs at least one function, class or method of medvl_core")
+    parts = []
+    if equation:
+        parts.append(f"$$\n{equation.strip().strip('$').strip()}\n$$")
+    if source:
+        parts.append(f"*{source}*" if equation else f"*Paper: {source}*")
+    parts += [_source_block(obj) for obj in objects]
+    return Markdown("\n\n".join(parts))
+
+
+def _source_block(obj) -> str:
+    """One object's heading (qualified name, file:line relative to the repository) and its source in a python block."""
+    import inspect
+
+    from .config import REPO_ROOT
+
+    target = inspect.unwrap(obj.fget if isinstance(obj, property) else obj)
+    name = _qualified_name(target)
+    try:
+        lines, first = inspect.getsourcelines(target)
+        file = Path(inspect.getsourcefile(target) or "").resolve()
+    except (TypeError, OSError) as exc:
+        raise MedvlError(f"show_source: {name} ({type(obj).__name__}) has no Python source to show ({exc}); "
+                         "pass a function, class or method defined in medvl_core") from exc
+    where = file.relative_to(REPO_ROOT).as_posix() if file.is_relative_to(REPO_ROOT) else file.name
+    body = "".join(lines).rstrip()
+    return f"**`{name}`** — `{where}`, line {first}\n\n```python\n{body}\n```"
+
+
+def _qualified_name(obj) -> str:
+    """module.qualname of a function, class or method (repr for anything without one)."""
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    return f"{module}.{qualname}" if module and qualname else repr(obj)

@@ -83,3 +83,18 @@ def _plain(value):
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+def exercise_results(paper: str, name: str):
+    """papers/<paper>/exercises/<name>.csv, the committed results.csv of that paper's sweep-exercise-<name>.yaml."""
+    import pandas as pd
+
+    from .config import papers_dir
+    from .errors import MedvlError
+
+    path = papers_dir() / paper / "exercises" / f"{name}.csv"
+    if not path.is_file():
+        sweep = f"papers/{paper}/params/sweep-exercise-{name}.yaml"
+        raise MedvlError(f"no committed exercise results at papers/{paper}/exercises/{name}.csv; run "
+                         f"`medvl batch {sweep} --out DIR` and copy DIR/results.csv there")
+    return pd.read_csv(path)

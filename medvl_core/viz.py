@@ -318,3 +318,75 @@ def textwrap_label(text: str, width: int = 18) -> str:
     import textwrap
 
     return "\n".join(textwrap.wrap(str(text), width)) or str(text)
+
+
+def exercise_figure(results, x: str, y, title: str = "", hue: str | None = None, references: dict | None = None):
+    """A sweep's results table (CSV path or DataFrame) as one line per metric in `y` (or per `hue` value) over `x`,
+    with dashed horizontal reference lines ({name: value}, e.g. chance)."""
+    import textwrap
+
+    import seaborn as sns
+
+    frame = _results_frame(results)
+    ys = [y] if isinstance(y, str) else list(y)
+    _require_columns(frame, [x, *ys] + ([hue] if hue else []))
+    series = _exercise_series(frame, x, ys, hue)
+    numeric = all(isinstance(v, (int, float, np.integer, np.floating)) for v in frame[x])
+    ticks = list(dict.fromkeys(sorted(frame[x], key=lambda v: _natural_key(str(v)))))
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    colours = sns.color_palette("colorblind", len(series) + len(references or {}))
+    for k, (label, part) in enumerate(series.items()):
+        xs = part[x].to_numpy(dtype=float) if numeric else [ticks.index(v) for v in part[x]]
+        ax.plot(xs, part["_y"], marker="osD^v<>p"[k % 8], color=colours[k], linewidth=1.8, markersize=7, label=label)
+    for k, (name, value) in enumerate((references or {}).items()):
+        ax.axhline(value, color=colours[len(series) + k], linestyle="--", linewidth=1.4, label=f"{name}: {value:g}")
+    if numeric:
+        ax.set_xticks(sorted(set(float(v) for v in frame[x])))
+    else:
+        ax.set_xticks(range(len(ticks)), [textwrap_label(t, 14) for t in ticks])
+    ax.set_xlabel(x, fontsize=10)
+    ax.set_ylabel(ys[0] if len(ys) == 1 else "value", fontsize=10)
+    ax.tick_params(labelsize=9)
+    ax.legend(fontsize=9, loc="best")
+    ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=10, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def _results_frame(results):
+    """A results table from a CSV path or a DataFrame (copied)."""
+    import pandas as pd
+
+    if isinstance(results, pd.DataFrame):
+        return results.copy()
+    from pathlib import Path
+
+    from .errors import MedvlError
+
+    if not Path(results).is_file():
+        raise MedvlError(f"exercise_figure: no results table at {results}; run the sweep with `medvl batch`")
+    return pd.read_csv(results)
+
+
+def _require_columns(frame, names) -> None:
+    """Raise naming the missing columns and those the table has."""
+    from .errors import MedvlError
+
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise MedvlError(f"exercise_figure: results table has no column(s) {missing}; it has {list(frame.columns)}")
+
+
+def _exercise_series(frame, x: str, ys: list, hue: str | None) -> dict:
+    """{legend label: rows (x, _y) sorted by x} for each metric, split by hue value when given; NaN rows dropped."""
+    out = {}
+    groups = [(None, frame)] if hue is None else [(v, frame[frame[hue] == v]) for v in dict.fromkeys(frame[hue])]
+    for metric in ys:
+        for value, part in groups:
+            rows = part.assign(_y=part[metric].astype(float)).dropna(subset=["_y"])
+            rows = rows.iloc[sorted(range(len(rows)), key=lambda i: _natural_key(str(rows[x].iloc[i])))]
+            label = metric if hue is None else (f"{hue} = {value}" if len(ys) == 1 else f"{metric}, {hue} = {value}")
+            out[label] = rows
+    return out
+
