@@ -138,3 +138,41 @@ def tiny_open_clip(folder, image_size=32):
     (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "open_clip_model.safetensors"))
     return folder
+
+
+MIMIC_REPORT = "FINAL REPORT\n\n FINDINGS:\n Heart size is normal. Lungs are clear.\n\n IMPRESSION:\n No acute process.\n"
+
+
+def radiograph(shape, seed):
+    """A smooth grayscale array (bright mediastinum, darker lungs, a rib-like ripple) of `shape` (height, width)."""
+    h, w = shape
+    y, x = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    body = 170 - 90 * np.exp(-(((x - 0.3) / 0.12) ** 2 + ((y - 0.5) / 0.3) ** 2))
+    body -= 90 * np.exp(-(((x - 0.7) / 0.12) ** 2 + ((y - 0.5) / 0.3) ** 2))
+    ripple = 12 * np.sin(2 * np.pi * (y * 9 + seed * 0.37))
+    return np.clip(body + ripple + 40 * x * (seed % 3), 0, 255).astype(np.uint8)
+
+
+def write_mimic_jpg(root, n_studies=6, shape=(300, 240), quality=90):
+    """A MIMIC-CXR-JPG tree: two images per study (PA + LATERAL) of `shape`, reports, metadata / split / CheXpert
+    CSVs (studies cycle through train, validate, test); the first study's labels say Cardiomegaly 1, Edema -1."""
+    from medvl_core.data.labels import CHEXPERT_LABELS
+
+    meta, splits, labels = [], [], []
+    for study in range(n_studies):
+        subject, study_id = 10000000 + study, 50000000 + study
+        folder = root / "files" / f"p{str(subject)[:2]}" / f"p{subject}" / f"s{study_id}"
+        folder.mkdir(parents=True)
+        for view in ("PA", "LATERAL"):
+            dicom = f"{study:03d}{view.lower()}"
+            Image.fromarray(radiograph(shape, study * 2 + (view == "PA"))).save(folder / f"{dicom}.jpg", quality=quality)
+            meta.append({"dicom_id": dicom, "subject_id": subject, "study_id": study_id, "ViewPosition": view})
+            splits.append({"dicom_id": dicom, "study_id": study_id, "subject_id": subject,
+                           "split": ("train", "validate", "test")[study % 3]})
+        (folder.parent / f"s{study_id}.txt").write_text(MIMIC_REPORT)
+        row = {name: ("" if study else {"Cardiomegaly": 1, "Edema": -1}.get(name, "")) for name in CHEXPERT_LABELS}
+        labels.append({"subject_id": subject, "study_id": study_id, **row})
+    pd.DataFrame(meta).to_csv(root / "mimic-cxr-2.0.0-metadata.csv", index=False)
+    pd.DataFrame(splits).to_csv(root / "mimic-cxr-2.0.0-split.csv", index=False)
+    pd.DataFrame(labels).to_csv(root / "mimic-cxr-2.0.0-chexpert.csv", index=False)
+    return root

@@ -1,4 +1,4 @@
-"""`medvl` command line: list, run, batch, compare, claims, refresh, summary, check-data (`medvl --help`).
+"""`medvl` command line: list, run, batch, compare, claims, refresh, summary, check-data, prepare (`medvl --help`).
 
 `main` is the console script; `parser` builds the arguments, `run` executes a notebook into a run folder,
 `batch` runs sweeps, `commands` holds the other subcommands.

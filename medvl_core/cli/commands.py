@@ -1,4 +1,4 @@
-"""The small `medvl` commands: list, refresh, compare, claims, summary and check-data."""
+"""The small `medvl` commands: list, refresh, compare, claims, summary, check-data and prepare."""
 
 from __future__ import annotations
 
@@ -124,3 +124,16 @@ def cmd_check_data(args) -> int:
     counts = ", ".join(f"{n} {problem}" for problem, n in bad["problem"].value_counts().items())
     print(f"{args.dataset} ({args.split}): {bad['index'].nunique()} bad items of {len(dataset)} ({counts})")
     return 1
+
+
+def cmd_prepare(args) -> int:
+    """Write the prepared copy of a dataset (resuming an unfinished one) and print where it is."""
+    from ..data.prepare import prepare_dataset
+    from ..data.prepared import read_manifest
+
+    folder = prepare_dataset(args.dataset, args.root, size=args.size, views=args.views, workers=args.workers,
+                             force=args.force, bad_items=args.bad_items, progress=not args.quiet)
+    manifest = read_manifest(folder)
+    print(f"{args.dataset}: prepared copy {folder} ({manifest['size']} px, {manifest['n_images']} images, "
+          f"{manifest['n_bad']} unreadable)")
+    return 0

@@ -11,7 +11,7 @@ from ..config import REPO_ROOT
 from ..errors import UsageError
 from ..papers import PAPERS, get_paper
 from .batch import EXECUTORS, cmd_batch
-from .commands import cmd_check_data, cmd_claims, cmd_compare, cmd_list, cmd_refresh, cmd_summary
+from .commands import cmd_check_data, cmd_claims, cmd_compare, cmd_list, cmd_prepare, cmd_refresh, cmd_summary
 from .run import EXIT_USAGE, cmd_run
 
 EPILOG = """\
@@ -76,6 +76,15 @@ def dataset_names() -> list[str]:
     return sorted(names)
 
 
+def preparable_names() -> list[str]:
+    """The datasets `medvl prepare` writes copies of (`data.prepared.PREPARABLE`, read from its source: no torch)."""
+    tree = ast.parse((Path(__file__).parent.parent / "data" / "prepared.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "PREPARABLE":
+            return list(ast.literal_eval(node.value))
+    raise UsageError("medvl_core/data/prepared.py defines no PREPARABLE tuple")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `medvl` parser: one subcommand per command, each with its `func`."""
     parser = _Parser(prog="medvl", description="Run the medvl executable papers.", epilog=EPILOG,
@@ -95,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("folder", help="folder whose subfolders are run folders, e.g. runs/demo")
     summary.set_defaults(func=cmd_summary)
     _add_check_data(sub)
+    _add_prepare(sub)
     return parser
 
 
@@ -159,3 +169,22 @@ def _add_check_data(sub) -> None:
     check.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="reader threads")
     check.add_argument("--quiet", action="store_true", help="no progress bar")
     check.set_defaults(func=cmd_check_data)
+
+
+def _add_prepare(sub) -> None:
+    prepare = sub.add_parser("prepare", help="decode a chest X-ray dataset's images once into a prepared copy "
+                                             "(memory-mapped, resized) that training reads instead of the JPGs")
+    names = preparable_names()
+    prepare.add_argument("dataset", choices=names, metavar="DATASET", help=f"dataset name: {', '.join(names)}")
+    prepare.add_argument("--root", help="dataset folder in its official layout (default: its place under $MEDVL_DATA)")
+    prepare.add_argument("--size", type=int, default=256,
+                         help="side in pixels: the shorter side is resized to it, the longer centre-cropped "
+                              "(default 256; at least the image tower's input size)")
+    prepare.add_argument("--views", default="all", help="views to include, e.g. frontal (default: all)")
+    prepare.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="decoding threads (default: all cores)")
+    prepare.add_argument("--bad-items", choices=("error", "skip"), default="error",
+                         help="unreadable images: error stops listing them (finished chunks are kept), skip marks "
+                              "them in the copy")
+    prepare.add_argument("--force", action="store_true", help="discard an existing or unfinished copy and start over")
+    prepare.add_argument("--quiet", action="store_true", help="no progress bar")
+    prepare.set_defaults(func=cmd_prepare)

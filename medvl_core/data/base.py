@@ -14,6 +14,7 @@ class RecordDataset(Dataset):
     """Items are record dicts; `load` turns a stored record into the item (e.g. opens its image)."""
 
     split = ""  # set by `open_dataset`; a test split's label matrix is tagged so no selection can use it
+    prepared = None  # a data.prepared.PreparedImages when the images are read from a prepared copy
 
     def __init__(self, records: Sequence[dict], label_names: Sequence[str] = (), load: Callable | None = None,
                  transform: Callable | None = None, name: str = ""):
@@ -25,6 +26,11 @@ class RecordDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.records)
+
+    @property
+    def loader(self) -> Callable | None:
+        """The `load` callback turning a stored record into an item (None: records are the items)."""
+        return self._load
 
     def __getitem__(self, index: int) -> dict:
         item = dict(self.records[index])

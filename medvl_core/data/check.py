@@ -2,7 +2,8 @@
 
 An item's images are its `path` and, for multi-image cases (DermaVQA), every one of its `image_paths`.
 
-`check_dataset` opens every image and report of a dataset once (threads, progress bar) and returns one row
+`check_dataset` opens every image and report of a dataset once (threads, progress bar; a dataset read from a
+prepared copy takes its images' problems from the copy, found when it was written) and returns one row
 per problem; `screen` applies a training run's `bad_items` policy: "error" (default) fails before the first
 step listing every bad item, "skip" drops them and says how many. A report without Findings/Impression headers is
 listed but not bad (its last paragraph is the text, as the loaders read it). `medvl check-data` prints the table.
@@ -62,11 +63,13 @@ def _report_problem(record: dict) -> tuple[str, str, str] | None:
     return None
 
 
-def check_record(index: int, record: dict) -> list[dict]:
-    """Every problem of one record, as table rows."""
+def check_record(index: int, record: dict, prepared=None) -> list[dict]:
+    """Every problem of one record, as table rows; its `path` image as the prepared copy `prepared` recorded it
+    (when given) instead of decoding the source again."""
     rows = []
     for path in ([record["path"]] if "path" in record else []) + list(record.get("image_paths") or []):
-        found = _image_problem(path)
+        from_copy = prepared is not None and path == record.get("path")
+        found = prepared.problem(record["id"]) if from_copy else _image_problem(path)
         if found:
             rows.append({"index": index, "id": record.get("id"), "problem": found[0], "file": path,
                          "detail": found[1]})
@@ -81,8 +84,9 @@ def check_dataset(dataset: RecordDataset, workers: int = 4, progress: bool = Tru
     from tqdm.auto import tqdm
 
     records = dataset.records
+    prepared = [getattr(dataset, "prepared", None)] * len(records)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = list(tqdm(pool.map(check_record, range(len(records)), records), total=len(records),
+        results = list(tqdm(pool.map(check_record, range(len(records)), records, prepared), total=len(records),
                             desc=f"checking {dataset.name or 'dataset'}", unit="item", disable=not progress))
     rows = [row for found in results for row in found]
     return pd.DataFrame(rows, columns=COLUMNS)

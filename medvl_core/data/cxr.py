@@ -87,8 +87,12 @@ def _mimic_frame(root: Path, split: str, labeler: str, uncertain: str) -> tuple[
 
 @register("mimic-cxr", "MIMIC-CXR-JPG 2.0: JPGs, metadata/split/CheXpert CSVs, free-text reports (PhysioNet)")
 def mimic_cxr(root: Path, split: str = "train", views=FRONTAL_VIEWS, uncertain: str = "ignore", images: bool = True,
-              text: bool = True, reports_root=None, labeler: str = "chexpert", mode: str = "L", transform=None):
-    """One item per image: id (dicom_id), image, text (Findings+Impression), labels, subject/study ids, view, split."""
+              text: bool = True, reports_root=None, labeler: str = "chexpert", mode: str = "L", transform=None,
+              draft_side: int | None = None):
+    """One item per image: id (dicom_id), image, text (Findings+Impression), labels, subject/study ids, view, split.
+
+    `draft_side`: decode the JPGs at a reduced scale whose shorter side stays >= this (PIL draft mode; for
+    training at a much smaller size)."""
     split = canonical_split(split, ("train", "val", "test", "all"), "mimic-cxr")
     frame, labels = _mimic_frame(require_dir(root, "MIMIC-CXR root", "set root= or $MEDVL_DATA"), split, labeler, uncertain)
     frame = frame.assign(view=frame["ViewPosition"].fillna("").astype(str).str.upper())
@@ -106,7 +110,7 @@ def mimic_cxr(root: Path, split: str = "train", views=FRONTAL_VIEWS, uncertain: 
     if text and records and not Path(records[0]["report_path"]).is_file():
         raise DataFormatError(f"MIMIC-CXR report not found: {records[0]['report_path']}; unzip mimic-cxr-reports "
                               "(its files/ tree) there, pass reports_root=, or text=False")
-    load = image_loader(images, mode, (lambda item: read_report(item["report_path"])) if text else None)
+    load = image_loader(images, mode, (lambda item: read_report(item["report_path"])) if text else None, draft_side)
     return RecordDataset(records, CHEXPERT_LABELS, load, transform, "mimic-cxr")
 
 
@@ -161,8 +165,9 @@ def _first_frontal(study_dir: Path) -> Path:
 
 @register("chexpert", "CheXpert v1.0 (small or full): train/valid CSVs and test ground truth (Stanford AIMI)")
 def chexpert(root: Path, split: str = "train", views=FRONTAL_VIEWS, uncertain: str = "ignore", images: bool = True,
-             mode: str = "L", transform=None):
-    """One item per image (or per study for Study-form ground truth): id, image, labels, view, sex, age, patient_id."""
+             mode: str = "L", transform=None, draft_side: int | None = None):
+    """One item per image (or per study for Study-form ground truth): id, image, labels, view, sex, age, patient_id
+    (`draft_side` as for mimic-cxr)."""
     split = canonical_split(split, ("train", "val", "test"), "chexpert")
     home = chexpert_home(require_dir(root, "CheXpert root", "set root= or $MEDVL_DATA"))
     path = find_file(home, CHEXPERT_FILES[split], f"CheXpert {split} CSV")
@@ -184,7 +189,7 @@ def chexpert(root: Path, split: str = "train", views=FRONTAL_VIEWS, uncertain: s
     if key == "Study" and images:
         for record in records:
             record["path"] = str(_first_frontal(Path(record["path"])))
-    return RecordDataset(records, CHEXPERT_LABELS, image_loader(images, mode), transform, "chexpert")
+    return RecordDataset(records, CHEXPERT_LABELS, image_loader(images, mode, None, draft_side), transform, "chexpert")
 
 
 # ------------------------------------------------------------------ labels in a dataset's own vocabulary

@@ -140,19 +140,32 @@ def hash_split(keys: pd.Series, split: str) -> np.ndarray:
     return (fractions >= lo) & (fractions < hi)
 
 
-def image_loader(images: bool = True, mode: str = "L", text: Callable[[dict], str] | None = None):
-    """The lazy `load` callback: opens `item["path"]` as `item["image"]` and fills `item["text"]`."""
-    if not images and text is None:
-        return None
+class ImageTextLoad:
+    """The lazy `load` callback: opens `item["path"]` as `item["image"]` (or reads its row of a prepared copy, see
+    `data.prepared`) and fills `item["text"]`."""
 
-    def load(item: dict) -> dict:
-        if text is not None:
-            item["text"] = text(item)
-        if images:
-            item["image"] = load_image(item["path"], mode=mode)
+    def __init__(self, images: bool = True, mode: str = "L", text: Callable[[dict], str] | None = None,
+                 draft_side: int | None = None):
+        self.images, self.mode, self.text, self.draft_side = images, mode, text, draft_side
+        self.prepared = None  # a data.prepared.PreparedImages, set by open_dataset when a matching copy exists
+
+    def __call__(self, item: dict) -> dict:
+        if self.text is not None:
+            item["text"] = self.text(item)
+        if self.images:
+            if self.prepared is not None:
+                item["image"] = self.prepared.image(item["id"], self.mode)
+            else:
+                item["image"] = load_image(item["path"], mode=self.mode, draft_side=self.draft_side)
         return item
 
-    return load
+
+def image_loader(images: bool = True, mode: str = "L", text: Callable[[dict], str] | None = None,
+                 draft_side: int | None = None) -> ImageTextLoad | None:
+    """The lazy `load` callback of a chest X-ray loader (`ImageTextLoad`); None when it loads nothing."""
+    if not images and text is None:
+        return None
+    return ImageTextLoad(images, mode, text, draft_side)
 
 
 def build_records(frame: pd.DataFrame, labels: np.ndarray, columns: dict[str, str]) -> list[dict]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..config import dataset_dir
 from ..errors import MedvlError
+from .prepared import attach
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,12 @@ def register(name: str, description: str):
     return wrap
 
 
-def open_dataset(name: str, root=None, split: str = "train", **options):
-    """Open dataset `name` (see DATASETS) from `root` (default: its place under the data root)."""
+def open_dataset(name: str, root=None, split: str = "train", prepared="auto", **options):
+    """Open dataset `name` (see DATASETS) from `root` (default: its place under the data root).
+
+    `prepared`: "auto" reads a chest X-ray dataset's images from its prepared copy (`medvl prepare`) when one
+    matches the root's files, a size (e.g. 256) requires that copy, "off" decodes the source images.
+    """
     if name not in DATASETS:
         close = difflib.get_close_matches(name, DATASETS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -65,4 +70,5 @@ def open_dataset(name: str, root=None, split: str = "train", **options):
     dataset = DATASETS[name].factory(root, split, **options)
     if hasattr(dataset, "records"):
         dataset.split = split
+        attach(dataset, name, root, prepared)
     return dataset
