@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -22,6 +23,13 @@ from .run import EXIT_FAILED, load_params_file
 EXECUTORS = ("local", "slurm")
 SLURM_KEYS = {"partition": "slurm_partition", "gpus": "gpus_per_node", "time": "timeout_min", "mem": "mem_gb",
               "cpus": "cpus_per_task"}  # sweep file `slurm:` key -> submitit parameter
+SLURM_DEFAULT_TIME_MIN = 24 * 60  # a job's time limit when the sweep gives no `time:` (submitit's own is 5 minutes)
+SLURM_POLL_S = 2.0  # seconds between two looks at the Slurm queue while the jobs run
+SLURM_GRACE_S = 30.0  # how long after a job ended its result file may take to appear (shared file systems)
+SLURM_ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
+                "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED", "RESV_DEL_HOLD"}
+SLURM_LOST = {"CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "PREEMPTED",
+              "REVOKED", "SPECIAL_EXIT"}  # ended states after which no result file can come
 
 
 def cmd_batch(args) -> int:
@@ -38,7 +46,7 @@ def cmd_batch(args) -> int:
     defaults = notebook_parameters(paper.notebook)
     for params in runs:
         check_overrides(defaults, params, f"paper {paper.id} in {sweep_path}")
-    out = Path(args.out) if args.out else runs_root() / "sweeps" / sweep_path.stem
+    out = (Path(args.out) if args.out else runs_root() / "sweeps" / sweep_path.stem).resolve()  # jobs may start elsewhere
     todo = [(params, out / run_name(params, sweep.get("grid") or {})) for params in runs]
     pending = [(p, d) for p, d in todo if not is_complete(d)]
     print(f"medvl: {len(todo)} runs in {out}, {len(todo) - len(pending)} already complete, running {len(pending)}"
@@ -99,7 +107,11 @@ def submit_runs(paper_id: str, pending: list, out: Path, executor: str, jobs: in
     for wave in waves:
         with pool.batch():
             handles = [pool.submit(_run_subprocess, paper_id, params, run_dir) for params, run_dir in wave]
-        codes += [_job_code(handle) for handle in handles]
+        if executor == "slurm":
+            print(f"medvl: submitted Slurm job(s) {', '.join(h.job_id for h in handles)}; logs in {out / 'submitit'}")
+            codes += wait_slurm(handles)
+        else:
+            codes += [_job_code(handle) for handle in handles]
     return codes
 
 
@@ -108,17 +120,71 @@ def slurm_parameters(slurm: dict, jobs: int) -> dict:
     unknown = set(slurm) - set(SLURM_KEYS)
     if unknown:
         raise ParameterError(f"sweep slurm: keys {sorted(unknown)} unknown; use {sorted(SLURM_KEYS)}")
-    return {"slurm_array_parallelism": jobs, **{SLURM_KEYS[key]: value for key, value in slurm.items()}}
+    return {"slurm_array_parallelism": jobs, "timeout_min": SLURM_DEFAULT_TIME_MIN,
+            **{SLURM_KEYS[key]: value for key, value in slurm.items()}}
 
 
-def _job_code(handle) -> int:
-    """A finished submitit job's exit status (1 when the job itself failed)."""
+def wait_slurm(handles, poll_s: float = SLURM_POLL_S, grace_s: float = SLURM_GRACE_S) -> list[int]:
+    """Exit codes of Slurm jobs: each once its result file is there, or it ended without one (squeue; no sacct)."""
+    codes: dict[int, int] = {}
+    ended_at: dict[int, float] = {}
+    while True:
+        states = slurm_states([h.job_id for h in handles])
+        for i, handle in enumerate(handles):
+            if i in codes:
+                continue
+            state = None if states is None else states.get(handle.job_id, "ENDED")
+            if handle.paths.result_pickle.exists() or (states is None and handle.done()):  # no squeue: sacct
+                codes[i] = _job_code(handle, state)
+            elif state in SLURM_LOST:
+                codes[i] = _lost_job(handle, state)
+            elif state is not None and state not in SLURM_ACTIVE:  # ended: its result file may still be on its way
+                ended_at.setdefault(i, time.monotonic())
+                if time.monotonic() - ended_at[i] >= grace_s:
+                    codes[i] = _lost_job(handle, state)
+        if len(codes) == len(handles):
+            return [codes[i] for i in range(len(handles))]
+        time.sleep(poll_s)
+
+
+def slurm_states(job_ids: list[str]) -> dict[str, str] | None:
+    """Slurm state of each job the controller still knows (array tasks as A_i), from squeue; None when squeue fails."""
+    arrays = sorted({job_id.split("_")[0] for job_id in job_ids})
     try:
-        return int(handle.result())
+        out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i %T", "-j", ",".join(arrays)],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:  # squeue also fails when every id has left the controller's memory
+        return {} if "Invalid job id" in out.stderr else None
+    return dict(line.split(maxsplit=1) for line in out.stdout.splitlines() if len(line.split()) == 2)
+
+
+def _lost_job(handle, state: str) -> int:
+    """EXIT_FAILED for a job that ended without a result file (cancelled, timed out, killed), with its last log line."""
+    try:
+        lines = [ln for ln in handle.paths.stderr.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        lines = []
+    last = lines[-1].strip() if lines else "no log line"
+    print(f"medvl: job {handle.job_id} ended {state} without a result: {last}; "
+          f"log {handle.paths.stderr}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _job_code(handle, state: str | None = None) -> int:
+    """A finished submitit job's exit status (1 when the job failed or was killed), reported on stderr when not 0."""
+    try:
+        code = int(handle.result())
     except Exception as exc:  # noqa: BLE001 - submitit raises its own failure types; the table shows the run
         print(f"medvl: job {handle.job_id} failed: {str(exc).strip().splitlines()[-1] if str(exc).strip() else exc}",
               file=sys.stderr)
         return EXIT_FAILED
+    if code:
+        how = f"was killed by signal {-code}" if code < 0 else f"exited {code}"
+        print(f"medvl: job {handle.job_id}{f' ({state})' if state else ''}: its medvl run {how}; log "
+              f"{handle.paths.stderr}", file=sys.stderr)
+    return EXIT_FAILED if code < 0 else code
 
 
 def results_table(run_dirs: list[Path], param_names: list[str]):
