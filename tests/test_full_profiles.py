@@ -13,6 +13,7 @@ import shutil
 
 import pytest
 
+from medvl_core.cli import main
 from medvl_core.cli.run import execute, load_params_file
 from medvl_core.papers import get_paper
 from medvl_core.runs import read_metrics
@@ -54,6 +55,7 @@ def test_loss_relaxation_full_yaml_at_toy_size(tmp_path, monkeypatch):
 
     data = write_paper_test_sets(official_trees(tmp_path / "data"))
     monkeypatch.setenv("MEDVL_DATA", str(data))
+    assert main(["prepare", "mimic-cxr", "--size", "32", "--quiet", "--workers", "2"]) == 0  # the training reads it
     full = load_params_file(get_paper("loss_relaxation").params_file("full"))
     toy = {"image_encoder": f"open_clip:local-dir:{tiny_open_clip(tmp_path / 'clip')}",
            "text_encoder": f"hf:{tiny_bert(tmp_path / 'bert')}", "image_size": 32,
@@ -63,6 +65,8 @@ def test_loss_relaxation_full_yaml_at_toy_size(tmp_path, monkeypatch):
     assert set(toy) - {"save_model"} <= set(full)  # only sizes, devices and the two towers change
     out = tmp_path / "run"
     assert execute("loss_relaxation", {**full, **toy}, out, progress=False) == 0
+    assert f"mimic-cxr: reading the prepared copy {data / 'prepared' / 'mimic-cxr-32'}" in (
+        out / "loss_relaxation.ipynb").read_text()
     metrics = read_metrics(out)
     assert metrics["n_seeds"] == 1 and metrics["n_test_images"] == 40
     for framework in ("clip", "slip", "uniclip"):  # all three frameworks of full.yaml trained on pixels
