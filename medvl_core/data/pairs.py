@@ -18,8 +18,8 @@ class ImageTextPairs(Dataset):
     and a fresh augmentation, both deterministic from (seed, epoch, index). `slip=True` adds "views": two more
     independent augmentations (`augment`, or `paper_augmentation()` when None) as a (2, 3, H, W) tensor.
     Images are first shrunk to the preprocess's resize size (cheap augmentation); `cache_images=True` keeps those
-    decoded, shrunk images and the texts in memory (small datasets; the engine uses num_workers=0 on CPU).
-    With DataLoader workers, use non-persistent workers so each epoch's copy sees the new epoch.
+    decoded, shrunk images and the texts in memory (small datasets; each DataLoader worker keeps its own cache).
+    The training engine's loader sets the epoch in every worker copy (`train.loader`), persistent workers included.
     """
 
     def __init__(

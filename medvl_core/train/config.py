@@ -44,7 +44,7 @@ class TrainConfig:
     max_grad_norm: float | None = None
     mixed_precision: str = "auto"  # "auto" = bf16 on CUDA (fp16 if no bf16), else "no"
     seed: int = 0
-    num_workers: int = 0
+    num_workers: int = 0  # loader worker processes; -1: the cores minus one on CUDA, 0 on the CPU (train.loader)
     checkpoint_dir: str | os.PathLike | None = None  # None = no checkpoints
     checkpoint_every_epochs: int = 1
     resume: bool = True
@@ -57,8 +57,9 @@ class TrainConfig:
         """Validate values; raise one clear ParameterError."""
         for name in ("epochs", "global_batch_size", "grad_accum_steps", "checkpoint_every_epochs", "log_every"):
             _check(name, getattr(self, name) >= 1, ">= 1")
-        for name in ("warmup_steps", "num_workers", "weight_decay", "momentum", "plateau_patience"):
+        for name in ("warmup_steps", "weight_decay", "momentum", "plateau_patience"):
             _check(name, getattr(self, name) >= 0, ">= 0")
+        _check("num_workers", self.num_workers >= -1, ">= 0, or -1 for the available cores minus one on CUDA")
         _check("plateau_factor", 0 < self.plateau_factor < 1, "in (0, 1)")
         _check("early_stopping_patience", self.early_stopping_patience is None or self.early_stopping_patience >= 1,
                ">= 1 or None")

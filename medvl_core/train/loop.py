@@ -18,16 +18,16 @@ history verbatim.
 
 Determinism: `train` seeds everything from `config.seed`; each epoch's shuffle comes from a
 `torch.Generator` seeded from (seed, epoch), and `dataset.set_epoch(epoch)` is called before the
-epoch when the dataset has it (Accelerate's loader may call it again with the same epoch: keep it
-idempotent, e.g. seed the epoch's sampling from (seed, epoch)). A checkpoint (`checkpoint_dir/last.pt`) holds model, optimizer, scheduler, scaler,
-history and every RNG state, so a run that was interrupted and resumed ends with exactly the same
+epoch when the dataset has it, in this process and, through the loader, in every worker process
+(`loader.epoch_loader`: workers persist across epochs; keep `set_epoch` idempotent, e.g. seed the epoch's
+sampling from (seed, epoch), and the batches are the same whatever `config.num_workers`).
+A checkpoint (`checkpoint_dir/last.pt`) holds model, optimizer, scheduler, scaler, history and every RNG state, so a run that was interrupted and resumed ends with exactly the same
 parameters as one that never stopped (same config, same hardware).
 """
 
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from .. import run_env as session
 from ..config import choose_device, seed_everything
@@ -52,7 +51,8 @@ from .checkpoints import (
     trainable_state,
 )
 from .config import TrainConfig, TrainResult
-from .distributed import GlobalBatchShards, OnDevice, announce_split, is_distributed, train_on_processes, world_size
+from .distributed import announce_split, is_distributed, train_on_processes, world_size
+from .loader import epoch_loader, start_epoch
 from .schedules import Plateau, lr_factor
 
 
@@ -82,7 +82,8 @@ def run_loop(model, train_dataset, loss_fn, config: TrainConfig, collate_fn, val
     seed_everything(config.seed)
     accelerator = _accelerator(config)
     config.per_process_batch_size(accelerator.num_processes)  # refuses a global batch that does not split evenly
-    loader_len = len(_loader(train_dataset, config, collate_fn, 0, accelerator))
+    loader = _loader(train_dataset, config, collate_fn, accelerator)
+    loader_len = len(loader)
     if loader_len == 0:
         raise ParameterError(f"train_dataset has {len(train_dataset)} items, too few for one batch of "
                              f"global_batch_size={config.global_batch_size} on {accelerator.num_processes} "
@@ -100,7 +101,7 @@ def run_loop(model, train_dataset, loss_fn, config: TrainConfig, collate_fn, val
     for epoch in range(run.epoch, config.epochs):
         if tracker.should_stop:
             break
-        run.epoch_loop(train_dataset, collate_fn, val_fn, epoch)
+        run.epoch_loop(train_dataset, loader, val_fn, epoch)
     result = run.result()
     result.seconds = time.perf_counter() - t0
     return result
@@ -140,35 +141,10 @@ def _accelerator(config: TrainConfig):
                        dataloader_config=loaders)
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    """Seed of epoch `epoch`'s shuffle generator."""
-    return (int(seed) * 1_000_003 + int(epoch)) % (2**63 - 1)
-
-
-def _seed_worker(worker_id: int) -> None:
-    """Seed NumPy and `random` in a DataLoader worker from its torch seed."""
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
-def _loader(dataset, config: TrainConfig, collate_fn, epoch: int, accelerator):
-    """This epoch's shuffled DataLoader of global batches (generator seeded from (seed, epoch)); on N processes each
-    takes its share of every batch (`GlobalBatchShards`)."""
-    generator = torch.Generator().manual_seed(_epoch_seed(config.seed, epoch))
-    common = {"collate_fn": collate_fn, "num_workers": config.num_workers, "pin_memory": accelerator.device.type == "cuda",
-              "worker_init_fn": _seed_worker if config.num_workers else None}
-    if accelerator.num_processes > 1:
-        shards = GlobalBatchShards(len(dataset), config.global_batch_size,
-                                   accelerator.process_index, accelerator.num_processes, generator, config.drop_last)
-        # the loader draws its base seed from `generator` before the order, as the one-process loader does
-        return OnDevice(DataLoader(dataset, batch_sampler=shards, generator=generator, **common), accelerator.device)
-    loader = DataLoader(dataset, batch_size=config.global_batch_size, shuffle=True, generator=generator,
-                        drop_last=config.drop_last, **common)
-    loader = accelerator.prepare_data_loader(loader)
-    if hasattr(loader, "iteration"):  # Accelerate's loader calls dataset.set_epoch(iteration) when iterated
-        loader.iteration = epoch
-    return loader
+def _loader(dataset, config: TrainConfig, collate_fn, accelerator):
+    """The loader of every epoch (`loader.epoch_loader`: seeded order per epoch, persistent workers)."""
+    return epoch_loader(dataset, config.global_batch_size, config.seed, collate_fn, config.num_workers,
+                        config.drop_last, accelerator)
 
 
 def _optimizer(model: torch.nn.Module, config: TrainConfig, param_groups=None) -> torch.optim.Optimizer:
@@ -221,11 +197,11 @@ class _Run:
             session.log_line(f"{self.name} " + (f"finished earlier ({self.epoch} epochs): loaded from its checkpoint"
                                                if done else f"resumed after epoch {self.epoch}/{self.config.epochs}"))
 
-    def epoch_loop(self, dataset, collate_fn, val_fn, epoch: int) -> None:
-        """Train one epoch, validate, record history, checkpoint."""
+    def epoch_loop(self, dataset, loader, val_fn, epoch: int) -> None:
+        """Train one epoch of `loader` (over `dataset`), validate, record history, checkpoint."""
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(epoch)
-        loader = _loader(dataset, self.config, collate_fn, epoch, self.acc)
+        start_epoch(loader, epoch)
         t0 = time.perf_counter()
         means, n_samples = self._train_epoch(loader, epoch)
         seconds = time.perf_counter() - t0
