@@ -47,3 +47,24 @@ def test_require_validation_refuses_a_split_named_test():
 def test_training_monitor_cannot_watch_test_metrics():
     with pytest.raises(ParameterError, match="monitor"):
         TrainConfig(monitor="test_auroc")
+
+
+def test_unscorable_validation_labels_fail_before_training_naming_labels_counts_and_fix():
+    from medvl_core.errors import MedvlError
+    from medvl_core.eval.report_study import Split, check_selection_labels
+    from medvl_core.eval.selection import label_counts
+
+    nan = np.nan
+    Y = np.array([[1.0, nan, 0.0, nan], [nan, nan, 0.0, 1.0], [1.0, nan, 0.0, nan], [nan, 1.0, 0.0, nan]])
+    names = ["Atelectasis", "Cardiomegaly", "Edema", "Lung Opacity"]
+    assert label_counts(Y, names)["Atelectasis"] == (2, 0, 2) and label_counts(Y, names)["Edema"] == (0, 4, 0)
+    with pytest.raises(MedvlError) as error:  # the selection labels (the competition three here) have no both-class column
+        check_selection_labels(Split(None, Y), names, "mimic-cxr/val")
+    message = str(error.value)
+    assert "mimic-cxr/val" in message and "Lung Opacity" not in message
+    for expected in ("Atelectasis: 2 positive, 0 negative, 2 blank", "Cardiomegaly: 1 positive, 0 negative, 3 blank",
+                     "Edema: 0 positive, 4 negative, 0 blank", "cannot be computed", "validation_dataset: chexpert"):
+        assert expected in message
+    Y[1, 0] = 0.0  # Atelectasis now has a stated negative: the AUROC is defined on it, the other two are named
+    with pytest.warns(UserWarning, match=r"2 of 3 monitored labels .*Cardiomegaly: 1 positive, 0 negative"):
+        check_selection_labels(Split(None, Y), names, "mimic-cxr/val")

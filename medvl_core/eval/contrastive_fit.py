@@ -24,14 +24,14 @@ from ..models.cache import EpochTextFeatures
 from ..models.dual_encoder import DualEncoder
 from ..train import TrainConfig, train
 from .metrics import macro_auroc
-from .report_study import Split, StudyData
+from .report_study import COMPETITION as COMPETITION  # the five labels, where callers look for them
+from .report_study import Split, StudyData, selection_columns
 from .selection import require_validation
 from .zeroshot import ZeroShotClassifier
 
 FRAMEWORK_NAMES = {"clip": "CLIP", "slip": "SLIP", "uniclip": "UniCLIP"}
 FRAMEWORK_HEADS = {"clip": {}, "slip": {"ssl_dim": 256, "ssl_hidden_dim": 1024},
                    "uniclip": {"aug_params": 5, "domain_similarity": True}}
-COMPETITION = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]  # CheXpert's five
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def validation_scores(model: DualEncoder, study: StudyData) -> dict:
     those of them the study has, else all labels) and over all labels."""
     require_validation(study.validate.labels, what="validation_scores (the epoch each run keeps)")
     probs = zero_shot_probabilities(model.eval(), study.validate, study)
-    five = [study.label_names.index(c) for c in COMPETITION if c in study.label_names] or list(range(probs.shape[1]))
+    five = selection_columns(study.label_names)
     return {"val_auroc_5": macro_auroc(study.validate.labels[:, five], probs[:, five]),
             "val_auroc": macro_auroc(study.validate.labels, probs)}
 

@@ -17,7 +17,10 @@ from ..data.check import screen
 from ..data.pairs import sentence_index
 from ..data.transforms import PaperAugmentation
 from ..models.cache import image_tower_features, image_view_features, text_tower_features
+from .selection import require_scorable
 from .zeroshot import prompt_pairs
+
+COMPETITION = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]  # CheXpert's five
 
 
 @dataclass
@@ -82,6 +85,21 @@ def image_split(name, options, bad_items: str, skipped: dict) -> Split:
     return Split(dataset, dataset.label_matrix())
 
 
+def selection_columns(label_names) -> list[int]:
+    """Columns of the labels that select epochs and arms: the five competition labels the study has, else all."""
+    names = list(label_names)
+    return [names.index(c) for c in COMPETITION if c in names] or list(range(len(names)))
+
+
+def check_selection_labels(validate: Split, label_names, source: str) -> None:
+    """Fail before training when the validation AUROC over the selection labels cannot be computed on `validate`."""
+    five = selection_columns(label_names)
+    require_scorable(validate.labels[:, five], [label_names[j] for j in five], f"validation set {source}",
+                     "choose a validation set whose labels state positives and negatives, e.g. validation_dataset: "
+                     "chexpert (radiologist labels; prepare_study's validation_name); a report labeler's blank (not "
+                     "mentioned) is read as unknown, not as negative")
+
+
 HELD_OUT_OPTIONS = {"synth-cxr": {"split": "test", "test_set": "chexpert"}}  # its CheXpert-style test set
 VALIDATION_OPTIONS = {"synth-cxr": {"split": "val", "test_set": "chexpert"}}  # its CheXpert-style valid set
 
@@ -116,6 +134,7 @@ def prepare_report_study(image_encoder, text_encoder, labels=None, name: str = "
         for split in splits.values():
             split.labels = split.labels[:, keep]
         label_names = list(labels)
+    check_selection_labels(splits["val"], label_names, f"{validation_name or name}/val")
     if cache:
         for split in splits.values():
             split.image_features = image_tower_features(image_encoder, split.dataset, progress=progress)
