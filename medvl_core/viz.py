@@ -320,9 +320,10 @@ def textwrap_label(text: str, width: int = 18) -> str:
     return "\n".join(textwrap.wrap(str(text), width)) or str(text)
 
 
-def exercise_figure(results, x: str, y, title: str = "", hue: str | None = None, references: dict | None = None):
+def exercise_figure(results, x: str, y, title: str = "", hue: str | None = None, references: dict | None = None,
+                    ylabel: str = ""):
     """A sweep's results table (CSV path or DataFrame) as one line per metric in `y` (or per `hue` value) over `x`,
-    with dashed horizontal reference lines ({name: value}, e.g. chance)."""
+    with dashed horizontal reference lines ({name: value}, e.g. chance); `ylabel` defaults to the one metric's name."""
     import textwrap
 
     import seaborn as sns
@@ -346,7 +347,7 @@ def exercise_figure(results, x: str, y, title: str = "", hue: str | None = None,
     else:
         ax.set_xticks(range(len(ticks)), [textwrap_label(t, 14) for t in ticks])
     ax.set_xlabel(x, fontsize=10)
-    ax.set_ylabel(ys[0] if len(ys) == 1 else "value", fontsize=10)
+    ax.set_ylabel(ylabel or (ys[0] if len(ys) == 1 else "value"), fontsize=10)
     ax.tick_params(labelsize=9)
     ax.legend(fontsize=9, loc="best")
     ax.set_title("\n".join(textwrap.wrap(title, 70)), fontsize=10, loc="left")

@@ -86,6 +86,7 @@ def test_exercise_figure_one_series_per_metric_and_reference_lines(tmp_path):
 def test_exercise_figure_one_series_per_hue_value():
     fig = viz.exercise_figure(_frame(), "relax_threshold", "auroc", hue="arm")
     ax = fig.axes[0]
+    assert viz.exercise_figure(_frame(), "relax_threshold", "auroc", ylabel="AUROC (test)").axes[0].get_ylabel() == "AUROC (test)"
     assert [line.get_label() for line in ax.lines] == ["arm = a", "arm = b"]
     assert list(ax.lines[1].get_ydata()) == [0.55, 0.5]
     assert ax.get_ylabel() == "auroc"
