@@ -159,3 +159,31 @@ def test_each_exercise_csv_is_a_complete_sweep_the_notebook_plots(path):
 def test_every_plotted_exercise_has_its_committed_results():
     committed = {(p.parent.parent.name, p.stem) for p in EXERCISE_CSVS}
     assert set(PLOTTED) <= committed
+
+
+def test_local_batch_runs_get_no_two_minute_limit(tmp_path, monkeypatch):
+    """`medvl batch` (the exercises' command) on this machine: submitit's local default limit (2 min) is lifted."""
+    import submitit
+
+    from medvl_core.cli import batch
+
+    seen = {}
+
+    class Pool:
+        def __init__(self, folder, cluster):
+            seen["cluster"] = cluster
+
+        def update_parameters(self, **kwargs):
+            seen.update(kwargs)
+
+        def batch(self):
+            import contextlib
+
+            return contextlib.nullcontext()
+
+        def submit(self, fn, *args):
+            return type("Handle", (), {"result": lambda self: 0})()
+
+    monkeypatch.setattr(submitit, "AutoExecutor", Pool)
+    assert batch.submit_runs("meems", [({}, tmp_path / "a")], tmp_path, "local", 1, {}) == [0]
+    assert seen["cluster"] == "local" and seen["timeout_min"] >= 24 * 60

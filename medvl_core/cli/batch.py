@@ -24,6 +24,7 @@ EXECUTORS = ("local", "slurm")
 SLURM_KEYS = {"partition": "slurm_partition", "gpus": "gpus_per_node", "time": "timeout_min", "mem": "mem_gb",
               "cpus": "cpus_per_task"}  # sweep file `slurm:` key -> submitit parameter
 SLURM_DEFAULT_TIME_MIN = 24 * 60  # a job's time limit when the sweep gives no `time:` (submitit's own is 5 minutes)
+LOCAL_TIME_MIN = 7 * 24 * 60  # a local run's time limit (submitit's local default, 2 minutes, kills most notebook runs)
 SLURM_POLL_S = 2.0  # seconds between two looks at the Slurm queue while the jobs run
 SLURM_GRACE_S = 30.0  # how long after a job ended its result file may take to appear (shared file systems)
 SLURM_ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
@@ -101,7 +102,8 @@ def submit_runs(paper_id: str, pending: list, out: Path, executor: str, jobs: in
     if not pending:
         return []
     pool = submitit.AutoExecutor(folder=out / "submitit", cluster=executor)
-    pool.update_parameters(name=f"medvl-{paper_id}", **slurm_parameters(slurm, jobs) if executor == "slurm" else {})
+    pool.update_parameters(name=f"medvl-{paper_id}",
+                           **slurm_parameters(slurm, jobs) if executor == "slurm" else {"timeout_min": LOCAL_TIME_MIN})
     codes = []
     waves = [pending] if executor == "slurm" else [pending[i:i + jobs] for i in range(0, len(pending), jobs)]
     for wave in waves:
