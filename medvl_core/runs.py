@@ -96,5 +96,6 @@ def exercise_results(paper: str, name: str):
     if not path.is_file():
         sweep = f"papers/{paper}/params/sweep-exercise-{name}.yaml"
         raise MedvlError(f"no committed exercise results at papers/{paper}/exercises/{name}.csv; run "
-                         f"`medvl batch {sweep} --out DIR` and copy DIR/results.csv there")
+                         f"`medvl batch {sweep} --out DIR` (with MEDVL_NOTEBOOKS naming notebook copies without the "
+                         "cells that read it) and copy DIR/results.csv there")
     return pd.read_csv(path)
