@@ -145,3 +145,14 @@ def test_without_a_copy_a_large_dataset_gets_the_decode_estimate(data, capsys, m
     assert "`medvl prepare mimic-cxr`" in line and "measured on 3" in line
     with pytest.raises(MedvlError, match="no prepared copy of mimic-cxr .* at 64 px"):
         open_dataset("mimic-cxr", prepared=64)
+
+
+def test_dicom_sources_go_through_the_voi_lut_path(tmp_path, monkeypatch):
+    from cxr_test_trees import write_vindr
+
+    monkeypatch.setenv("MEDVL_DATA", str(tmp_path))
+    write_vindr(tmp_path / "vindr-cxr", n_images=4)  # its test split only: the missing train split is skipped
+    prepare.prepare_dataset("vindr-cxr", size=16, workers=1, progress=False)
+    raw, ready = (open_dataset("vindr-cxr", split="test", prepared=p) for p in ("off", 16))
+    for index in range(4):
+        assert np.array_equal(np.asarray(ready[index]["image"]), square_uint8(raw[index]["image"], 16))

@@ -46,14 +46,21 @@ CHUNK_SIZE = 512
 
 
 def source_records(name: str, root: Path, views) -> tuple[list[dict], list[str], object]:
-    """Every item of every split of `name` (one per image), its label names and the loader's text callback."""
+    """Every item of every split of `name` found under `root` (one per image), its label names and the loader's text
+    callback."""
     factory = DATASETS[name].factory
     options = {"views": views} if "views" in inspect.signature(factory).parameters else {}
-    records, labels, text = [], [], None
+    records, labels, text, missing = [], [], None, []
     for split in SPLITS[name]:
-        dataset = open_dataset(name, root, split=split, prepared="off", **options)
+        try:
+            dataset = open_dataset(name, root, split=split, prepared="off", **options)
+        except DataFormatError as exc:  # a split not downloaded (e.g. only VinDr-CXR's test set)
+            missing.append(exc)
+            continue
         records += dataset.records
         labels, text = dataset.label_names, getattr(dataset.loader, "text", None)
+    if len(missing) == len(SPLITS[name]):
+        raise missing[0]
     ids = [str(r["id"]) for r in records]
     if len(set(ids)) != len(ids):
         raise DataFormatError(f"{name} under {root}: item ids repeat across splits; a prepared copy needs unique ids")
