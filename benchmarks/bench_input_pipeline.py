@@ -11,7 +11,8 @@ tokenizer, the bundled MiniLM one) in a torch DataLoader with the same workers f
       its memmap),
   (c) a plain torchvision reference: ``PIL.Image.open`` + Resize + the same augmentation as torchvision transforms
       + CenterCrop, ToTensor, Normalize, the same sentence draws and tokenizer.
-The prepared copy's items are repeated (to about 2,000) so its pass lasts long enough to measure. Each rate is per core:
+The prepared copy's items are repeated (to about 2,000) so its pass lasts long enough to measure; the four
+pipelines alternate for ``--rounds`` rounds (default 3) and their medians are compared. Each rate is per core:
 images / CPU seconds of the main process and its DataLoader workers (wall-clock rates on a shared machine mislead),
 and wall images/s is printed beside it. Projection: per-core rate x 16 cores, and the epoch time of the 377,110
 MIMIC-CXR-JPG images at that rate. Ratios last: b/a and b/c per core. Not part of ``make test``.
@@ -186,6 +187,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="DataLoader workers")
     parser.add_argument("--batch", type=int, default=32, help="batch size")
     parser.add_argument("--size", type=int, default=256, help="side of the prepared copy and of draft decoding")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are compared (default 3)")
     parser.add_argument("--record", action="store_true", help="write the rows to benchmarks/timings.md")
     args = parser.parse_args()
     import torch
@@ -202,6 +204,7 @@ def main() -> None:
         rows = measure(root, args)
     ratios = {"b/a": rows["prepared"] / rows["raw"], "b/c": rows["prepared"] / rows["reference"],
               "a'/a": rows["raw, draft"] / rows["raw"]}
+    print("medians: " + ", ".join(f"{k} {v:.1f}" for k, v in rows.items()) + " images/s per core")
     print(f"projected prepared input pipeline on {CORES} cores: {rows['prepared'] * CORES:.0f} images/s (goal 1,500)")
     print("per core: " + ", ".join(f"{k} {v:.1f}" for k, v in ratios.items()) + " (goals: b/a >= 30, b/c > 1)")
     if args.record:
@@ -209,26 +212,31 @@ def main() -> None:
 
 
 def measure(root: Path, args) -> dict:
-    """Per-core rates of the four pipelines (and the prepare pass's own)."""
+    """Median per-core rates of the four pipelines over `args.rounds` alternating rounds (and the prepare pass's)."""
     from medvl_core.data.prepare import prepare_dataset
 
     tokens = Tokens()
-    raw = medvl_pairs(root, tokens, prepared="off")
-    rows = {"raw": report("(a) raw JPGs", one_pass(raw, raw.collate, args.workers, args.batch))}
-    draft = medvl_pairs(root, tokens, prepared="off", draft_side=args.size)
-    rows["raw, draft"] = report(f"(a') raw JPGs, draft_side={args.size}", one_pass(draft, draft.collate, args.workers,
-                                                                                   args.batch))
     cpu, start = cpu_seconds(), time.perf_counter()
     prepare_dataset("mimic-cxr", root, size=args.size, workers=args.workers, progress=False)
-    rows["prepare"] = args.images / (cpu_seconds() - cpu)
+    prepare = args.images / (cpu_seconds() - cpu)
     print(f"{f'medvl prepare --size {args.size} (once)':34s} {args.images:6d} images  "
-          f"{args.images / (time.perf_counter() - start):8.1f} images/s wall  {rows['prepare']:8.1f} images/s per core")
-    ready = medvl_pairs(root, tokens, repeat=max(1, 2000 // args.images))
-    rows["prepared"] = report(f"(b) prepared copy ({args.size} px memmap)", one_pass(ready, ready.collate,
-                                                                                    args.workers, args.batch))
-    rows["reference"] = report("(c) torchvision reference", one_pass(ReferencePairs(root), ReferenceCollate(tokens),
-                                                                      args.workers, args.batch))
-    return rows
+          f"{args.images / (time.perf_counter() - start):8.1f} images/s wall  {prepare:8.1f} images/s per core")
+    pipelines = {
+        "raw": ("(a) raw JPGs", lambda: medvl_pairs(root, tokens, prepared="off")),
+        "raw, draft": (f"(a') raw JPGs, draft_side={args.size}",
+                       lambda: medvl_pairs(root, tokens, prepared="off", draft_side=args.size)),
+        "prepared": (f"(b) prepared copy ({args.size} px memmap)",
+                     lambda: medvl_pairs(root, tokens, repeat=max(1, 2000 // args.images))),
+        "reference": ("(c) torchvision reference", lambda: ReferencePairs(root)),
+    }
+    rates = {key: [] for key in pipelines}
+    for round_ in range(args.rounds):
+        print(f"round {round_ + 1} of {args.rounds}, load average {os.getloadavg()[0]:.2f}")
+        for key, (label, build) in pipelines.items():
+            pairs = build()
+            collate = ReferenceCollate(tokens) if key == "reference" else pairs.collate
+            rates[key].append(report(label, one_pass(pairs, collate, args.workers, args.batch)))
+    return {key: float(np.median(values)) for key, values in rates.items()}
 
 
 def record(rows: dict, ratios: dict, args) -> None:
@@ -240,9 +248,10 @@ def record(rows: dict, ratios: dict, args) -> None:
     for key, label in (("raw", "(a) raw JPGs"), ("raw, draft", f"(a') raw JPGs, draft_side={args.size}"),
                        ("prepared", f"(b) prepared copy {args.size} px"), ("reference", "(c) torchvision reference")):
         epoch = MIMIC_IMAGES / (rows[key] * CORES)
-        timings.record(f"input pipeline {label}: MIMIC-CXR-JPG epoch on {CORES} cores (projected)", epoch,
+        timings.record(f"input pipeline {label}: MIMIC-CXR-JPG epoch on {CORES} cores (projected)", round(epoch, 1),
                        note=f"bench_input_pipeline.py, {args.images} JPGs 2500x3000 q95, {args.workers} workers, "
-                            f"batch {args.batch}; {rows[key]:.1f} images/s per core (images / CPU s) x {CORES}; "
+                            f"batch {args.batch}; median of {args.rounds} rounds {rows[key]:.1f} images/s per core "
+                            f"(images / CPU s) x {CORES}; "
                             f"b/a {ratios['b/a']:.1f}, b/c {ratios['b/c']:.1f}; {load}")
 
 
