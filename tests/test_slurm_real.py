@@ -58,7 +58,7 @@ def medvl_batch(sweep: Path, out: Path) -> subprocess.Popen:
     """`medvl batch SWEEP --executor slurm --jobs 1 --out OUT` as a child process (the jobs run one at a time)."""
     return subprocess.Popen([sys.executable, "-m", "medvl_core.cli", "batch", str(sweep), "--executor", "slurm",
                              "--jobs", "1", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"})
 
 
 def finish(job: subprocess.Popen, timeout: float = 600) -> tuple[int, str, str]:
@@ -96,7 +96,7 @@ def test_sweep_through_sbatch_skips_complete_runs_and_resumes_a_cancelled_one(sl
     batch = medvl_batch(sweep, out)
 
     # --jobs 1: a job array run one task at a time; the second starts once the first has finished
-    checkpoint = wait_for("checkpoints/001-*/last.pt", long, timeout=480)
+    checkpoint = wait_for("checkpoints/001-*/last.pt", long, timeout=900)
     assert (short / "metrics.json").is_file() and checkpoint.stat().st_mtime >= (short / "metrics.json").stat().st_mtime
     job_id = wait_for("*_1_submitted.pkl", out / "submitit", 5).name.removesuffix("_submitted.pkl")
     subprocess.run(["scancel", job_id], check=True, timeout=30)
@@ -108,6 +108,12 @@ def test_sweep_through_sbatch_skips_complete_runs_and_resumes_a_cancelled_one(sl
     epoch = torch.load(next(long.glob("checkpoints/001-*/last.pt")), weights_only=True)["epoch"]
     assert 1 <= epoch < 40  # cancelled mid-training
     assert "CANCELLED AT" in (out / "submitit" / f"{job_id}_0_log.err").read_text()  # Slurm's own line
+    # the job script: the sweep's slurm: block, one array task at a time, this environment's Python
+    script = next((out / "submitit").glob("*_submission.sh")).read_text()
+    for line in ("--time=20", "--cpus-per-task=1", "--mem=4GB", "--array=0-1%1", "--job-name=medvl-m3g_answer_generation"):
+        assert f"#SBATCH {line}\n" in script, script
+    assert f" {sys.executable} -u -m submitit.core._submit " in script
+    assert "threads 1" in (short / "m3g_answer_generation.ipynb").read_text()  # the job saw OMP_NUM_THREADS=1
     first = metrics(short)
     assert first["n_seeds"] == 2 and "dbleu_clip_best" in first
     short_mtime = (short / "metrics.json").stat().st_mtime_ns
