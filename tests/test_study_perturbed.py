@@ -202,7 +202,7 @@ def test_token_ids_match_direct_tokenisation_and_reuse_rows(towers):
     assert torch.equal(cached["attention_mask"], direct["attention_mask"]) and len(ids.rows) == 2
 
 
-def test_frozen_token_features_run_the_tower_once_per_text(towers):
+def test_frozen_token_features_run_the_tower_once_per_text(towers, data_root):
     from medvl_core.models.multiscale import FrozenTokenFeatures
 
     tower = towers[1]
@@ -213,9 +213,16 @@ def test_frozen_token_features_run_the_tower_once_per_text(towers):
         features = FrozenTokenFeatures(tower, 32)
         batch = features(["small left effusion.", "no pneumothorax"])
         again = features(["no pneumothorax", "small left effusion."])
+        assert calls == [2]  # both texts in one pass; the second call reads them back
+        fresh = FrozenTokenFeatures(tower, 32)  # a new process, in effect: the same texts come from the disk cache
+        from_disk = fresh(["small left effusion.", "no pneumothorax"])
+        assert calls == [2] and len(list((data_root / "cache" / "features").glob("*.pt"))) == 1
+        FrozenTokenFeatures(tower, 16)(["no pneumothorax"])  # another token limit is another cache entry
+        assert calls == [2, 1]
     finally:
         del tower.forward_tokens
-    assert calls == [2]  # both texts in one pass; the second call reads them back
+    for key in batch:
+        assert torch.equal(from_disk[key], batch[key])
     tokens = tower.tokenize(["no pneumothorax"])
     with torch.no_grad():
         direct = tower.forward_tokens(tokens["input_ids"], tokens["attention_mask"])[0]
@@ -350,6 +357,12 @@ def test_seed_results_keep_per_item_results_that_reproduce_tables_ii_and_iv(cach
     table4 = table_iv(fits, cached_study.test, n_boot=20)
     table2 = table_ii(fits, cached_study, labels, finetune)
     by_seed = seed_results(cached_study, config, finetune, labels, [0], fits)
+    from medvl_core.studies.perturbed_report_discrimination import table_ii_results
+
+    reused = seed_results(cached_study, config, finetune, labels, [0], fits,
+                          table2=table_ii_results(fits, cached_study, labels, finetune))
+    for variant in fits:  # the main run's Table II fine-tunes, passed in, give the same per-item results
+        assert np.array_equal(reused[0][variant]["table_ii"], by_seed[0][variant]["table_ii"], equal_nan=True)
     X_train, Y_train = classification_arrays(cached_study.train, labels)
     X_test, Y_test = classification_arrays(cached_study.classify_test, labels)
     for variant, result in by_seed[0].items():

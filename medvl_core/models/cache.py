@@ -55,6 +55,12 @@ def _cached(key: str, compute) -> torch.Tensor:
     return value
 
 
+def cached_on_disk(encoder, ids, extra: str, compute):
+    """`compute()` (a tensor or a dict of tensors) stored once under the features cache, keyed by the encoder's spec
+    (weights digest for random-init specs), the ordered input ids and `extra`; later calls load it."""
+    return _cached(cache_key(_spec_key(encoder), list(ids), extra), compute)
+
+
 @torch.no_grad()
 def image_tower_features(encoder, dataset, batch_size: int = 64, progress: bool = True) -> torch.Tensor:
     """Pooled features (N, D) of every dataset item's `image` through `encoder` (eval mode), cached on disk."""

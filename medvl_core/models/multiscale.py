@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ParameterError
-from .cache import image_tower_grids
+from .cache import cached_on_disk, image_tower_grids
 from .modules import device_of
 
 NOT_A_WORD = -1
@@ -122,17 +122,33 @@ class FrozenTokenFeatures:
 
     @torch.no_grad()
     def precompute(self, texts: Sequence[str]) -> None:
-        """Run the frozen tower on the texts not seen yet, in batches of similar length."""
+        """Run the frozen tower on the texts not seen yet, in batches of similar length; the features of one call's
+        new texts are kept on disk (`models.cache`), so a rerun with the same texts runs no tower."""
         new = sorted(dict.fromkeys(t for t in texts if t not in self.rows), key=len)
+        if not new:
+            return
+        stored = cached_on_disk(self.tower, new, f"tokens|{self.max_length}", lambda: self._extract(new))
+        tokens = stored["tokens"].split(stored["lengths"].tolist())
+        word_ids = stored["word_ids"].split(stored["lengths"].tolist())
+        for text, rows, words in zip(new, tokens, word_ids, strict=True):
+            self.rows[text] = (rows, words)
+
+    def _extract(self, texts: list[str]) -> dict:
+        """dict(tokens (sum of lengths, H) float16, lengths (N,), word_ids (sum of lengths,)) of texts, in order."""
         self.tower.eval()
         device = device_of(self.tower)
-        for start in range(0, len(new), self.batch_size):
-            chunk = new[start:start + self.batch_size]
+        tokens, lengths, word_ids = [], [], []
+        for start in range(0, len(texts), self.batch_size):
+            chunk = texts[start:start + self.batch_size]
             batch = word_index(self.tokenizer, chunk, self.max_length)
-            tokens = self.tower.forward_tokens(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-            for i, text in enumerate(chunk):
+            out = self.tower.forward_tokens(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+            for i in range(len(chunk)):
                 n = int(batch["attention_mask"][i].sum())
-                self.rows[text] = (tokens[i, :n].to(torch.float16).cpu(), batch["word_ids"][i, :n].clone())
+                tokens.append(out[i, :n].to(torch.float16).cpu())
+                word_ids.append(batch["word_ids"][i, :n].clone())
+                lengths.append(n)
+        return {"tokens": torch.cat(tokens), "lengths": torch.tensor(lengths, dtype=torch.long),
+                "word_ids": torch.cat(word_ids)}
 
     def __call__(self, texts: Sequence[str]) -> dict:
         texts = list(texts)

@@ -24,9 +24,9 @@ from .evidence import claim_evidence
 from .figures import loss_terms_figure
 from .prepare import dataset_options, prepare_perturbed_study
 from .seeds import seed_metrics, seed_results, seed_summary
-from .tables import accuracy_thresholds, nli_table, study_metrics, table_i, table_ii
+from .tables import accuracy_thresholds, nli_table, study_metrics, table_i, table_ii, table_ii_results
 
 __all__ = ["VARIANTS", "accuracy_thresholds", "claim_evidence", "dataset_options", "discrimination_table", "local_gamma3", "loss_history",
            "loss_terms_figure", "metric_name", "nli_table", "prepare_perturbed_study", "seed_metrics",
-           "seed_results", "seed_summary", "study_metrics", "table_i", "table_ii", "table_iv", "train_variants",
+           "seed_results", "seed_summary", "study_metrics", "table_i", "table_ii", "table_ii_results", "table_iv", "train_variants",
            "use_threads", "variant_agreement", "variant_weights"]

@@ -17,18 +17,21 @@ from .tables import average_accuracy, table_ii_results
 
 
 def seed_results(study: PerturbedStudy, config: TrainConfig, finetune_config: TrainConfig, labels: Sequence[str],
-                 seeds: Sequence[int], fits: dict | None = None, **options) -> dict:
+                 seeds: Sequence[int], fits: dict | None = None, table2: dict | None = None, **options) -> dict:
     """{seed: {variant: {"table_iv": credit per held-out image (N,), "table_ii": correctness per labelled image and
     label (N, L) at thresholds chosen on the validation set, 1 / 0 and NaN where not stated}}}: pre-training and
-    the Table II fine-tunes rerun per seed on the same test items; `fits` (trained with config.seed) are reused."""
+    the Table II fine-tunes rerun per seed on the same test items; `fits` (trained with config.seed) are reused, and
+    with them `table2`, their `table_ii_results` when already computed (with finetune_config)."""
     by_seed = {}
     for seed in seeds:
         seeded = dataclasses.replace(config, seed=int(seed))
         trained = fits if fits is not None and int(seed) == config.seed else train_variants(study, seeded, **options)
         credit = {v: original_credit(discrimination_scores(model, study.test)).sort_index().to_numpy(dtype=float)
                   for v, (model, _) in trained.items()}  # Table IV first (it puts the models in eval mode), as before
-        table2 = table_ii_results(trained, study, labels, dataclasses.replace(finetune_config, seed=int(seed)))
-        by_seed[int(seed)] = {v: {"table_iv": credit[v], "table_ii": table2[v]["correct"]} for v in trained}
+        reused = table2 is not None and trained is fits
+        second = table2 if reused else table_ii_results(trained, study, labels,
+                                                         dataclasses.replace(finetune_config, seed=int(seed)))
+        by_seed[int(seed)] = {v: {"table_iv": credit[v], "table_ii": second[v]["correct"]} for v in trained}
     return by_seed
 
 

@@ -155,12 +155,13 @@ def average_accuracy(correct: np.ndarray) -> float:
         return float(np.mean(np.nansum(correct, axis=0) / stated.sum(axis=0)))
 
 
-def table_ii(fits: dict, study: PerturbedStudy, labels: Sequence[str], config: TrainConfig) -> pd.DataFrame:
+def table_ii(fits: dict, study: PerturbedStudy, labels: Sequence[str], config: TrainConfig,
+             results: dict | None = None) -> pd.DataFrame:
     """Table II: each variant's image side fine-tuned (copy + linear head) on the training labels, thresholds chosen
     on the validation set, tested on the labelled held-out set; with the Average column, each label's threshold and
-    the all-negative / all-positive references."""
+    the all-negative / all-positive references. `results`: `table_ii_results` of these fits already computed."""
     Y_test = classification_arrays(study.classify_test, labels)[1]
-    results = table_ii_results(fits, study, labels, config)
+    results = results if results is not None else table_ii_results(fits, study, labels, config)
     frames = {v: _label_frame(Y_test, r, labels) for v, r in results.items()}
     return classification_table(frames, Y_test, labels)
 
