@@ -3,6 +3,8 @@ augmentation reaching the workers; -1 workers resolved from the cores on CUDA on
 
 from __future__ import annotations
 
+import multiprocessing
+
 import pytest
 import torch
 from PIL import Image
@@ -17,11 +19,21 @@ SENTENCES = ["The heart is normal.", "Small left effusion.", "No pneumothorax.",
              "Spine degenerated.", "Lungs are clear."]
 
 
-def reports(n=10):
-    """Items like open_dataset's: a small grayscale gradient turned per item, a six-sentence report."""
-    image = Image.linear_gradient("L").resize((24, 20))
-    return [{"id": f"s{i}", "image": image.rotate(15 * i),
-             "text": " ".join(SENTENCES[i % 6:] + SENTENCES[:i % 6])} for i in range(n)]
+class Reports(torch.utils.data.Dataset):
+    """Items like open_dataset's (a small grayscale gradient turned per item, a six-sentence report); counts the
+    items read in every process (shared memory)."""
+
+    def __init__(self, n=10):
+        self.n, self.reads = n, multiprocessing.Value("i", 0)
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        with self.reads.get_lock():
+            self.reads.value += 1
+        image = Image.linear_gradient("L").resize((24, 20)).rotate(15 * i)
+        return {"id": f"s{i}", "image": image, "text": " ".join(SENTENCES[i % 6:] + SENTENCES[:i % 6])}
 
 
 def tokenize(texts, max_length=16):
@@ -33,16 +45,16 @@ def tokenize(texts, max_length=16):
 
 
 def pairs():
-    """Pairs drawing 2 of 6 sentences and a random crop and flip per (seed, epoch, index)."""
+    """Pairs drawing 2 of 6 sentences and a random crop and flip per (seed, epoch, index), decoded images cached."""
     preprocess = T.Compose([T.Resize(16), T.CenterCrop(16), T.ToTensor()])
     augment = T.Compose([T.RandomResizedCrop(20, scale=(0.5, 1.0)), T.RandomHorizontalFlip()])
-    return ImageTextPairs(reports(), preprocess, tokenize, sentences_per_report=2, augment=augment, seed=3,
-                          max_length=16)
+    return ImageTextPairs(Reports(), preprocess, tokenize, sentences_per_report=2, augment=augment, seed=3,
+                          cache_images=True, max_length=16)
 
 
-def epochs_of(workers: int, n_epochs: int = 2) -> list[list[dict]]:
+def epochs_of(workers: int, n_epochs: int = 2, data=None) -> list[list[dict]]:
     """Each epoch's batches from one loader kept across epochs (as `train` keeps it)."""
-    data = pairs()
+    data = data or pairs()
     loader = epoch_loader(data, 4, seed=11, collate_fn=data.collate, num_workers=workers)
     assert loader.persistent_workers == (workers > 0)
     out = []
@@ -63,6 +75,13 @@ def test_same_batches_with_0_and_2_persistent_workers_every_epoch():
     assert [b["images"].shape[0] for b in first] == [4, 4, 2]
     assert not torch.equal(torch.cat([b["images"] for b in first]), torch.cat([b["images"] for b in second]))
     assert any(not torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(first, second))  # other sentences
+
+
+def test_only_the_main_process_caches_decoded_images():
+    serial, parallel = pairs(), pairs()
+    epochs_of(0, 2, serial), epochs_of(2, 2, parallel)
+    assert serial.dataset.reads.value == 10  # decoded once, then cached
+    assert parallel.dataset.reads.value == 20  # workers decode every epoch: no copy of the set per worker
 
 
 def test_workers_see_the_epoch_without_set_epoch_in_the_main_process():

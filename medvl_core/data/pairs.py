@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, get_worker_info
 
 from ..errors import DataFormatError, ParameterError
 from ..text.sentences import sample_sentences, split_sentences
@@ -18,7 +18,8 @@ class ImageTextPairs(Dataset):
     and a fresh augmentation, both deterministic from (seed, epoch, index). `slip=True` adds "views": two more
     independent augmentations (`augment`, or `paper_augmentation()` when None) as a (2, 3, H, W) tensor.
     Images are first shrunk to the preprocess's resize size (cheap augmentation); `cache_images=True` keeps those
-    decoded, shrunk images and the texts in memory (small datasets; each DataLoader worker keeps its own cache).
+    decoded, shrunk images and the texts in memory (small datasets; in the main process only: DataLoader workers,
+    which live across epochs, would each hold a copy of the whole set).
     The training engine's loader sets the epoch in every worker copy (`train.loader`), persistent workers included.
     """
 
@@ -78,21 +79,26 @@ class ImageTextPairs(Dataset):
                 f"item {item_id!r} has an empty report (no Findings/Impression text); filter such items out first"
             )
         source = (item_id, self._shrink(image) if self._shrink else image, text, sentences)
-        if self.cache_images:
+        if self.cache_images and get_worker_info() is None:
             self._cache[index] = source
         return source
 
     def text_for(self, index: int, epoch: int | None = None) -> str:
         """The text item `index` yields in `epoch` (default: the current epoch)."""
-        _, _, text, sentences = self._source(index)
+        return self._draw(self._source(index), index, epoch)
+
+    def _draw(self, source: tuple, index: int, epoch: int | None = None) -> str:
+        """The text of `source` (from `_source(index)`) in `epoch`: its sampled sentences joined, or the full text."""
+        _, _, text, sentences = source
         if self.sentences_per_report is None:
             return text
         rng = np.random.default_rng([self.seed, self.epoch if epoch is None else int(epoch), int(index), 0])
         return " ".join(sample_sentences(sentences, self.sentences_per_report, rng))
 
     def __getitem__(self, index: int) -> dict:
-        item_id, image, _, _ = self._source(index)
-        out = {"id": item_id, "index": int(index), "text": self.text_for(index)}
+        source = self._source(index)  # one decode per item when nothing is cached
+        item_id, image = source[0], source[1]
+        out = {"id": item_id, "index": int(index), "text": self._draw(source, index)}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(pair_seed(self.seed, self.epoch, index))
             out["image"] = self.preprocess(self.augment(image) if self.augment else image)
