@@ -26,7 +26,7 @@ PREPARED_FORMAT = 1  # bump when the array layout, resize or crop changes: older
 PREPARABLE = ("mimic-cxr", "chexpert", "padchest", "vindr-cxr")  # one image file per item, read by ImageTextLoad
 MANIFEST, IMAGES, INDEX = "manifest.json", "images.npy", "index.csv.gz"
 ESTIMATE_MIN_ITEMS = 2000  # below this a raw epoch is cheap enough to say nothing
-_digests: dict = {}  # (folder, manifest mtime) -> source digest checked in this process
+_opened: dict = {}  # (folder, manifest mtime) -> PreparedImages whose source files were checked in this process
 _said: set = set()  # one line per copy or estimate per process
 
 
@@ -130,11 +130,8 @@ def check_manifest(folder: Path, manifest: dict, name: str) -> None:
 
 
 def check_source(folder: Path, manifest: dict, name: str, relpaths) -> None:
-    """Refuse a stale copy: the source files' digest differs from the manifest's (checked once per process)."""
-    key = (str(folder), (folder / MANIFEST).stat().st_mtime_ns)
-    if key not in _digests:
-        _digests[key] = digest_entries(stat_entries(Path(manifest["root"]), relpaths))
-    now, then = _digests[key], manifest["source"]
+    """Refuse a stale copy: the source files' digest differs from the manifest's."""
+    now, then = digest_entries(stat_entries(Path(manifest["root"]), relpaths)), manifest["source"]
     if now != then:
         raise MedvlError(f"{folder} is stale: the source images under {manifest['root']} changed since it was "
                          f"written ({then['files']} files / {then['bytes']} bytes then, {now['files']} / "
@@ -143,16 +140,20 @@ def check_source(folder: Path, manifest: dict, name: str, relpaths) -> None:
 
 
 def open_copy(folder: Path, name: str, root: Path) -> PreparedImages | None:
-    """The checked copy in `folder` when it was written from `root` (None for another root)."""
+    """The checked copy in `folder` when it was written from `root` (None for another root); the index is read and
+    the source files checked once per process and manifest."""
     import pandas as pd
 
     manifest = read_manifest(folder)
     check_manifest(folder, manifest, name)
     if Path(manifest.get("root", "")).resolve() != root.resolve():
         return None
-    index = pd.read_csv(folder / INDEX, usecols=["id", "path", "problem"], dtype=str, keep_default_na=False)
-    check_source(folder, manifest, name, index["path"].tolist())
-    return PreparedImages(folder, index["id"].tolist(), index["problem"].tolist(), manifest["size"])
+    key = (str(folder), (folder / MANIFEST).stat().st_mtime_ns)
+    if key not in _opened:
+        index = pd.read_csv(folder / INDEX, usecols=["id", "path", "problem"], dtype=str, keep_default_na=False)
+        check_source(folder, manifest, name, index["path"].tolist())
+        _opened[key] = PreparedImages(folder, index["id"].tolist(), index["problem"].tolist(), manifest["size"])
+    return _opened[key]
 
 
 def attach(dataset, name: str, root: Path, prepared="auto") -> None:
