@@ -43,14 +43,20 @@ def _sinfo_idle() -> bool:
 def slurm():
     """A Slurm cluster that takes jobs: the running one, or one started by .ci/slurm-up (root, MEDVL_REQUIRE_SLURM)."""
     required = os.environ.get("MEDVL_REQUIRE_SLURM") == "1"
+    started = None
     if not _sinfo_idle() and os.geteuid() == 0 and (required or shutil.which("sinfo")):
-        subprocess.run([str(SLURM_UP)], capture_output=True, text=True, timeout=600)
+        started = subprocess.run([str(SLURM_UP)], capture_output=True, text=True, timeout=600)
     if _sinfo_idle():
         return subprocess.run(["sinfo"], capture_output=True, text=True, timeout=30).stdout
-    why = ("no Slurm cluster answers `sinfo`; start one with .ci/slurm-up (as root: installs slurm-wlm and munge "
-           "with apt-get, one node on this machine)")
+    why = "no Slurm cluster answers `sinfo`"
+    if started is not None:
+        why += f" and .ci/slurm-up failed: {(started.stderr.strip().splitlines() or ['no message'])[-1]}"
+    elif os.geteuid() != 0:
+        why += " and starting one with .ci/slurm-up needs root"
+    else:
+        why += "; start one with .ci/slurm-up (as root: installs slurm-wlm and munge with apt-get, one node here)"
     if required:
-        pytest.fail(f"MEDVL_REQUIRE_SLURM=1 but {why}; see /var/log/slurm/")
+        pytest.fail(f"MEDVL_REQUIRE_SLURM=1 but {why}")
     pytest.skip(why)
 
 
@@ -139,3 +145,11 @@ def test_sweep_through_sbatch_skips_complete_runs_and_resumes_a_cancelled_one(sl
     assert sorted(p.name for p in (out / "submitit").iterdir()) == submitted
     assert (short / "metrics.json").stat().st_mtime_ns == short_mtime
     assert (long / "metrics.json").stat().st_mtime_ns == long_mtime
+
+
+def test_slurm_up_leaves_a_running_cluster_alone(slurm):
+    pid_file = Path("/run/slurmctld.pid")
+    before = pid_file.read_text() if pid_file.exists() else None
+    done = subprocess.run([str(SLURM_UP)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "slurm-up: already up" in done.stderr, done.stderr
+    assert (pid_file.read_text() if pid_file.exists() else None) == before  # the controller was not restarted
