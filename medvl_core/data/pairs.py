@@ -83,22 +83,18 @@ class ImageTextPairs(Dataset):
             self._cache[index] = source
         return source
 
-    def text_for(self, index: int, epoch: int | None = None) -> str:
-        """The text item `index` yields in `epoch` (default: the current epoch)."""
-        return self._draw(self._source(index), index, epoch)
-
-    def _draw(self, source: tuple, index: int, epoch: int | None = None) -> str:
-        """The text of `source` (from `_source(index)`) in `epoch`: its sampled sentences joined, or the full text."""
-        _, _, text, sentences = source
+    def text_for(self, index: int, epoch: int | None = None, source: tuple | None = None) -> str:
+        """The text item `index` yields in `epoch` (default: the current epoch); `source`: its `_source` if read."""
+        _, _, text, sentences = source or self._source(index)
         if self.sentences_per_report is None:
             return text
         rng = np.random.default_rng([self.seed, self.epoch if epoch is None else int(epoch), int(index), 0])
         return " ".join(sample_sentences(sentences, self.sentences_per_report, rng))
 
     def __getitem__(self, index: int) -> dict:
-        source = self._source(index)  # one decode per item when nothing is cached
+        source = self._source(index)  # read once per item: the text draw reuses it
         item_id, image = source[0], source[1]
-        out = {"id": item_id, "index": int(index), "text": self._draw(source, index)}
+        out = {"id": item_id, "index": int(index), "text": self.text_for(index, source=source)}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(pair_seed(self.seed, self.epoch, index))
             out["image"] = self.preprocess(self.augment(image) if self.augment else image)
