@@ -116,6 +116,7 @@ def prepare_report_study(image_encoder, text_encoder, labels=None, name: str = "
     when it is `name`). Frozen-tower features are cached when `cache`; `cached_views` > 0 also
     caches that many augmented views of each training image (`data.transforms.PaperAugmentation`).
     `bad_items="error"` fails listing all bad items, "skip" drops them (counted in `StudyData.skipped`).
+    The validation split's selection labels are checked before anything is cached (`check_selection_labels`).
     """
     skipped: dict[str, int] = {}
     splits = {s: report_split(name, s, options, bad_items, skipped) for s in ("train", "val", "test")}
