@@ -107,3 +107,34 @@ def test_auto_workers_are_the_cores_minus_one_on_cuda_and_none_on_the_cpu():
     assert TrainConfig(num_workers=-1).num_workers == -1
     with pytest.raises(ParameterError, match="num_workers"):
         TrainConfig(num_workers=-2)
+
+
+class EpochNoise(torch.utils.data.Dataset):
+    """x plus noise drawn from (epoch, index): an item that changes every epoch, as augmentations do."""
+
+    def __init__(self, n=24):
+        self.x, self.epoch = torch.randn(n, 3, generator=torch.Generator().manual_seed(0)), 0
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        noise = torch.randn(3, generator=torch.Generator().manual_seed(1000 * self.epoch + i))
+        return {"x": self.x[i] + noise, "y": self.x[i].sum(0, keepdim=True)}
+
+
+def test_training_with_2_workers_ends_with_the_same_weights_as_with_none():
+    from medvl_core.train import train
+
+    def fit(workers):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 1)
+        config = TrainConfig(epochs=3, global_batch_size=8, lr=0.05, progress=False, device="cpu", num_workers=workers)
+        train(model, EpochNoise(), lambda m, b: torch.nn.functional.mse_loss(m(b["x"]), b["y"]), config)
+        return model.state_dict()
+
+    serial, parallel = fit(0), fit(2)
+    assert all(torch.equal(serial[k], parallel[k]) for k in serial)
