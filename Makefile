@@ -7,7 +7,7 @@ MEDVL  := $(VENV)/bin/medvl
 PAPERS  = $(shell $(PY) -c 'from medvl_core.papers import PAPERS; print(*PAPERS)')
 export MPLBACKEND := Agg
 
-.PHONY: install lock demo test test-fast notebooks bench lint lab clean
+.PHONY: install lock demo test test-fast notebooks bench lint lab book clean
 
 LOCK   := requirements.lock
 UV     := $(VENV)/bin/uv
@@ -102,5 +102,10 @@ lint: install
 lab: install
 	cd notebooks && ../$(VENV)/bin/jupyter lab
 
+# The course site from the committed, executed notebooks (nothing re-executed): _build/book/html/index.html.
+# Sphinx warnings are errors; MathJax, search and scripts are local (docs/book/build.py checks every page).
+book: install
+	$(PY) docs/book/build.py
+
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs .pytest_cache _build
