@@ -186,7 +186,7 @@ def write_api(groups: dict[str, list[str]]) -> None:
     for group, mods in groups.items():
         body = [f"# `medvl_core.{group}`", ""]
         for m in mods:
-            body += [f"```{{eval-rst}}", f".. automodule:: {m}", "   :members:", "```", ""]
+            body += ["```{eval-rst}", f".. automodule:: {m}", "   :members:", "```", ""]
         (api / f"{group}.md").write_text("\n".join(body))
 
 
@@ -194,7 +194,7 @@ def write_calls(paper, notebook: dict, documented: set[str]) -> None:
     """papers/<id>/calls.md: the medvl_core functions and classes the paper's notebook calls, linked to the API."""
     rows = [(n, resolve(n, documented)) for n in called_names(notebook)]
     linked = sorted({target: role for _, r in rows if r for role, target in [r]}.items())
-    lines = [f"# What the notebook calls", "",
+    lines = ["# What the notebook calls", "",
              f"Every `medvl_core` function, class and module the `{paper.id}` notebook uses (imported names and "
              "`study.`-style attribute calls found in its code cells), linked to its entry in the API reference.", ""]
     lines += [f"- {{py:{role}}}`{target}`" for target, role in linked]
