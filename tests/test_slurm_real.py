@@ -60,6 +60,21 @@ def slurm():
     pytest.skip(why)
 
 
+@pytest.fixture
+def batches(tmp_path):
+    """The `medvl batch` processes a test starts; on the way out, those still running are killed and every job they
+    submitted (the ids in the sweep's submitit folder) is cancelled, so that a failed test leaves nothing queued."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for job in started:
+        if job.poll() is None:
+            job.kill()
+            job.communicate()
+    ids = {p.name.split("_")[0] for p in tmp_path.glob("sweep/submitit/*_submitted.pkl")}
+    if ids:
+        subprocess.run(["scancel", *sorted(ids)], capture_output=True, timeout=60)
+
+
 def medvl_batch(sweep: Path, out: Path) -> subprocess.Popen:
     """`medvl batch SWEEP --executor slurm --jobs 1 --out OUT` as a child process (the jobs run one at a time)."""
     return subprocess.Popen([sys.executable, "-m", "medvl_core.cli", "batch", str(sweep), "--executor", "slurm",
@@ -95,14 +110,15 @@ def metrics(run: Path) -> dict:
     return json.loads((run / "metrics.json").read_text())
 
 
-def test_sweep_through_sbatch_skips_complete_runs_and_resumes_a_cancelled_one(slurm, tmp_path):
+def test_sweep_through_sbatch_skips_complete_runs_and_resumes_a_cancelled_one(slurm, tmp_path, batches):
     sweep, out = tmp_path / "sweep-epochs.yaml", tmp_path / "sweep"
     sweep.write_text(SWEEP)
     short, long = out / "epochs=1", out / "epochs=40"
     batch = medvl_batch(sweep, out)
+    batches.append(batch)
 
     # --jobs 1: a job array run one task at a time; the second starts once the first has finished
-    checkpoint = wait_for("checkpoints/001-*/last.pt", long, timeout=900)
+    checkpoint = wait_for("checkpoints/001-*/last.pt", long, timeout=1500)  # an empty data root: worlds, caches
     assert (short / "metrics.json").is_file() and checkpoint.stat().st_mtime >= (short / "metrics.json").stat().st_mtime
     job_id = wait_for("*_1_submitted.pkl", out / "submitit", 5).name.removesuffix("_submitted.pkl")
     subprocess.run(["scancel", job_id], check=True, timeout=30)
@@ -125,7 +141,8 @@ def test_sweep_through_sbatch_skips_complete_runs_and_resumes_a_cancelled_one(sl
     short_mtime = (short / "metrics.json").stat().st_mtime_ns
 
     # the same sweep again: the complete run is skipped, the cancelled one resumes from its checkpoint
-    code, stdout, stderr = finish(medvl_batch(sweep, out))
+    batches.append(medvl_batch(sweep, out))
+    code, stdout, stderr = finish(batches[-1], timeout=1200)
     assert code == 0, stderr
     assert "1 already complete, running 1 (slurm)" in stdout
     log = (long / "run.log").read_text()
@@ -139,7 +156,8 @@ def test_sweep_through_sbatch_skips_complete_runs_and_resumes_a_cancelled_one(sl
     # a third time: nothing to run, no job submitted, no run folder touched
     submitted = sorted(p.name for p in (out / "submitit").iterdir())
     long_mtime = (long / "metrics.json").stat().st_mtime_ns
-    code, stdout, stderr = finish(medvl_batch(sweep, out), timeout=120)
+    batches.append(medvl_batch(sweep, out))
+    code, stdout, stderr = finish(batches[-1], timeout=300)
     assert code == 0, stderr
     assert "2 already complete, running 0 (slurm)" in stdout and "submitted Slurm job" not in stdout
     assert sorted(p.name for p in (out / "submitit").iterdir()) == submitted
