@@ -1,7 +1,7 @@
 """Build the course site (`make book`): the five papers, the verdict guide, the architecture and the API reference.
 
 Sphinx + MyST-NB over copies of the committed, executed notebooks (never re-executed), with warnings as errors,
-MathJax served from a local copy (the `jupyter-server-mathjax` package), and a final check that no page loads a
+MathJax 3 served from a local copy (the `sphinx-mathjax-offline` package), and a final check that no page loads a
 script, stylesheet or image from outside the site. Sources are laid out in `_build/book/src`, the site lands in
 `_build/book/html`. `--if-stale` skips the build when no input changed since the last successful one.
 """
@@ -262,12 +262,14 @@ def sphinx_build() -> None:
 
 
 def copy_mathjax() -> None:
-    """MathJax 2.7 from the jupyter-server-mathjax package into _static/mathjax (English only)."""
-    import jupyter_server_mathjax
+    """MathJax 3 from the sphinx-mathjax-offline package into _static/mathjax."""
+    import importlib.util
 
-    static = Path(jupyter_server_mathjax.__file__).parent / "static"
-    shutil.copytree(static, HTML / "_static" / "mathjax", ignore=shutil.ignore_patterns("localization"),
-                    dirs_exist_ok=True)
+    spec = importlib.util.find_spec("sphinx-mathjax-offline")
+    if spec is None or not spec.submodule_search_locations:
+        raise BookError("the sphinx-mathjax-offline package is missing (make install)")
+    static = Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax"
+    shutil.copytree(static, HTML / "_static" / "mathjax", dirs_exist_ok=True)
 
 
 class _Sources(HTMLParser):

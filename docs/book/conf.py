@@ -24,20 +24,11 @@ autodoc_member_order = "bysource"
 
 nitpicky = True
 
-# MathJax 2.7 from the jupyter-server-mathjax package, copied into _static/mathjax by build.py: no CDN.
-mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
-mathjax2_config = {
-    "tex2jax": {"processClass": "math|tex2jax_process", "processEscapes": True, "ignoreClass": "document"},
-    "messageStyle": "none",
-    # the package bundles the STIX-Web fonts only (as the classic notebook used them)
-    # (and no TeX web fonts: \mathcal and \mathscr, which would ask for them, are set in italic); the blank
-    # font MathJax measures with is a local() one, not url('about:blank'), which Chromium refuses loudly
-    "HTML-CSS": {"availableFonts": [], "preferredFont": None, "webFont": "STIX-Web", "imageFont": None,
-                 "styles": {"@font-face": {"font-family": "MathJax_Blank", "src": "local('MathJax_Blank')"}}},
-    "TeX": {"Macros": {"mathcal": ["{\\mathit{#1}}", 1], "mathscr": ["{\\mathit{#1}}", 1]}},
-    "SVG": {"font": "STIX-Web"},
-    "showMathMenu": False,
-}
+# MathJax 3 (SVG output: no web fonts) from the sphinx-mathjax-offline package, copied into _static/mathjax by
+# build.py: no CDN. Only Sphinx's math elements and notebook outputs are typeset.
+mathjax_path = "mathjax/tex-svg.js"
+mathjax3_config = {"options": {"ignoreHtmlClass": "tex2jax_ignore|mathjax_ignore|document",
+                               "processHtmlClass": "tex2jax_process|mathjax_process|math|output_area"}}
 
 html_theme = "sphinx_book_theme"
 html_title = "medvl course"
