@@ -40,6 +40,7 @@ from .figures import (
     roc_pair,
 )
 from .heads import HeadInputs, HeadsResult, embeddings, fit_head_seeds, fit_heads, head_inputs
+from .networks import MeemsEmbedder
 from .paper_metrics import binarised
 from .projection import pca
 from .tables import (
@@ -57,7 +58,7 @@ from .tables import (
 from .tasks import MODELS, TASKS, task_targets
 
 __all__ = [
-    "MODELS", "TASKS", "HeadInputs", "HeadsResult", "MeemsData", "MeemsSplit", "attention_figure",
+    "MODELS", "TASKS", "HeadInputs", "HeadsResult", "MeemsData", "MeemsEmbedder", "MeemsSplit", "attention_figure",
     "attention_words", "auc_table", "binarised", "caption_diversity", "caption_example_text", "caption_examples",
     "caption_scores", "caption_training_figure", "claim_evidence", "confusion_pair",
     "distinct_label_examples", "embeddings", "evidence_metrics", "evidence_table", "first_with_label", "fit_captioner", "fit_head_seeds", "fit_heads",

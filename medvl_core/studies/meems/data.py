@@ -29,7 +29,7 @@ from .pixels import pretrain_encoder
 
 DEMO_WORLD = {"n_studies": 700, "n_test_images": 600, "report_source": "template", "rare_stratum": "subpulmonic",
               "rare_stratum_fraction": 0.03, "rare_stratum_test_fraction": 0.5, "test_abnormal_fraction": 0.67,
-              "subpulmonic_raise": 0.5}
+              "subpulmonic_raise": 0.3}
 RARE_LABEL = "Pneumothorax"  # the rare stratum's label when the world does not say (SynthCXR's default "drain")
 
 
