@@ -3,15 +3,16 @@
 Starts JupyterLab headless on localhost from the project's venv (as `make lab` does, with a token, the first-run
 news notification off and throwaway settings), opens a temporary copy of notebooks/loss_relaxation.ipynb in
 Chromium, switches to the kernel "medvl (.venv)", runs the setup and parameters cells and reads their output
-in the page. The committed notebook is never opened, so nothing can be saved into it.
+in the page. The copy's outputs are cleared first, so the output found is this run's; the committed notebook is
+never opened, so nothing can be saved into it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from medvl_core import config
 from tests.browser_support import Watch, chromium, require_browser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +69,11 @@ def lab(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "notebooks"
     root.mkdir()
-    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    notebook = json.loads(NOTEBOOK.read_text())
+    for cell in notebook["cells"]:  # outputs cleared, so that the output the test finds is this run's
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    (root / NOTEBOOK.name).write_text(json.dumps(notebook))
     port, token = _free_port(), secrets.token_hex(16)
     jupyter = Path(sys.executable).with_name("jupyter")
     cmd = [str(jupyter), "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
@@ -127,12 +133,15 @@ def test_student_runs_the_first_cells(lab):
         page.keyboard.press("Shift+Enter")  # setup: imports, run folder, environment summary
         page.keyboard.press("Shift+Enter")  # parameters
         page.wait_for_selector(f".jp-OutputArea-output:has-text('{SETUP_OUTPUT}')", timeout=300_000)
-        page.wait_for_function("document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')[1]"
-                               ".textContent.trim().match(/^\\[\\d+\\]:$/)", timeout=120_000)
-        outputs = page.locator(".jp-Notebook .jp-OutputArea").all_inner_texts()
+        page.wait_for_function("Array.from(document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')).slice(0, 2)"
+                               ".map(p => p.textContent.trim()).join(' ') === '[1]: [2]:'", timeout=120_000)
+        outputs = [cells.nth(i).locator(".jp-OutputArea").inner_text() for i in range(2)]
         dialogs = page.locator(".jp-Dialog").all_inner_texts()
-        page.screenshot(path=str(root.parent / "lab.png"))
+        shots = Path(config.runs_root()) / "book-screens"
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shots / "04-lab-loss-relaxation.png"))
     assert not dialogs, f"dialogs open: {dialogs}"
-    assert not any("Traceback" in text or "Error" in text for text in outputs), outputs
+    assert SETUP_OUTPUT in outputs[0], outputs
+    assert not any(re.search(r"Traceback|\w+Error\b", text) for text in outputs), outputs
     assert not [e for e in watch.problems() if "outside request" in e], watch.problems()
     assert NOTEBOOK.read_bytes() == committed, "the committed notebook changed"
