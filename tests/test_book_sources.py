@@ -71,3 +71,16 @@ def test_plain_docstrings_become_safe_restructuredtext():
                                   "Next ``literal`` para_ [1]_"])
     assert lines == ["The \\|a - b\\| of ``x``\\ s and \\*args:", "", "- one ``item``", "  goes on", "",
                      "Next ``literal`` para\\_ \\[1\\]\\_"]
+
+
+def test_without_chromium_the_browser_tests_skip_or_fail_in_ci(monkeypatch):
+    from tests import browser_support
+
+    monkeypatch.setattr(browser_support, "CANDIDATES", ())
+    monkeypatch.delenv("MEDVL_CHROMIUM", raising=False)
+    monkeypatch.delenv("MEDVL_REQUIRE_BROWSER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no Chromium found"):
+        browser_support.require_browser()
+    monkeypatch.setenv("MEDVL_REQUIRE_BROWSER", "1")
+    with pytest.raises(pytest.fail.Exception, match="MEDVL_REQUIRE_BROWSER=1 but no Chromium found"):
+        browser_support.require_browser()
