@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -46,6 +47,12 @@ def split_sentences(text: str) -> list[str]:
         return []
     if not isinstance(text, str):
         raise ParameterError(f"split_sentences expects a string, got {type(text).__name__}")
+    return list(_split(text))
+
+
+@lru_cache(maxsize=65536)  # every training run re-draws sentences from the same reports: split each report once
+def _split(text: str) -> tuple[str, ...]:
+    """The sentences of `text` (see split_sentences), as an immutable tuple that can be cached."""
     pieces, start = [], 0
     for match in _BOUNDARY.finditer(text):
         left, right = text[start : match.start()], text[match.end() :]
@@ -54,7 +61,7 @@ def split_sentences(text: str) -> list[str]:
         pieces.append(left)
         start = match.end()
     pieces.append(text[start:])
-    return [" ".join(p.split()) for p in pieces if _WORDISH.search(p)]
+    return tuple(" ".join(p.split()) for p in pieces if _WORDISH.search(p))
 
 
 def _generator(rng) -> np.random.Generator:
