@@ -186,9 +186,18 @@ def test_knob_mismatch_and_bad_names_raise(clean_root, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_default_world_is_generated_under_the_data_root(data_root):
-    ds = open_dataset("synth-modalities", dataset="mr", split="test", n_images=12, image_size=32, min_per_class=3)
-    assert (data_root / "synth-modalities" / "world.json").is_file() and len(ds) == 4
+def test_worlds_with_other_knobs_get_their_own_folder_under_the_data_root(data_root):
+    from medvl_core.worlds.common import knob_folder
+
+    small = {"n_images": 12, "image_size": 32, "min_per_class": 3}
+    ds = open_dataset("synth-modalities", dataset="mr", split="test", **small)
+    other = open_dataset("synth-modalities", dataset="mr", split="test", **small, confounder_strength=0.9)
+    assert len(ds) == len(other) == 4  # no "generated with different knobs": each knob set has its folder
+    folders = sorted(p.name for p in data_root.glob("synth-modalities*") if (p / "world.json").is_file())
+    assert len(folders) == 2 and all(name.startswith("synth-modalities-") for name in folders)
+    assert knob_folder("synth-modalities", {}) == data_root / "synth-modalities"  # the default knobs' folder
+    again = open_dataset("synth-modalities", dataset="mr", split="test", **small)  # reused, not regenerated
+    assert again.records[0]["path"] == ds.records[0]["path"] != other.records[0]["path"]
 
 
 def test_probe_dataset_entries(data_root, tmp_path):

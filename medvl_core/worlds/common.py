@@ -3,6 +3,7 @@ last (its presence = complete), renamed into place; reused only when format vers
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -11,11 +12,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..config import lock_file
+from ..config import dataset_dir, lock_file
 from ..errors import MedvlError
 from ..io import atomic_write_json, exclusive_lock
 
 WORLD_FILE = "world.json"
+
+
+def knob_folder(title: str, knobs: dict) -> Path:
+    """The data root's folder for a world generated with `knobs`: `<title>` without any, else `<title>-<digest>`, so
+    worlds with other knobs sit beside the default one instead of clashing with it."""
+    if not knobs:
+        return dataset_dir(title)
+    digest = hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:8]
+    return dataset_dir(f"{title}-{digest}")
 
 
 def read_world(root, title: str = "synthetic") -> dict | None:

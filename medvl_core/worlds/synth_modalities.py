@@ -26,11 +26,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ..config import dataset_dir
 from ..data.folders import image_folder
 from ..data.splits import SPLITS, canonical_split
 from ..errors import DataFormatError, MedvlError
-from .common import ensure_world, read_world
+from .common import ensure_world, knob_folder, read_world
 from .synth_modalities_draw import Scene
 from .synth_modalities_microscopy import CYTOLOGY_CLASSES, CYTOLOGY_LEVEL1, HISTOLOGY_SUBTYPES
 from .synth_modalities_photo import DERMOSCOPY_CLASSES, FUNDUS_CLASSES
@@ -289,9 +288,12 @@ def generate_synth_modalities(root=None, **knobs) -> Path:
     _require(not unknown, f"unknown knob(s) {unknown}; knobs: {list(ModalityParams.__dataclass_fields__)}")
     knobs = {k: ({str(a): float(b) for a, b in v.items()} if k == "strengths" else v) for k, v in knobs.items()}
     params = ModalityParams(**knobs).check()
-    root = Path(root).expanduser() if root is not None else dataset_dir(TITLE)
     wanted = {k: asdict(params)[k] for k in knobs}
-    return ensure_world(root, lambda tmp: _build(tmp, params), wanted, TITLE, FORMAT_VERSION, dataset_dir(TITLE))
+    defaults = asdict(ModalityParams())
+    # under the data root, other knobs than the defaults get a folder of their own beside the default world
+    cache = knob_folder(TITLE, {k: v for k, v in wanted.items() if v != defaults[k]})
+    root = Path(root).expanduser() if root is not None else cache
+    return ensure_world(root, lambda tmp: _build(tmp, params), wanted, TITLE, FORMAT_VERSION, cache)
 
 
 def read_metadata(root, dataset: str) -> pd.DataFrame:
@@ -322,7 +324,8 @@ def synth_modalities(root: Path, split: str = "train", dataset: str = "xray", mo
     """
     spec = SYNTH_MODALITIES[_check_name(dataset)]
     split = canonical_split(split, (*SPLITS, "all"), TITLE)
-    root = generate_synth_modalities(root, **knobs)
+    at_default_place = Path(root).expanduser() == knob_folder(TITLE, {})  # the registry's default: knobs pick the folder
+    root = generate_synth_modalities(None if at_default_place else root, **knobs)
     splits = SPLITS if split == "all" else (split,)
     parts = [image_folder(root / dataset, s, mode=mode or spec.mode, transform=transform) for s in splits]
     if any(part.classes != list(spec.classes) for part in parts):

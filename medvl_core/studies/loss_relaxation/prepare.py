@@ -90,10 +90,7 @@ def zero_shot_set(name: str, image_encoder=None, progress: bool = False, bad_ite
 def world_options(name: str, knobs: dict) -> dict:
     """Options opening `name` with SynthCXR generator knobs (`worlds.synth_cxr_plan.WorldParams`): none when every
     knob is at its default (the default world), else the changed knobs and a world folder of their own."""
-    import hashlib
-    import json
-
-    from ...data.registry import dataset_dir
+    from ...worlds.common import knob_folder
     from ...worlds.synth_cxr_plan import WorldParams
 
     defaults = WorldParams()
@@ -102,8 +99,7 @@ def world_options(name: str, knobs: dict) -> dict:
         return {}
     if name != "synth-cxr":
         raise MedvlError(f"world knobs {sorted(changed)} apply to synth-cxr only, not to {name!r}")
-    digest = hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()[:8]
-    return {"root": dataset_dir(f"synth-cxr-{digest}"), **changed}
+    return {"root": knob_folder("synth-cxr", changed), **changed}
 
 
 def prepare_study(image_encoder, text_encoder, labels=None, name: str = "synth-cxr", test_name: str | None = None,

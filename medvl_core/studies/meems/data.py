@@ -7,8 +7,6 @@ set is the CheXpert-style held-out set and each image carries its rare-stratum f
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from ...models.cache import image_tower_grids
 from ...text.sentences import split_sentences
 from ...text.vocab import Vocabulary, build_vocabulary, word_tokens
 from ...train import TrainConfig
+from ...worlds.common import knob_folder
 from .pixels import pretrain_encoder
 
 DEMO_WORLD = {"n_studies": 700, "n_test_images": 600, "report_source": "template", "rare_stratum": "subpulmonic",
@@ -35,8 +34,7 @@ RARE_LABEL = "Pneumothorax"  # the rare stratum's label when the world does not 
 
 def world_root(knobs: dict) -> Path:
     """A SynthCXR world folder of its own for these generator knobs (the default folder keeps default knobs)."""
-    digest = hashlib.sha256(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:8]
-    return dataset_dir(f"synth-cxr-{digest}")
+    return knob_folder("synth-cxr", knobs)
 
 
 def first_sentences(text: str, max_words: int = 30, punctuation: bool = False) -> str:
