@@ -99,3 +99,10 @@ def exercise_results(paper: str, name: str):
                          f"`medvl batch {sweep} --out DIR` (with MEDVL_NOTEBOOKS naming notebook copies without the "
                          "cells that read it) and copy DIR/results.csv there")
     return pd.read_csv(path)
+
+
+def exercise_table(paper: str, name: str, x: str, prefixes):
+    """The swept column `x` and the metric columns starting with `prefixes` (a string or a tuple) of
+    `exercise_results(paper, name)`, rounded to 3 decimals, for the notebook's printed check."""
+    table = exercise_results(paper, name)
+    return table[[x, *[c for c in table.columns if c.startswith(prefixes)]]].round(3)

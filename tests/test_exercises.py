@@ -115,6 +115,17 @@ def test_exercise_results_reads_the_committed_copy_and_names_the_sweep(tmp_path,
     assert runs.exercise_results("p", "ex").shape == (6, 4)
 
 
+def test_exercise_table_keeps_the_swept_column_and_the_prefixed_metrics_rounded(tmp_path, monkeypatch):
+    monkeypatch.setattr("medvl_core.config.REPO_ROOT", tmp_path)
+    (tmp_path / "papers" / "p" / "exercises").mkdir(parents=True)
+    pd.DataFrame({"t": [0.1, 0.5], "status": ["ok", "ok"], "auc_a": [0.61234, 0.7], "auc_b": [0.5, 0.44449],
+                  "f1": [0.3, 0.4]}).to_csv(tmp_path / "papers" / "p" / "exercises" / "ex.csv", index=False)
+    table = runs.exercise_table("p", "ex", "t", "auc_")
+    assert list(table.columns) == ["t", "auc_a", "auc_b"]
+    assert table["auc_a"].tolist() == [0.612, 0.7] and table["auc_b"].tolist() == [0.5, 0.444]
+    assert list(runs.exercise_table("p", "ex", "t", ("auc_b", "f1")).columns) == ["t", "auc_b", "f1"]
+
+
 def _plotted(nb_path: Path) -> dict[tuple[str, str], tuple[str, list, str | None]]:
     """(paper, exercise) -> (x, y list, hue) of each exercise_figure(exercise_results(...)) call in a notebook."""
     out = {}
